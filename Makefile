@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# make               module (against KDIR), library, tools, selftests
+# make module        the module only; KDIR= kernel build dir, OBJDIR= output
+# make selftests     static kselftest programs in build/selftests/
+# make check         lint + the suite in QEMU on KERNELS (default: 6.1 6.12 debug)
+# make check KERNEL=6.12   one kernel only
+# make lint          W=1 builds on both Debian header sets, checkpatch, sparse
+# make demo          the demo in QEMU
+
+VERSION := $(shell cat VERSION)
+BUILD := $(CURDIR)/build
+
+# Default KDIR: the running kernel's build dir, else the newest installed one.
+KDIR ?= $(firstword $(wildcard /lib/modules/$(shell uname -r)/build) \
+	$(lastword $(sort $(wildcard /lib/modules/*/build))))
+OBJDIR ?= $(BUILD)/kmod/$(notdir $(patsubst %/,%,$(dir $(KDIR))))
+
+KSRC_TAR := /usr/src/linux-source-6.1.tar.xz
+KSFT := $(BUILD)/ksft
+KSFT_HDRS := $(KSFT)/kselftest_harness.h $(KSFT)/kselftest.h
+CHECKPATCH := $(KSFT)/checkpatch/scripts/checkpatch.pl
+
+CC ?= gcc
+CFLAGS ?= -O2 -g
+WARN := -Wall -Wextra -Wno-unused-parameter
+TEST_CFLAGS := $(CFLAGS) $(WARN) -D_GNU_SOURCE -I$(BUILD)/include -I$(KSFT) -pthread
+TEST_LDFLAGS := -static -pthread
+
+TESTS := $(sort $(basename $(notdir $(wildcard selftests/*.c))))
+TEST_BINS := $(addprefix $(BUILD)/selftests/,$(TESTS))
+
+KMOD_SRCS := Kbuild VERSION $(wildcard kmod/*.c kmod/*.h) uapi/cowmap.h
+
+KERNELS ?= 6.1 6.12 debug
+ifdef KERNEL
+KERNELS := $(KERNEL)
+endif
+
+.PHONY: all module selftests tools check lint demo clean deps
+
+all: module tools selftests
+
+deps:
+	tools/deps.sh
+
+module: $(KMOD_SRCS)
+	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "no kernel build dir: set KDIR=" >&2; exit 1; }
+	@mkdir -p $(OBJDIR)
+	@cp -r --parents $(KMOD_SRCS) $(OBJDIR)/
+	$(MAKE) -C $(KDIR) M=$(OBJDIR) modules
+
+$(BUILD)/include/linux/cowmap.h: uapi/cowmap.h
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+$(KSFT_HDRS) $(CHECKPATCH) &:
+	@test -f $(KSRC_TAR) || tools/deps.sh
+	@mkdir -p $(KSFT)/checkpatch
+	tar -xJf $(KSRC_TAR) -C $(KSFT) --strip-components=4 \
+		linux-source-6.1/tools/testing/selftests/kselftest_harness.h \
+		linux-source-6.1/tools/testing/selftests/kselftest.h
+	tar -xJf $(KSRC_TAR) -C $(KSFT)/checkpatch --strip-components=1 \
+		linux-source-6.1/scripts/checkpatch.pl \
+		linux-source-6.1/scripts/spelling.txt \
+		linux-source-6.1/scripts/const_structs.checkpatch
+	@touch $(KSFT_HDRS) $(CHECKPATCH)
+
+$(BUILD)/selftests/%: selftests/%.c selftests/cowmap_test.h $(KSFT_HDRS) $(BUILD)/include/linux/cowmap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDFLAGS)
+
+selftests: $(TEST_BINS)
+	@printf '%s\n' $(TESTS) > $(BUILD)/selftests/list
+
+tools:
+	@mkdir -p $(BUILD)/bin
+
+# The two Debian header sets: 6.1 and 6.12 (generic flavour).
+HDR_61 = $(lastword $(sort $(wildcard /usr/src/linux-headers-6.1.*-amd64)))
+HDR_612 = $(lastword $(sort $(filter-out %-rt-amd64 %-cloud-amd64,$(wildcard /usr/src/linux-headers-6.12.*-amd64))))
+
+lint: $(CHECKPATCH)
+	@for k in $(HDR_61) $(HDR_612); do \
+		echo "== W=1 + sparse build against $$k"; \
+		rm -rf $(BUILD)/lint; \
+		$(MAKE) -s module KDIR=$$k OBJDIR=$(BUILD)/lint W=1 C=2 \
+			2>&1 | tee $(BUILD)/lint.log; \
+		if grep -E 'warning|error' $(BUILD)/lint.log; then \
+			echo "lint: warnings against $$k" >&2; exit 1; fi; \
+	done
+	$(CHECKPATCH) --strict --no-tree --terse --show-types \
+		--ignore SPDX_LICENSE_TAG,FILE_PATH_CHANGES \
+		-f $(wildcard kmod/*.c kmod/*.h) uapi/cowmap.h
+
+check:
+	tools/deps.sh
+	$(MAKE) lint
+	@set -e; for k in $(KERNELS); do \
+		echo "== suite on kernel $$k"; \
+		tools/vm test --kernel $$k; \
+	done
+
+demo:
+	tools/deps.sh
+	tools/demo
+
+clean:
+	rm -rf $(BUILD)

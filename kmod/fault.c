@@ -1,0 +1,471 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The fault path: how a session's VMAs get their PTEs.
+ *
+ * Session VMAs are VM_PFNMAP and shared. Every PTE is a special PFN entry,
+ * so neither rmap nor GUP ever sees the pages behind it (docs/design.md):
+ *
+ * - A page the session has not written maps the backing file's page-cache
+ *   page, read-only. The session holds a folio reference for as long as a
+ *   PTE may point at it (xarray ->base), and unmaps before dropping it.
+ * - The first write to such a page copies it into a page of the session
+ *   (->priv) and keeps a second copy of the pre-write bytes (->twin), then
+ *   unmaps the page from every VMA of the session; the write is retried and
+ *   maps ->priv writable.
+ * - A private page without a twin (clean since the last commit) is mapped
+ *   read-only, so its next write comes through ->pfn_mkwrite and takes a new
+ *   twin first.
+ */
+#include <linux/highmem.h>
+#include <linux/memcontrol.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/sched/mm.h>
+#include <linux/shmem_fs.h>
+#include <linux/slab.h>
+
+#include "compat.h"
+#include "cowmap.h"
+
+/* Neighbouring pages mapped by one read fault, like the core's fault-around. */
+#define COWMAP_FAULT_AROUND	16
+
+#define COWMAP_GFP (GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_RETRY_MAYFAIL | \
+		    __GFP_NOWARN)
+
+/* Pages owned by all sessions (private copies and twins). */
+static atomic_long_t cowmap_total_pages = ATOMIC_LONG_INIT(0);
+
+/*
+ * Allocate a page for @s, within the limits, charged to the memory cgroup of
+ * the process that opened the session (not of whoever faults).
+ */
+static struct page *cowmap_alloc_page(struct cowmap_session *s)
+{
+	struct mem_cgroup *old;
+	struct page *page;
+
+	if (s->nr_private + s->nr_twins >= READ_ONCE(cowmap_max_session_pages))
+		goto limit;
+	if (atomic_long_inc_return(&cowmap_total_pages) >
+	    READ_ONCE(cowmap_max_total_pages)) {
+		atomic_long_dec(&cowmap_total_pages);
+		goto limit;
+	}
+
+	old = set_active_memcg(s->memcg);
+	page = alloc_page(COWMAP_GFP);
+	set_active_memcg(old);
+	if (!page)
+		atomic_long_dec(&cowmap_total_pages);
+	return page;
+
+limit:
+	s->limit_hits++;
+	return NULL;
+}
+
+static void cowmap_free_page(struct page *page)
+{
+	put_page(page);
+	atomic_long_dec(&cowmap_total_pages);
+}
+
+static void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
+{
+	unmap_mapping_pages(s->inode->i_mapping, pgoff, nr, false);
+}
+
+/* The backing file's page at @pgoff, read if needed, with a folio reference. */
+static struct page *cowmap_read_base(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct address_space *m = s->backing->f_mapping;
+	struct folio *folio;
+
+	if (s->base_shmem)
+		return shmem_read_mapping_page_gfp(m, pgoff, mapping_gfp_mask(m));
+
+	folio = read_mapping_folio(m, pgoff, s->backing);
+	if (IS_ERR(folio))
+		return ERR_CAST(folio);
+	return folio_file_page(folio, pgoff);
+}
+
+/* Like cowmap_read_base(), but only if it is cached and up to date. */
+static struct page *cowmap_peek_base(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct address_space *m = s->backing->f_mapping;
+	struct folio *folio = cowmap_filemap_get_folio(m, pgoff);
+
+	if (!folio)
+		return NULL;
+	if (!folio_test_uptodate(folio) || READ_ONCE(folio->mapping) != m) {
+		folio_put(folio);
+		return NULL;
+	}
+	return folio_file_page(folio, pgoff);
+}
+
+static void cowmap_put_base(struct page *page)
+{
+	folio_put(page_folio(page));
+}
+
+/* Is @page still the backing file's page (not truncated, punched, ...)? */
+static bool cowmap_base_valid(struct cowmap_session *s, struct page *page)
+{
+	return READ_ONCE(page_folio(page)->mapping) == s->backing->f_mapping;
+}
+
+/* Forget the base page at @pgoff, whose PTEs are already gone. */
+static void cowmap_forget_base(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct page *page = xa_erase(&s->base, pgoff);
+
+	if (page) {
+		cowmap_put_base(page);
+		s->nr_base--;
+	}
+}
+
+/*
+ * Make @page (whose folio reference this consumes) the base page mapped at
+ * @pgoff. Returns the page to map, or NULL when out of memory.
+ */
+static struct page *cowmap_keep_base(struct cowmap_session *s, pgoff_t pgoff,
+				     struct page *page)
+{
+	struct page *old = xa_load(&s->base, pgoff);
+
+	if (old == page) {
+		cowmap_put_base(page);
+		return old;
+	}
+	if (old) {
+		/* The file's page changed under an existing PTE: replace it. */
+		cowmap_zap(s, pgoff, 1);
+		cowmap_forget_base(s, pgoff);
+		s->base_invalidations++;
+	}
+	if (xa_is_err(xa_store(&s->base, pgoff, page, GFP_KERNEL_ACCOUNT))) {
+		cowmap_put_base(page);
+		return NULL;
+	}
+	s->nr_base++;
+	return page;
+}
+
+static void cowmap_destroy_page(struct cowmap_session *s, struct cowmap_page *cp)
+{
+	if (cp->priv) {
+		cowmap_free_page(cp->priv);
+		s->nr_private--;
+	}
+	if (cp->twin) {
+		cowmap_free_page(cp->twin);
+		s->nr_twins--;
+	}
+	kfree(cp);
+}
+
+/* A private copy of @base and its twin, not yet published. */
+static struct cowmap_page *cowmap_copy_base(struct cowmap_session *s,
+					    struct page *base)
+{
+	struct cowmap_page *cp = kzalloc(sizeof(*cp), GFP_KERNEL_ACCOUNT);
+
+	if (!cp)
+		return NULL;
+	cp->twin = cowmap_alloc_page(s);
+	if (cp->twin)
+		s->nr_twins++;
+	cp->priv = cowmap_alloc_page(s);
+	if (cp->priv)
+		s->nr_private++;
+	if (!cp->twin || !cp->priv) {
+		cowmap_destroy_page(s, cp);
+		return NULL;
+	}
+	/*
+	 * Copy once from the live page, so the twin and the private copy agree
+	 * even if someone writes the file meanwhile.
+	 */
+	copy_highpage(cp->twin, base);
+	copy_highpage(cp->priv, cp->twin);
+	return cp;
+}
+
+/*
+ * Get @pgoff ready to be written by the session: a private copy exists and
+ * it has a twin of its content as of before this write. Unmaps the base
+ * page from every VMA of the session when it makes the private copy.
+ */
+static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
+						pgoff_t pgoff)
+{
+	struct cowmap_page *cp = xa_load(&s->pages, pgoff);
+	struct page *base;
+	int err;
+
+	if (cp) {
+		if (!cp->twin) {
+			cp->twin = cowmap_alloc_page(s);
+			if (!cp->twin)
+				return ERR_PTR(-ENOMEM);
+			copy_highpage(cp->twin, cp->priv);
+			s->nr_twins++;
+			s->rearms++;
+		}
+		return cp;
+	}
+
+	base = cowmap_read_base(s, pgoff);
+	if (IS_ERR(base))
+		return ERR_CAST(base);
+	cp = cowmap_copy_base(s, base);
+	cowmap_put_base(base);
+	if (!cp)
+		return ERR_PTR(-ENOMEM);
+
+	err = xa_err(xa_store(&s->pages, pgoff, cp, GFP_KERNEL_ACCOUNT));
+	if (err) {
+		cowmap_destroy_page(s, cp);
+		return ERR_PTR(err);
+	}
+	s->cow_copies++;
+
+	/* No PTE of the session may keep showing the base page. */
+	cowmap_zap(s, pgoff, 1);
+	cowmap_forget_base(s, pgoff);
+	return cp;
+}
+
+/*
+ * Map @pgoff at @addr for reading. @may_read: the faulting page itself,
+ * which may need I/O; neighbours are mapped only if already cached.
+ */
+static vm_fault_t cowmap_map_read(struct cowmap_session *s,
+				  struct vm_area_struct *vma, pgoff_t pgoff,
+				  unsigned long addr, bool may_read)
+{
+	struct cowmap_page *cp = xa_load(&s->pages, pgoff);
+	struct page *page;
+
+	if (cp) {
+		/* Written since the last commit: no need to notice it again. */
+		pgprot_t prot = cp->twin ? vm_get_page_prot(vma->vm_flags) :
+					   vma->vm_page_prot;
+
+		return vmf_insert_pfn_prot(vma, addr, page_to_pfn(cp->priv), prot);
+	}
+
+	page = xa_load(&s->base, pgoff);
+	if (!page || !cowmap_base_valid(s, page)) {
+		page = may_read ? cowmap_read_base(s, pgoff) :
+				  cowmap_peek_base(s, pgoff);
+		if (IS_ERR_OR_NULL(page))
+			return VM_FAULT_SIGBUS;
+		page = cowmap_keep_base(s, pgoff, page);
+		if (!page)
+			return VM_FAULT_SIGBUS;
+	}
+	return vmf_insert_pfn(vma, addr, page_to_pfn(page));
+}
+
+static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
+				    struct vm_fault *vmf, pgoff_t eof)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	pgoff_t first, last, idx;
+	vm_fault_t ret;
+
+	ret = cowmap_map_read(s, vma, vmf->pgoff, vmf->address, true);
+	if (ret != VM_FAULT_NOPAGE)
+		return ret;
+
+	/* Fault-around: the aligned window of neighbours inside VMA and file. */
+	first = max(round_down(vmf->pgoff, COWMAP_FAULT_AROUND), vma->vm_pgoff);
+	last = min3(round_down(vmf->pgoff, COWMAP_FAULT_AROUND) +
+		    COWMAP_FAULT_AROUND, vma->vm_pgoff + vma_pages(vma), eof);
+	for (idx = first; idx < last; idx++) {
+		unsigned long addr = vma->vm_start +
+				     ((idx - vma->vm_pgoff) << PAGE_SHIFT);
+
+		if (idx != vmf->pgoff)
+			cowmap_map_read(s, vma, idx, addr, false);
+	}
+	return VM_FAULT_NOPAGE;
+}
+
+static vm_fault_t cowmap_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct cowmap_session *s = vma->vm_private_data;
+	struct cowmap_page *cp;
+	vm_fault_t ret;
+	pgoff_t eof;
+
+	mutex_lock(&s->lock);
+	s->faults++;
+	eof = cowmap_eof_pgoff(s);
+	if (vmf->pgoff >= eof) {
+		ret = VM_FAULT_SIGBUS;
+	} else if (vmf->flags & FAULT_FLAG_WRITE) {
+		cp = cowmap_prepare_write(s, vmf->pgoff);
+		if (IS_ERR(cp))
+			ret = VM_FAULT_SIGBUS;
+		else
+			ret = vmf_insert_pfn_prot(vma, vmf->address,
+						  page_to_pfn(cp->priv),
+						  vm_get_page_prot(vma->vm_flags));
+	} else {
+		ret = cowmap_read_fault(s, vmf, eof);
+	}
+	mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* A write to a present, read-only PTE. */
+static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
+{
+	struct cowmap_session *s = vmf->vma->vm_private_data;
+	struct cowmap_page *cp;
+	bool was_private;
+	vm_fault_t ret;
+
+	mutex_lock(&s->lock);
+	s->faults++;
+	if (vmf->pgoff >= cowmap_eof_pgoff(s)) {
+		ret = VM_FAULT_SIGBUS;
+		goto out;
+	}
+	cp = xa_load(&s->pages, vmf->pgoff);
+	was_private = cp && pte_pfn(vmf->orig_pte) == page_to_pfn(cp->priv);
+
+	cp = cowmap_prepare_write(s, vmf->pgoff);
+	if (IS_ERR(cp)) {
+		ret = VM_FAULT_SIGBUS;
+	} else if (was_private) {
+		/* The core makes this PTE writable. */
+		ret = 0;
+	} else {
+		/*
+		 * The PTE showed the base page: it is zapped now (the only
+		 * legal way to redirect a write is NOPAGE after a zap), and the
+		 * retried write maps the private copy.
+		 */
+		cowmap_zap(s, vmf->pgoff, 1);
+		ret = VM_FAULT_NOPAGE;
+	}
+out:
+	mutex_unlock(&s->lock);
+	return ret;
+}
+
+static void cowmap_vm_open(struct vm_area_struct *vma)
+{
+	struct cowmap_session *s = vma->vm_private_data;
+
+	atomic_inc(&s->nr_vmas);
+}
+
+static void cowmap_vm_close(struct vm_area_struct *vma)
+{
+	struct cowmap_session *s = vma->vm_private_data;
+	unsigned long idx;
+	struct page *page;
+
+	if (!atomic_dec_and_test(&s->nr_vmas))
+		return;
+
+	/* The session's last mapping is gone with its PTEs: unpin the file. */
+	mutex_lock(&s->lock);
+	if (!atomic_read(&s->nr_vmas)) {
+		xa_for_each(&s->base, idx, page)
+			cowmap_forget_base(s, idx);
+	}
+	mutex_unlock(&s->lock);
+}
+
+static const struct vm_operations_struct cowmap_vm_ops = {
+	.open = cowmap_vm_open,
+	.close = cowmap_vm_close,
+	.fault = cowmap_fault,
+	.pfn_mkwrite = cowmap_pfn_mkwrite,
+};
+
+int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct cowmap_session *s = file->private_data;
+	bool attached;
+
+	/*
+	 * A private mapping would give the process anonymous copies that the
+	 * session never sees, and a COW mapping cannot be VM_PFNMAP.
+	 */
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+
+	mutex_lock(&s->lock);
+	attached = s->attached;
+	mutex_unlock(&s->lock);
+	if (!attached)
+		return -ENODEV;
+
+	cowmap_vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &cowmap_vm_ops;
+	vma->vm_private_data = s;
+	/* The core calls ->open for copies and splits, not for this VMA. */
+	cowmap_vm_open(vma);
+	return 0;
+}
+
+/*
+ * The backing file was modified by someone: unmap base pages that are no
+ * longer the file's (truncated, hole-punched, invalidated by direct I/O),
+ * and everything past the new end of file, so the next access refaults.
+ * Private pages past the end are kept (they hold the session's changes)
+ * but not mapped: the session's view ends where the file ends.
+ */
+void cowmap_invalidate_base(struct cowmap_session *s)
+{
+	unsigned long idx;
+	struct page *page;
+	pgoff_t eof;
+
+	mutex_lock(&s->lock);
+	if (s->dead)
+		goto out;
+
+	eof = cowmap_eof_pgoff(s);
+	cowmap_zap(s, eof, 0);	/* 0: to the end */
+	xa_for_each(&s->base, idx, page) {
+		if (idx < eof) {
+			/* Decide once: the file may change again meanwhile. */
+			if (cowmap_base_valid(s, page))
+				continue;
+			cowmap_zap(s, idx, 1);
+		}
+		cowmap_forget_base(s, idx);
+		s->base_invalidations++;
+	}
+out:
+	mutex_unlock(&s->lock);
+}
+
+/* Teardown: no VMA is left, so no PTE points at any of these pages. */
+void cowmap_free_pages(struct cowmap_session *s)
+{
+	struct cowmap_page *cp;
+	unsigned long idx;
+	struct page *page;
+
+	xa_for_each(&s->pages, idx, cp)
+		cowmap_destroy_page(s, cp);
+	xa_destroy(&s->pages);
+
+	xa_for_each(&s->base, idx, page)
+		cowmap_put_base(page);
+	xa_destroy(&s->base);
+	s->nr_base = 0;
+}

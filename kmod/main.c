@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cowmap: isolated copy-on-write sessions on a regular file.
+ *
+ * This file holds the character device, the module parameters and the
+ * ioctl dispatcher. Sessions live in session.c, the fault path in fault.c.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/fs.h>
+#include <linux/miscdevice.h>
+#include <linux/module.h>
+#include <linux/uaccess.h>
+
+#include "compat.h"
+#include "cowmap.h"
+
+unsigned long cowmap_max_session_pages = 262144;	/* 1 GiB of 4 KiB pages */
+module_param_named(max_session_pages, cowmap_max_session_pages, ulong, 0644);
+MODULE_PARM_DESC(max_session_pages,
+		 "Pages (private copies + twins) one session may own; a write past it gets SIGBUS");
+
+unsigned long cowmap_max_total_pages;	/* set at load: a quarter of RAM */
+module_param_named(max_total_pages, cowmap_max_total_pages, ulong, 0644);
+MODULE_PARM_DESC(max_total_pages,
+		 "Pages all sessions together may own (default: a quarter of RAM)");
+
+unsigned long cowmap_max_journal_bytes = 64UL << 20;
+module_param_named(max_journal_bytes, cowmap_max_journal_bytes, ulong, 0644);
+MODULE_PARM_DESC(max_journal_bytes,
+		 "Journal bytes one session may hold; a commit past it fails with ENOSPC");
+
+unsigned int cowmap_max_orphans = 64;
+module_param_named(max_orphans, cowmap_max_orphans, uint, 0644);
+MODULE_PARM_DESC(max_orphans, "Sessions kept after their last user went away");
+
+unsigned long cowmap_max_orphan_bytes = 256UL << 20;
+module_param_named(max_orphan_bytes, cowmap_max_orphan_bytes, ulong, 0644);
+MODULE_PARM_DESC(max_orphan_bytes, "Memory all orphaned sessions together may keep");
+
+static int cowmap_open(struct inode *inode, struct file *file)
+{
+	struct cowmap_session *s = cowmap_session_create();
+
+	if (IS_ERR(s))
+		return PTR_ERR(s);
+	file->private_data = s;
+	/* Link this file's VMAs to the session's own address_space. */
+	file->f_mapping = s->inode->i_mapping;
+	return 0;
+}
+
+static int cowmap_release(struct inode *inode, struct file *file)
+{
+	cowmap_session_release(file->private_data);
+	return 0;
+}
+
+union cowmap_ioc_arg {
+	struct cowmap_api api;
+	struct cowmap_attach attach;
+	struct cowmap_status status;
+};
+
+static int cowmap_ioc_api(struct cowmap_session *s, union cowmap_ioc_arg *a)
+{
+	struct cowmap_api *api = &a->api;
+	int ret = 0;
+
+	if (api->api != COWMAP_API || api->reserved0 ||
+	    memchr_inv(api->reserved, 0, sizeof(api->reserved)) ||
+	    api->features & ~COWMAP_FEATURES_ALL || api->ioctls)
+		return -EINVAL;
+
+	mutex_lock(&s->lock);
+	if (s->api_done)
+		ret = -EBUSY;
+	s->api_done = true;
+	mutex_unlock(&s->lock);
+	if (ret)
+		return ret;
+
+	api->features = COWMAP_FEATURES_ALL;
+	api->ioctls = COWMAP_IOCTL_BIT(COWMAP_IOC_API) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_ATTACH) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_STATUS);
+	return 0;
+}
+
+static int cowmap_ioc_attach(struct cowmap_session *s, union cowmap_ioc_arg *a)
+{
+	return cowmap_attach(s, &a->attach);
+}
+
+static int cowmap_ioc_status(struct cowmap_session *s, union cowmap_ioc_arg *a)
+{
+	cowmap_status(s, &a->status);
+	return 0;
+}
+
+struct cowmap_ioc {
+	unsigned int cmd;
+	int (*fn)(struct cowmap_session *s, union cowmap_ioc_arg *a);
+};
+
+/* Indexed by _IOC_NR(). */
+static const struct cowmap_ioc cowmap_iocs[] = {
+	[_IOC_NR(COWMAP_IOC_API)] = { COWMAP_IOC_API, cowmap_ioc_api },
+	[_IOC_NR(COWMAP_IOC_ATTACH)] = { COWMAP_IOC_ATTACH, cowmap_ioc_attach },
+	[_IOC_NR(COWMAP_IOC_STATUS)] = { COWMAP_IOC_STATUS, cowmap_ioc_status },
+};
+
+static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
+{
+	struct cowmap_session *s = file->private_data;
+	void __user *uarg = (void __user *)arg;
+	const struct cowmap_ioc *ioc;
+	union cowmap_ioc_arg a;
+	unsigned int size, nr;
+	bool api_done;
+	int ret;
+
+	nr = _IOC_NR(cmd);
+	if (_IOC_TYPE(cmd) != COWMAP_IOC_MAGIC || nr >= ARRAY_SIZE(cowmap_iocs) ||
+	    !cowmap_iocs[nr].fn)
+		return -ENOTTY;
+	ioc = &cowmap_iocs[nr];
+	/* A known command with another size or direction: a wrong struct. */
+	if (cmd != ioc->cmd)
+		return -EINVAL;
+
+	mutex_lock(&s->lock);
+	api_done = s->api_done;
+	mutex_unlock(&s->lock);
+	if (!api_done && cmd != COWMAP_IOC_API)
+		return -EINVAL;
+
+	size = _IOC_SIZE(cmd);
+	BUILD_BUG_ON(sizeof(a) > 256);
+	memset(&a, 0, sizeof(a));
+	if ((_IOC_DIR(cmd) & _IOC_WRITE) && copy_from_user(&a, uarg, size))
+		return -EFAULT;
+
+	ret = ioc->fn(s, &a);
+	if (ret)
+		return ret;
+
+	if ((_IOC_DIR(cmd) & _IOC_READ) && copy_to_user(uarg, &a, size))
+		return -EFAULT;
+	return 0;
+}
+
+static const struct file_operations cowmap_fops = {
+	.owner = THIS_MODULE,
+	.open = cowmap_open,
+	.release = cowmap_release,
+	.unlocked_ioctl = cowmap_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.mmap = cowmap_mmap,
+	.llseek = noop_llseek,
+};
+
+static struct miscdevice cowmap_misc = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "cowmap",
+	.fops = &cowmap_fops,
+	/* Every operation works on fds the caller opened itself. */
+	.mode = 0666,
+};
+
+static int __init cowmap_init(void)
+{
+	int ret;
+
+	if (!cowmap_max_total_pages)
+		cowmap_max_total_pages = totalram_pages() / 4;
+
+	ret = cowmap_session_init();
+	if (ret)
+		return ret;
+	ret = misc_register(&cowmap_misc);
+	if (ret) {
+		cowmap_session_exit();
+		return ret;
+	}
+	pr_info("loaded, API %d\n", COWMAP_API);
+	return 0;
+}
+
+static void __exit cowmap_exit(void)
+{
+	misc_deregister(&cowmap_misc);
+	cowmap_session_exit();
+}
+
+module_init(cowmap_init);
+module_exit(cowmap_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Isolated copy-on-write sessions on a regular file, with a change journal");
+MODULE_AUTHOR("cowmap developers");
+MODULE_VERSION(COWMAP_VERSION);

@@ -1,0 +1,49 @@
+#!/bin/bash
+# Install every Debian package cowmap needs to build, test and package.
+# Idempotent: when everything is present it only checks and returns.
+set -euo pipefail
+
+BPO_LIST=/etc/apt/sources.list.d/cowmap-backports.list
+
+PKGS=(
+	build-essential gcc make bc bison flex libelf-dev libssl-dev
+	kmod cpio xz-utils zstd rsync
+	linux-image-amd64 linux-headers-amd64 linux-source-6.1
+	qemu-system-x86 busybox-static e2fsprogs
+	libmnl-dev pkg-config sparse dkms
+	debhelper dh-dkms devscripts lintian fakeroot
+)
+
+need=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
+done
+
+have_612() {
+	# The generic flavour only: not -rt, not -cloud.
+	ls /boot/vmlinuz-6.12.*+deb12-amd64 >/dev/null 2>&1 &&
+		ls -d /usr/src/linux-headers-6.12.*+deb12-amd64 >/dev/null 2>&1
+}
+
+if [ ${#need[@]} -eq 0 ] && have_612; then
+	exit 0
+fi
+
+[ "$(id -u)" -eq 0 ] || { echo "deps.sh: must run as root to install: ${need[*]}" >&2; exit 1; }
+
+export DEBIAN_FRONTEND=noninteractive
+if [ ! -f "$BPO_LIST" ]; then
+	echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$BPO_LIST"
+fi
+apt-get update -q
+if [ ${#need[@]} -gt 0 ]; then
+	apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+if ! have_612; then
+	# The newest 6.12 image + headers in bookworm-backports (same gcc-12).
+	img=$(apt-cache search --names-only '^linux-image-6\.12\.[0-9]+\+deb12-amd64$' |
+		awk '{print $1}' | sort -V | tail -n1)
+	[ -n "$img" ] || { echo "deps.sh: no 6.12 image in bookworm-backports" >&2; exit 1; }
+	hdr=${img/linux-image/linux-headers}
+	apt-get install -y -q --no-install-recommends -t bookworm-backports "$img" "$hdr"
+fi
