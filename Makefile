@@ -23,7 +23,7 @@ CHECKPATCH := $(KSFT)/checkpatch/scripts/checkpatch.pl
 
 CC ?= gcc
 CFLAGS ?= -O2 -g
-WARN := -Wall -Wextra -Wno-unused-parameter
+WARN := -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare
 TEST_CFLAGS := $(CFLAGS) $(WARN) -D_GNU_SOURCE -I$(BUILD)/include -I$(KSFT) -pthread
 TEST_LDFLAGS := -static -pthread
 

@@ -19,10 +19,12 @@
 #include <linux/highmem.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
+#include <linux/sysfs.h>
 
 #include "compat.h"
 #include "cowmap.h"
@@ -35,6 +37,18 @@
 
 /* Pages owned by all sessions (private copies and twins). */
 static atomic_long_t cowmap_total_pages = ATOMIC_LONG_INIT(0);
+
+static int cowmap_pages_in_use_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&cowmap_total_pages));
+}
+
+static const struct kernel_param_ops cowmap_pages_in_use_ops = {
+	.get = cowmap_pages_in_use_get,
+};
+
+module_param_cb(pages_in_use, &cowmap_pages_in_use_ops, NULL, 0444);
+MODULE_PARM_DESC(pages_in_use, "Pages all sessions own now (read-only)");
 
 /*
  * Allocate a page for @s, within the limits, charged to the memory cgroup of
@@ -401,9 +415,11 @@ int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 
 	/*
 	 * A private mapping would give the process anonymous copies that the
-	 * session never sees, and a COW mapping cannot be VM_PFNMAP.
+	 * session never sees, and a COW mapping cannot be VM_PFNMAP. (MAYSHARE:
+	 * the core drops VM_SHARED from a read-only MAP_SHARED mapping of an fd
+	 * opened without write access.)
 	 */
-	if (!(vma->vm_flags & VM_SHARED))
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 
 	mutex_lock(&s->lock);

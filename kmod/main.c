@@ -145,8 +145,15 @@ static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	if (ret)
 		return ret;
 
-	if ((_IOC_DIR(cmd) & _IOC_READ) && copy_to_user(uarg, &a, size))
+	if ((_IOC_DIR(cmd) & _IOC_READ) && copy_to_user(uarg, &a, size)) {
+		/* The caller never saw the answer: the handshake did not happen. */
+		if (cmd == COWMAP_IOC_API) {
+			mutex_lock(&s->lock);
+			s->api_done = false;
+			mutex_unlock(&s->lock);
+		}
 		return -EFAULT;
+	}
 	return 0;
 }
 

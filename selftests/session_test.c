@@ -1,0 +1,911 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Sessions and the copy-on-write fault path: attach, mmap, isolation,
+ * live base pages, fork and threads, lifetimes (munmap, mremap, mprotect,
+ * close, exit), changes to the backing file while mapped (truncate, hole
+ * punch, direct I/O), GUP refusal, limits and memory accounting.
+ */
+#include <pthread.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/sysmacros.h>
+
+#include "cowmap_test.h"
+#include "kselftest_harness.h"
+
+#define NPAGES 64
+
+FIXTURE(sess) {
+	char path[256];
+	int file;	/* the backing file, read-only */
+	int fd;		/* the session */
+	uint8_t *map;	/* the whole file, through the session */
+};
+
+FIXTURE_SETUP(sess)
+{
+	self->file = cm_mkfile(self->path, sizeof(self->path), "sess",
+			       NPAGES * PG, O_RDONLY);
+	ASSERT_LE(0, self->file);
+	self->fd = cm_session(self->file);
+	ASSERT_LE(0, self->fd);
+	self->map = cm_map(self->fd, NPAGES * PG, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+}
+
+FIXTURE_TEARDOWN(sess)
+{
+	munmap(self->map, NPAGES * PG);
+	close(self->fd);
+	close(self->file);
+	unlink(self->path);
+}
+
+/* Is the backing file at @path still generation 0 of @size bytes? */
+static int file_is_pristine(const char *path, size_t size)
+{
+	uint8_t buf[PG];
+	struct stat st;
+	int fd = open(path, O_RDONLY);
+	int ok = fd >= 0 && !fstat(fd, &st) && (size_t)st.st_size == size;
+
+	for (size_t off = 0; ok && off < size; off += PG) {
+		size_t n = size - off < PG ? size - off : PG;
+
+		ok = pread(fd, buf, n, off) == (ssize_t)n && cm_is_pat(buf, off, n, 0);
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* Write generation @gen into [@off, @off + @len) of the file at @path. */
+static int file_write_gen(const char *path, off_t off, size_t len, unsigned int gen)
+{
+	uint8_t buf[PG];
+	int fd = open(path, O_WRONLY);
+	int ok = fd >= 0;
+
+	for (size_t done = 0; ok && done < len; done += PG) {
+		size_t n = len - done < PG ? len - done : PG;
+
+		cm_fill(buf, off + done, n, gen);
+		ok = pwrite(fd, buf, n, off + done) == (ssize_t)n;
+	}
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+TEST(attach_errors)
+{
+	char path[256], dir[256];
+	int fd, file, wo, pfd[2], devnull;
+	struct cowmap_attach a;
+
+	file = cm_mkfile(path, sizeof(path), "attach", 3 * PG, O_RDONLY);
+	ASSERT_LE(0, file);
+	fd = cm_open();
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_handshake(fd));
+
+	/* Not an fd, an fd of the wrong kind, write-only. */
+	EXPECT_EQ(-1, cm_attach(fd, -1));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, cm_attach(fd, 1000000));
+	EXPECT_EQ(EBADF, errno);
+	snprintf(dir, sizeof(dir), "%s", cm_dir());
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+
+	ASSERT_LE(0, dfd);
+	EXPECT_EQ(-1, cm_attach(fd, dfd));
+	EXPECT_EQ(EISDIR, errno);
+	close(dfd);
+	ASSERT_EQ(0, pipe(pfd));
+	EXPECT_EQ(-1, cm_attach(fd, pfd[0]));
+	EXPECT_EQ(EINVAL, errno);
+	close(pfd[0]);
+	close(pfd[1]);
+	devnull = open("/dev/null", O_RDONLY);
+	ASSERT_LE(0, devnull);
+	EXPECT_EQ(-1, cm_attach(fd, devnull));
+	EXPECT_EQ(EINVAL, errno);
+	close(devnull);
+	/* Another cowmap fd is not a regular file either. */
+	int other = cm_open();
+
+	EXPECT_EQ(-1, cm_attach(fd, other));
+	EXPECT_EQ(EINVAL, errno);
+	close(other);
+	wo = open(path, O_WRONLY);
+	ASSERT_LE(0, wo);
+	EXPECT_EQ(-1, cm_attach(fd, wo));
+	EXPECT_EQ(EACCES, errno);
+	close(wo);
+	int opath = open(path, O_PATH);
+
+	ASSERT_LE(0, opath);
+	EXPECT_EQ(-1, cm_attach(fd, opath));
+	EXPECT_EQ(EBADF, errno);
+	close(opath);
+
+	/* Flags and reserved fields must be zero; session_id is out only. */
+	a = (struct cowmap_attach){ .fd = file, .flags = 1 };
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	EXPECT_EQ(EINVAL, errno);
+	a = (struct cowmap_attach){ .fd = file, .session_id = 7 };
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	EXPECT_EQ(EINVAL, errno);
+	a = (struct cowmap_attach){ .fd = file };
+	a.reserved[3] = 1;
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	EXPECT_EQ(EINVAL, errno);
+
+	/* None of that attached anything; a good attach does, once. */
+	struct cowmap_status st;
+
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(COWMAP_STATE_NEW, st.state);
+	a = (struct cowmap_attach){ .fd = file };
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	EXPECT_EQ(st.session_id, a.session_id);
+	a = (struct cowmap_attach){ .fd = file };
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	EXPECT_EQ(EBUSY, errno);
+
+	/* O_RDWR backing fds are fine too. */
+	int rw = open(path, O_RDWR);
+	int fd2 = cm_session(rw);
+
+	EXPECT_LE(0, fd2);
+	close(fd2);
+	close(rw);
+	close(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST(status_identity)
+{
+	struct cowmap_status st;
+	struct stat fst;
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "ident", 5 * PG + 100, O_RDONLY);
+	int fd, wfd;
+
+	ASSERT_LE(0, file);
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fstat(file, &fst));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(COWMAP_STATE_ATTACHED, st.state);
+	EXPECT_EQ(major(fst.st_dev), st.dev_major);
+	EXPECT_EQ(minor(fst.st_dev), st.dev_minor);
+	EXPECT_EQ(fst.st_ino, st.ino);
+	EXPECT_EQ(5 * PG + 100, st.size_at_attach);
+	EXPECT_EQ(5 * PG + 100, st.size);
+	EXPECT_EQ(0, st.mappings);
+
+	wfd = open(path, O_WRONLY);
+	ASSERT_EQ(0, ftruncate(wfd, 2 * PG));
+	close(wfd);
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(5 * PG + 100, st.size_at_attach);
+	EXPECT_EQ(2 * PG, st.size);
+
+	void *m1 = cm_map(fd, PG, 0), *m2 = cm_map(fd, 2 * PG, 0);
+
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(2, st.mappings);
+	munmap(m1, PG);
+	munmap(m2, 2 * PG);
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(0, st.mappings);
+	close(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST(map_private_refused)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "priv", PG, O_RDONLY);
+	int fd = cm_session(file);
+
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, PG, PROT_READ, MAP_PRIVATE, fd, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, PG, PROT_READ | PROT_WRITE,
+				   MAP_PRIVATE, fd, 0));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST_F(sess, reads_show_file)
+{
+	EXPECT_TRUE(cm_is_pat(self->map, 0, NPAGES * PG, 0));
+}
+
+TEST_F(sess, read_fault_around)
+{
+	struct cowmap_status st;
+	volatile uint8_t sum = 0;
+
+	/* One read per page: fault-around must map neighbours in one fault. */
+	for (size_t i = 0; i < NPAGES; i++)
+		sum += self->map[i * PG];
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_GE(NPAGES / 4, st.faults);
+	EXPECT_EQ(NPAGES, st.base_pages);
+	EXPECT_EQ(0, st.private_pages);
+}
+
+TEST_F(sess, mmap_offset)
+{
+	uint8_t *a = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED,
+			  self->fd, 8 * PG);
+	uint8_t *b = mmap(NULL, 8 * PG, PROT_READ | PROT_WRITE, MAP_SHARED,
+			  self->fd, 6 * PG);
+
+	ASSERT_NE(MAP_FAILED, a);
+	ASSERT_NE(MAP_FAILED, b);
+	EXPECT_TRUE(cm_is_pat(a, 8 * PG, 4 * PG, 0));
+	/* Mappings of one session share one view. */
+	a[PG + 5] = 0xAA;
+	EXPECT_EQ(0xAA, b[3 * PG + 5]);
+	EXPECT_EQ(0xAA, self->map[9 * PG + 5]);
+	b[2 * PG] = 0xBB;
+	EXPECT_EQ(0xBB, a[0]);
+	/* An unaligned offset is refused by the core. */
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, PG, PROT_READ, MAP_SHARED, self->fd, 100));
+	munmap(a, 4 * PG);
+	munmap(b, 8 * PG);
+	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
+}
+
+TEST_F(sess, reads_see_live_file)
+{
+	/* Mapped already, and not yet mapped: both show the file as it is. */
+	EXPECT_TRUE(cm_is_pat(self->map + 5 * PG, 5 * PG, PG, 0));
+	ASSERT_EQ(0, file_write_gen(self->path, 5 * PG, PG, 1));
+	ASSERT_EQ(0, file_write_gen(self->path, 40 * PG, 2 * PG, 2));
+	EXPECT_TRUE(cm_is_pat(self->map + 5 * PG, 5 * PG, PG, 1));
+	EXPECT_TRUE(cm_is_pat(self->map + 40 * PG, 40 * PG, 2 * PG, 2));
+	/* A small write in the middle of a page shows up too. */
+	ASSERT_EQ(0, file_write_gen(self->path, 5 * PG + 100, 10, 3));
+	EXPECT_TRUE(cm_is_pat(self->map + 5 * PG + 100, 5 * PG + 100, 10, 3));
+}
+
+TEST_F(sess, writes_stay_private)
+{
+	struct cowmap_status st;
+	struct stat before, after;
+
+	ASSERT_EQ(0, stat(self->path, &before));
+	usleep(20000);	/* a file write would move mtime past this */
+	self->map[0] = 0x11;
+	memset(self->map + 10 * PG, 0x22, PG);
+	self->map[10 * PG + 7] = 0x33;
+	memcpy(self->map + 20 * PG + PG - 2, "\x44\x55\x66\x77", 4);
+
+	EXPECT_EQ(0x11, self->map[0]);
+	EXPECT_TRUE(cm_is_pat(self->map + 1, 1, PG - 1, 0));
+	EXPECT_EQ(0x33, self->map[10 * PG + 7]);
+	EXPECT_EQ(0x22, self->map[10 * PG + 8]);
+	EXPECT_EQ(0, memcmp(self->map + 20 * PG + PG - 2, "\x44\x55\x66\x77", 4));
+
+	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
+	ASSERT_EQ(0, stat(self->path, &after));
+	EXPECT_EQ(before.st_mtim.tv_sec, after.st_mtim.tv_sec);
+	EXPECT_EQ(before.st_mtim.tv_nsec, after.st_mtim.tv_nsec);
+	EXPECT_EQ(before.st_size, after.st_size);
+
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(4, st.cow_copies);	/* pages 0, 10, 20, 21 */
+	EXPECT_EQ(4, st.private_pages);
+	EXPECT_EQ(4, st.twin_pages);
+	/* More writes to the same pages copy nothing more. */
+	memset(self->map, 0x99, PG);
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(4, st.cow_copies);
+}
+
+TEST_F(sess, written_page_ignores_file)
+{
+	self->map[3 * PG + 9] = 0xEE;
+	ASSERT_EQ(0, file_write_gen(self->path, 2 * PG, 3 * PG, 5));
+	/* The written page keeps the content it was copied from. */
+	EXPECT_TRUE(cm_is_pat(self->map + 3 * PG, 3 * PG, 9, 0));
+	EXPECT_EQ(0xEE, self->map[3 * PG + 9]);
+	EXPECT_TRUE(cm_is_pat(self->map + 3 * PG + 10, 3 * PG + 10, PG - 10, 0));
+	/* Its neighbours are live. */
+	EXPECT_TRUE(cm_is_pat(self->map + 2 * PG, 2 * PG, PG, 5));
+	EXPECT_TRUE(cm_is_pat(self->map + 4 * PG, 4 * PG, PG, 5));
+}
+
+TEST(two_sessions_isolated)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "two", 8 * PG, O_RDONLY);
+	int s1 = cm_session(file), s2 = cm_session(file), s3 = cm_session(file);
+	uint8_t *m1, *m2, *m3;
+
+	ASSERT_LE(0, s1);
+	ASSERT_LE(0, s2);
+	ASSERT_LE(0, s3);
+	m1 = cm_map(s1, 8 * PG, 0);
+	m2 = cm_map(s2, 8 * PG, 0);
+	m3 = cm_map(s3, 8 * PG, 0);
+	ASSERT_NE(MAP_FAILED, m1);
+	ASSERT_NE(MAP_FAILED, m2);
+	ASSERT_NE(MAP_FAILED, m3);
+	/* Make s3 map the base page before the others write. */
+	EXPECT_TRUE(cm_is_pat(m3, 0, 8 * PG, 0));
+
+	memset(m1 + PG, 0x01, 100);
+	memset(m2 + PG, 0x02, 100);
+	m2[7 * PG] = 0x72;
+	EXPECT_EQ(0x01, m1[PG + 50]);
+	EXPECT_EQ(0x02, m2[PG + 50]);
+	EXPECT_TRUE(cm_is_pat(m3 + PG, PG, PG, 0));
+	EXPECT_TRUE(cm_is_pat(m1 + 7 * PG, 7 * PG, PG, 0));
+	EXPECT_EQ(0x72, m2[7 * PG]);
+	EXPECT_TRUE(file_is_pristine(path, 8 * PG));
+	munmap(m1, 8 * PG);
+	munmap(m2, 8 * PG);
+	munmap(m3, 8 * PG);
+	close(s1);
+	close(s2);
+	close(s3);
+	close(file);
+	unlink(path);
+}
+
+TEST(two_processes_isolated)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "procs", 4 * PG, O_RDONLY);
+	int to_child[2], to_parent[2];
+	uint8_t *m;
+	char c;
+	pid_t pid;
+	int fd;
+
+	ASSERT_LE(0, file);
+	ASSERT_EQ(0, pipe(to_child));
+	ASSERT_EQ(0, pipe(to_parent));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		/* Its own session: its own view. */
+		int cfd = cm_session(file);
+		uint8_t *cm = cfd < 0 ? MAP_FAILED : cm_map(cfd, 4 * PG, 0);
+
+		if (cm == MAP_FAILED)
+			_exit(10);
+		memset(cm, 0xC1, 4 * PG);
+		if (write(to_parent[1], "w", 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(11);
+		/* The parent wrote meanwhile: not visible here. */
+		for (size_t i = 0; i < 4 * PG; i++)
+			if (cm[i] != 0xC1)
+				_exit(12);
+		_exit(0);
+	}
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 4 * PG, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(1, read(to_parent[0], &c, 1));
+	EXPECT_TRUE(cm_is_pat(m, 0, 4 * PG, 0));
+	memset(m + PG, 0xB2, PG);
+	ASSERT_EQ(1, write(to_child[1], "p", 1));
+	EXPECT_EQ(0, cm_wait(pid));
+	EXPECT_TRUE(cm_is_pat(m, 0, PG, 0));
+	EXPECT_EQ(0xB2, m[PG + 1]);
+	EXPECT_TRUE(file_is_pristine(path, 4 * PG));
+	munmap(m, 4 * PG);
+	close(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST_F(sess, fork_shares_session)
+{
+	int to_child[2], to_parent[2];
+	struct cowmap_status st;
+	char c;
+	pid_t pid;
+
+	self->map[0] = 0xA0;	/* before fork */
+	ASSERT_EQ(0, pipe(to_child));
+	ASSERT_EQ(0, pipe(to_parent));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (self->map[0] != 0xA0)
+			_exit(10);
+		self->map[PG] = 0xC0;		/* child writes a new page */
+		self->map[0] = 0xC1;		/* and the parent's */
+		if (write(to_parent[1], "w", 1) != 1 || read(to_child[0], &c, 1) != 1)
+			_exit(11);
+		if (self->map[2 * PG] != 0xA2)	/* parent's write after fork */
+			_exit(12);
+		_exit(0);
+	}
+	ASSERT_EQ(1, read(to_parent[0], &c, 1));
+	EXPECT_EQ(0xC0, self->map[PG]);
+	EXPECT_EQ(0xC1, self->map[0]);
+	self->map[2 * PG] = 0xA2;
+	ASSERT_EQ(1, write(to_child[1], "p", 1));
+	EXPECT_EQ(0, cm_wait(pid));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(3, st.cow_copies);
+	EXPECT_EQ(1, st.mappings);	/* the child's VMA went with it */
+	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
+}
+
+struct thread_arg {
+	uint8_t *map;
+	int first;
+};
+
+static void *thread_writer(void *p)
+{
+	struct thread_arg *a = p;
+
+	for (int i = 0; i < NPAGES / 4; i++)
+		memset(a->map + (size_t)(a->first + i) * PG, a->first + i, PG);
+	return NULL;
+}
+
+TEST_F(sess, threads_share_session)
+{
+	struct thread_arg args[4];
+	struct cowmap_status st;
+	pthread_t t[4];
+
+	for (int i = 0; i < 4; i++) {
+		args[i] = (struct thread_arg){ self->map, i * NPAGES / 4 };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, thread_writer, &args[i]));
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	for (int p = 0; p < NPAGES; p++) {
+		EXPECT_EQ(p, self->map[(size_t)p * PG]);
+		EXPECT_EQ(p, self->map[(size_t)p * PG + PG - 1]);
+	}
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(NPAGES, st.cow_copies);
+	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
+}
+
+TEST(sigbus_past_eof)
+{
+	char path[256];
+	size_t size = 2 * PG + 100;
+	int file = cm_mkfile(path, sizeof(path), "eof", size, O_RDONLY);
+	int fd = cm_session(file);
+	uint8_t *m;
+
+	ASSERT_LE(0, fd);
+	/* Five pages of session, then a PROT_NONE guard page. */
+	m = mmap(NULL, 6 * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(m, mmap(m, 5 * PG, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			  fd, 0));
+	EXPECT_TRUE(cm_is_pat(m, 0, size, 0));
+	/* The rest of the last page reads as zeros, and can be written. */
+	EXPECT_EQ(0, m[size]);
+	EXPECT_EQ(0, m[3 * PG - 1]);
+	EXPECT_EQ(0, cm_try_write(m + size + 10, 0x5A));
+	EXPECT_EQ(0x5A, m[size + 10]);
+	/* Past the last page: SIGBUS for reads and writes. */
+	EXPECT_EQ(SIGBUS, cm_try_read(m + 3 * PG));
+	EXPECT_EQ(SIGBUS, cm_try_write(m + 4 * PG + 1, 1));
+	/* Past the mapping: SIGSEGV, as usual. */
+	EXPECT_EQ(SIGSEGV, cm_try_read(m + 5 * PG));
+	EXPECT_TRUE(file_is_pristine(path, size));
+	munmap(m, 6 * PG);
+	close(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST_F(sess, truncate_while_mapped)
+{
+	struct cowmap_status st;
+	volatile uint8_t sum = 0;
+	int wfd;
+
+	for (size_t i = 0; i < NPAGES * PG; i += PG)
+		sum += self->map[i];
+	self->map[PG + 1] = 0x77;
+	self->map[30 * PG + 1] = 0x78;
+
+	wfd = open(self->path, O_RDWR);
+	ASSERT_LE(0, wfd);
+	ASSERT_EQ(0, ftruncate(wfd, 4 * PG));
+	/* Past the new end: SIGBUS, written page or not. */
+	EXPECT_EQ(SIGBUS, cm_try_read(self->map + 8 * PG));
+	EXPECT_EQ(SIGBUS, cm_try_read(self->map + 30 * PG));
+	EXPECT_EQ(SIGBUS, cm_try_write(self->map + 40 * PG, 1));
+	/* Inside: the session's page and the file's. */
+	EXPECT_EQ(0x77, self->map[PG + 1]);
+	EXPECT_TRUE(cm_is_pat(self->map + 2 * PG, 2 * PG, 2 * PG, 0));
+
+	/* The file grows again with new content: the session sees it. */
+	ASSERT_EQ(0, ftruncate(wfd, NPAGES * PG));
+	close(wfd);
+	EXPECT_EQ(0, self->map[20 * PG]);
+	ASSERT_EQ(0, file_write_gen(self->path, 0, NPAGES * PG, 3));
+	EXPECT_TRUE(cm_is_pat(self->map + 8 * PG, 8 * PG, 8 * PG, 3));
+	EXPECT_TRUE(cm_is_pat(self->map + 2 * PG, 2 * PG, 2 * PG, 3));
+	EXPECT_EQ(0x77, self->map[PG + 1]);
+	/* The session's own page past the old end comes back with the file. */
+	EXPECT_EQ(0x78, self->map[30 * PG + 1]);
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_LT(0, st.base_invalidations);
+}
+
+TEST_F(sess, truncate_to_zero_and_rewrite)
+{
+	volatile uint8_t sum = 0;
+	int wfd;
+
+	for (size_t i = 0; i < NPAGES * PG; i += PG)
+		sum += self->map[i];
+	wfd = open(self->path, O_RDWR | O_TRUNC);
+	ASSERT_LE(0, wfd);
+	close(wfd);
+	EXPECT_EQ(SIGBUS, cm_try_read(self->map));
+	ASSERT_EQ(0, file_write_gen(self->path, 0, NPAGES * PG, 4));
+	EXPECT_TRUE(cm_is_pat(self->map, 0, NPAGES * PG, 4));
+}
+
+TEST_F(sess, hole_punch_while_mapped)
+{
+	volatile uint8_t sum = 0;
+	int wfd;
+
+	for (size_t i = 0; i < NPAGES * PG; i += PG)
+		sum += self->map[i];
+	self->map[3 * PG] = 0x33;
+	wfd = open(self->path, O_RDWR);
+	ASSERT_LE(0, wfd);
+	if (fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      2 * PG, 4 * PG)) {
+		close(wfd);
+		SKIP(return, "hole punch: %s", strerror(errno));
+	}
+	close(wfd);
+	for (size_t i = 2 * PG; i < 6 * PG; i++) {
+		if (i >= 3 * PG && i < 4 * PG)
+			continue;
+		ASSERT_EQ(0, self->map[i]);
+	}
+	EXPECT_EQ(0x33, self->map[3 * PG]);
+	EXPECT_TRUE(cm_is_pat(self->map + 3 * PG + 1, 3 * PG + 1, PG - 1, 0));
+	EXPECT_TRUE(cm_is_pat(self->map + 6 * PG, 6 * PG, PG, 0));
+	EXPECT_TRUE(cm_is_pat(self->map + PG, PG, PG, 0));
+}
+
+TEST_F(sess, direct_io_write_while_mapped)
+{
+	volatile uint8_t sum = 0;
+	uint8_t *buf;
+	int dfd;
+
+	for (size_t i = 0; i < NPAGES * PG; i += PG)
+		sum += self->map[i];
+	self->map[3 * PG] = 0x33;
+	dfd = open(self->path, O_RDWR | O_DIRECT);
+	if (dfd < 0)
+		SKIP(return, "O_DIRECT: %s", strerror(errno));
+	ASSERT_EQ(0, posix_memalign((void **)&buf, PG, 8 * PG));
+	cm_fill(buf, 0, 8 * PG, 6);
+	ASSERT_EQ(8 * PG, pwrite(dfd, buf, 8 * PG, 0));
+	close(dfd);
+	EXPECT_TRUE(cm_is_pat(self->map, 0, 3 * PG, 6));
+	EXPECT_TRUE(cm_is_pat(self->map + 4 * PG, 4 * PG, 4 * PG, 6));
+	EXPECT_EQ(0x33, self->map[3 * PG]);
+	EXPECT_TRUE(cm_is_pat(self->map + 8 * PG, 8 * PG, PG, 0));
+	free(buf);
+}
+
+/* get_user_pages() cannot work on a VM_PFNMAP mapping: it fails cleanly. */
+TEST_F(sess, gup_refused)
+{
+	struct iovec iov = { .iov_base = self->map, .iov_len = PG };
+	int pfd[2];
+	char buf[100];
+
+	ASSERT_EQ(0, pipe(pfd));
+	EXPECT_EQ(-1, vmsplice(pfd[1], &iov, 1, 0));
+	EXPECT_EQ(EFAULT, errno);
+	/* Plain copies in and out of the mapping work. */
+	EXPECT_EQ(100, write(pfd[1], self->map, 100));
+	EXPECT_EQ(100, read(pfd[0], buf, 100));
+	EXPECT_TRUE(cm_is_pat((uint8_t *)buf, 0, 100, 0));
+	EXPECT_EQ(3, write(pfd[1], "xyz", 3));
+	EXPECT_EQ(3, read(pfd[0], self->map + 5 * PG, 3));
+	EXPECT_EQ(0, memcmp(self->map + 5 * PG, "xyz", 3));
+	close(pfd[0]);
+	close(pfd[1]);
+
+	int dfd = open(self->path, O_RDONLY | O_DIRECT);
+
+	if (dfd >= 0) {
+		struct statfs sfs;
+
+		ASSERT_EQ(0, fstatfs(dfd, &sfs));
+		if (sfs.f_type == TMPFS_MAGIC) {
+			/* tmpfs (6.6+) serves O_DIRECT by copying: no GUP. */
+			EXPECT_EQ(PG, pread(dfd, self->map + 8 * PG, PG, 0));
+			EXPECT_TRUE(cm_is_pat(self->map + 8 * PG, 0, PG, 0));
+		} else {
+			/* Real direct I/O into the mapping: GUP, refused. */
+			EXPECT_EQ(-1, pread(dfd, self->map + 8 * PG, PG, 0));
+			EXPECT_EQ(EFAULT, errno);
+		}
+		close(dfd);
+	}
+	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
+}
+
+TEST_F(sess, munmap_partial)
+{
+	struct cowmap_status st;
+	uint8_t *m;
+
+	self->map[3 * PG] = 0x33;
+	ASSERT_EQ(0, munmap(self->map + 2 * PG, 3 * PG));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(2, st.mappings);
+	EXPECT_EQ(SIGSEGV, cm_try_read(self->map + 3 * PG));
+	EXPECT_TRUE(cm_is_pat(self->map + PG, PG, PG, 0));
+	self->map[6 * PG] = 0x66;
+	/* The session keeps its page: a new mapping shows it. */
+	m = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, self->fd, 3 * PG);
+	ASSERT_NE(MAP_FAILED, m);
+	EXPECT_EQ(0x33, m[0]);
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(3, st.mappings);
+	EXPECT_EQ(2, st.private_pages);
+	munmap(m, PG);
+	/* Restore the fixture's mapping so teardown unmaps all of it. */
+	ASSERT_NE(MAP_FAILED, mmap(self->map + 2 * PG, 3 * PG, PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_FIXED, self->fd, 2 * PG));
+	EXPECT_EQ(0x33, self->map[3 * PG]);
+}
+
+TEST_F(sess, mremap)
+{
+	struct cowmap_status st;
+	uint8_t *m, *dst;
+
+	self->map[PG] = 0x11;
+	/* Growing is refused (VM_DONTEXPAND). */
+	EXPECT_EQ(MAP_FAILED, mremap(self->map, NPAGES * PG, 2 * NPAGES * PG, 0));
+	/* Moving works and keeps the view and the write tracking. */
+	dst = mmap(NULL, NPAGES * PG, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, dst);
+	m = mremap(self->map, NPAGES * PG, NPAGES * PG,
+		   MREMAP_MAYMOVE | MREMAP_FIXED, dst);
+	ASSERT_EQ(dst, m);
+	self->map = m;
+	EXPECT_EQ(0x11, m[PG]);
+	EXPECT_TRUE(cm_is_pat(m + 2 * PG, 2 * PG, PG, 0));
+	m[2 * PG] = 0x22;
+	EXPECT_EQ(0x22, m[2 * PG]);
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(2, st.cow_copies);
+	EXPECT_EQ(1, st.mappings);
+	/* Shrinking works. */
+	ASSERT_EQ(m, mremap(m, NPAGES * PG, 4 * PG, 0));
+	EXPECT_EQ(SIGSEGV, cm_try_read(m + 5 * PG));
+	munmap(m + 4 * PG, (NPAGES - 4) * PG);
+	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
+}
+
+TEST_F(sess, mprotect_keeps_tracking)
+{
+	struct cowmap_status st;
+	volatile uint8_t v;
+
+	v = self->map[0];	/* base page mapped read-only */
+	(void)v;
+	self->map[PG] = 0x11;	/* page 1 private, writable */
+	ASSERT_EQ(0, mprotect(self->map, NPAGES * PG, PROT_READ));
+	EXPECT_EQ(SIGSEGV, cm_try_write(self->map, 1));
+	EXPECT_EQ(SIGSEGV, cm_try_write(self->map + PG, 1));
+	ASSERT_EQ(0, mprotect(self->map, NPAGES * PG, PROT_READ | PROT_WRITE));
+	/* Read-only -> read-write must not let a write reach the base page. */
+	self->map[0] = 0xF0;
+	self->map[PG + 1] = 0xF1;
+	EXPECT_EQ(0xF0, self->map[0]);
+	EXPECT_EQ(0x11, self->map[PG]);
+	EXPECT_EQ(0xF1, self->map[PG + 1]);
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(2, st.cow_copies);
+	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
+
+	/* A split by mprotect is one more VMA. */
+	ASSERT_EQ(0, mprotect(self->map + 4 * PG, PG, PROT_READ));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(3, st.mappings);
+}
+
+TEST(session_fd_readonly)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "rofd", 2 * PG, O_RDONLY);
+	int fd = open(COWMAP_DEVICE_PATH, O_RDONLY);
+	uint8_t *m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_handshake(fd));
+	ASSERT_EQ(0, cm_attach(fd, file));
+	/* Shared writable mapping of an fd opened read-only: refused. */
+	EXPECT_EQ(MAP_FAILED, cm_map(fd, 2 * PG, 0));
+	EXPECT_EQ(EACCES, errno);
+	m = mmap(NULL, 2 * PG, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	EXPECT_TRUE(cm_is_pat(m, 0, 2 * PG, 0));
+	EXPECT_EQ(-1, mprotect(m, 2 * PG, PROT_READ | PROT_WRITE));
+	munmap(m, 2 * PG);
+	close(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST(close_before_munmap_frees_at_last_unmap)
+{
+	long base = cm_param_get("pages_in_use");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "close", 16 * PG, O_RDONLY);
+	int fd = cm_session(file);
+	uint8_t *m;
+
+	ASSERT_LE(0, base);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 16 * PG, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	close(fd);
+	close(file);
+	/* The mapping keeps the session alive. */
+	for (int i = 0; i < 10; i++)
+		m[i * PG] = i;
+	EXPECT_TRUE(cm_is_pat(m + 12 * PG, 12 * PG, 4 * PG, 0));
+	EXPECT_EQ(base + 20, cm_param_get("pages_in_use"));
+	for (int i = 0; i < 10; i++)
+		EXPECT_EQ(i, m[i * PG]);
+	ASSERT_EQ(0, munmap(m, 16 * PG));
+	EXPECT_EQ(base, cm_param_get("pages_in_use"));
+	EXPECT_TRUE(file_is_pristine(path, 16 * PG));
+	unlink(path);
+}
+
+TEST(exit_frees_session)
+{
+	long base = cm_param_get("pages_in_use");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "exit", 16 * PG, O_RDONLY);
+	pid_t pid;
+
+	ASSERT_LE(0, base);
+	ASSERT_LE(0, file);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int fd = cm_session(file);
+		uint8_t *m = fd < 0 ? MAP_FAILED : cm_map(fd, 16 * PG, 0);
+
+		if (m == MAP_FAILED)
+			_exit(10);
+		memset(m, 0xEE, 16 * PG);
+		_exit(cm_param_get("pages_in_use") == base + 32 ? 0 : 11);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	EXPECT_EQ(base, cm_param_get("pages_in_use"));
+
+	/* Killed by a signal in the middle of writing: freed as well. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int fd = cm_session(file);
+		uint8_t *m = fd < 0 ? MAP_FAILED : cm_map(fd, 16 * PG, 0);
+
+		if (m == MAP_FAILED)
+			_exit(10);
+		for (;;)
+			for (size_t i = 0; i < 16 * PG; i += 64)
+				m[i]++;
+	}
+	usleep(200000);
+	kill(pid, SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, cm_wait(pid));
+	EXPECT_EQ(base, cm_param_get("pages_in_use"));
+	EXPECT_TRUE(file_is_pristine(path, 16 * PG));
+	close(file);
+	unlink(path);
+}
+
+TEST(limit_per_session)
+{
+	long old = cm_param_get("max_session_pages");
+	struct cowmap_status st;
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "limit", 8 * PG, O_RDONLY);
+	int fd = cm_session(file);
+	uint8_t *m;
+
+	ASSERT_LT(0, old);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 8 * PG, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, cm_param_set("max_session_pages", 6));
+	/* A first write costs two pages (copy + twin): three fit. */
+	EXPECT_EQ(0, cm_try_write(m, 1));
+	EXPECT_EQ(0, cm_try_write(m + PG, 1));
+	EXPECT_EQ(0, cm_try_write(m + 2 * PG, 1));
+	EXPECT_EQ(SIGBUS, cm_try_write(m + 3 * PG, 1));
+	/* Reads and writes to pages it has still work. */
+	EXPECT_TRUE(cm_is_pat(m + 3 * PG, 3 * PG, PG, 0));
+	EXPECT_EQ(0, cm_try_write(m + 2 * PG + 1, 2));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(3, st.private_pages);
+	EXPECT_LE(1, st.limit_hits);
+	/* Another session is not affected by this one's pages. */
+	int fd2 = cm_session(file);
+	uint8_t *m2 = cm_map(fd2, 8 * PG, 0);
+
+	ASSERT_NE(MAP_FAILED, m2);
+	EXPECT_EQ(0, cm_try_write(m2 + 3 * PG, 1));
+	ASSERT_EQ(0, cm_param_set("max_session_pages", old));
+	EXPECT_EQ(0, cm_try_write(m + 3 * PG, 1));
+	EXPECT_TRUE(file_is_pristine(path, 8 * PG));
+	munmap(m2, 8 * PG);
+	close(fd2);
+	munmap(m, 8 * PG);
+	close(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST(limit_global)
+{
+	long old = cm_param_get("max_total_pages");
+	long used = cm_param_get("pages_in_use");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "glimit", 8 * PG, O_RDONLY);
+	int fd = cm_session(file), fd2 = cm_session(file);
+	uint8_t *m, *m2;
+
+	ASSERT_LT(0, old);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 8 * PG, 0);
+	m2 = cm_map(fd2, 8 * PG, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_NE(MAP_FAILED, m2);
+	ASSERT_EQ(0, cm_param_set("max_total_pages", used + 4));
+	EXPECT_EQ(0, cm_try_write(m, 1));
+	EXPECT_EQ(0, cm_try_write(m2, 1));
+	EXPECT_EQ(SIGBUS, cm_try_write(m + PG, 1));
+	EXPECT_EQ(SIGBUS, cm_try_write(m2 + PG, 1));
+	ASSERT_EQ(0, cm_param_set("max_total_pages", old));
+	EXPECT_EQ(0, cm_try_write(m + PG, 1));
+	munmap(m, 8 * PG);
+	munmap(m2, 8 * PG);
+	close(fd);
+	close(fd2);
+	EXPECT_EQ(used, cm_param_get("pages_in_use"));
+	close(file);
+	unlink(path);
+}
+
+TEST_HARNESS_MAIN
