@@ -30,24 +30,34 @@ struct cowmap_page {
 	struct page *twin;
 };
 
+/* A committed record: immutable once published in the journal. */
+struct cowmap_rec {
+	u64 seq;
+	u32 size;
+	u8 data[];	/* struct cowmap_log_record, old, new, padding */
+};
+
 /*
- * One session: an isolated view of one file. Created by open(/dev/cowmap),
- * freed when the last reference goes: the file (which every VMA pins) and the
- * fsnotify mark on the backing inode each hold one.
+ * One session: an isolated view of one file, created by attach. Freed when
+ * the last reference goes: the fd that attached or adopted it, the orphan
+ * registry, and the fsnotify mark on the backing inode each hold one.
  */
 struct cowmap_session {
 	struct kref ref;
 	u64 id;
 
+	/* Under cowmap_registry_lock. */
+	struct list_head node;
+	int state;			/* COWMAP_STATE_ATTACHED or _ORPHANED */
+	size_t orphan_bytes;
+
 	/*
 	 * @lock serialises everything that decides what a PTE of this session
-	 * points at: faults, mkwrite, invalidation of base pages, teardown.
-	 * Order: mmap_lock -> @lock -> i_mmap_rwsem of @inode -> PTL.
-	 * Never held across copy_{to,from}_user().
+	 * points at: faults, mkwrite, invalidation of base pages, commit,
+	 * teardown. Order: mmap_lock -> @lock -> i_mmap_rwsem of @inode -> PTL.
+	 * Never held across copy_{to,from}_user() or file I/O.
 	 */
 	struct mutex lock;
-	bool api_done;
-	bool attached;
 	bool dead;
 
 	/* Per-session inode: its i_mapping links the session's VMAs only. */
@@ -59,10 +69,11 @@ struct cowmap_session {
 	u64 size_at_attach;
 	dev_t dev;
 	u64 ino;
+	u64 created_ns;
 	struct cowmap_notify *notify;
 
 	kuid_t owner_uid;
-	struct mem_cgroup *memcg;	/* private pages are charged here */
+	struct mem_cgroup *memcg;	/* pages and records are charged here */
 
 	struct xarray pages;	/* pgoff -> struct cowmap_page * */
 	struct xarray base;	/* pgoff -> struct page *, one folio ref each */
@@ -78,7 +89,44 @@ struct cowmap_session {
 	u64 limit_hits;
 
 	atomic_t nr_vmas;
+
+	/*
+	 * The journal. @jlock (outer to mmap_lock and @lock) is held for
+	 * writing by commit and discard, for reading by dump and read(2);
+	 * the fields below change only with @jlock and @lock both held.
+	 */
+	struct rw_semaphore jlock;
+	struct xarray journal;	/* seq -> struct cowmap_rec * */
+	u64 next_seq;
+	u64 nr_records;
+	u64 journal_bytes;
+	u64 commits;
+	/* The journal file: written under @jlock only, never under @lock. */
+	struct file *jfile;
+	loff_t jfile_len;	/* bytes of it known good */
+	u64 jfile_seq;		/* last record written to it */
 };
+
+/*
+ * What an open /dev/cowmap fd holds. @s is set once, by attach or adopt,
+ * with @lock held, and published with smp_store_release() after the
+ * file's f_mapping points at the session's inode; it never changes again.
+ */
+struct cowmap_file {
+	struct mutex lock;
+	bool api_done;
+	struct cowmap_session *s;
+	/* read(2): the stream position of record @rd_seq, under @lock. */
+	loff_t rd_pos;
+	u64 rd_seq;
+};
+
+static inline struct cowmap_session *cowmap_file_session(struct file *file)
+{
+	struct cowmap_file *cf = file->private_data;
+
+	return smp_load_acquire(&cf->s);
+}
 
 /* Module parameters (limits), read with READ_ONCE(). */
 extern unsigned long cowmap_max_session_pages;
@@ -90,16 +138,28 @@ extern unsigned long cowmap_max_orphan_bytes;
 /* session.c */
 int cowmap_session_init(void);
 void cowmap_session_exit(void);
-struct cowmap_session *cowmap_session_create(void);
 void cowmap_session_put(struct cowmap_session *s);
-void cowmap_session_release(struct cowmap_session *s);
-int cowmap_attach(struct cowmap_session *s, struct cowmap_attach *arg);
+void cowmap_session_close(struct cowmap_session *s);
+int cowmap_attach(struct file *file, struct cowmap_attach *arg);
+int cowmap_adopt(struct file *file, struct cowmap_adopt *arg);
+void cowmap_discard(struct cowmap_session *s);
 void cowmap_status(struct cowmap_session *s, struct cowmap_status *st);
 pgoff_t cowmap_eof_pgoff(struct cowmap_session *s);
 
 /* fault.c */
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma);
+void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr);
+void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_free_pages(struct cowmap_session *s);
+
+/* journal.c */
+void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h);
+int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile);
+int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c);
+int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d);
+ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
+		    loff_t *ppos);
+void cowmap_journal_free(struct cowmap_session *s);
 
 #endif /* _COWMAP_H */

@@ -85,7 +85,7 @@ static void cowmap_free_page(struct page *page)
 	atomic_long_dec(&cowmap_total_pages);
 }
 
-static void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
+void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
 {
 	unmap_mapping_pages(s->inode->i_mapping, pgoff, nr, false);
 }
@@ -410,8 +410,7 @@ static const struct vm_operations_struct cowmap_vm_ops = {
 
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct cowmap_session *s = file->private_data;
-	bool attached;
+	struct cowmap_session *s = cowmap_file_session(file);
 
 	/*
 	 * A private mapping would give the process anonymous copies that the
@@ -422,10 +421,7 @@ int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 
-	mutex_lock(&s->lock);
-	attached = s->attached;
-	mutex_unlock(&s->lock);
-	if (!attached)
+	if (!s)
 		return -ENODEV;
 
 	cowmap_vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
@@ -467,6 +463,15 @@ void cowmap_invalidate_base(struct cowmap_session *s)
 	}
 out:
 	mutex_unlock(&s->lock);
+}
+
+/* A committed page: forget its twin, so its next write is tracked again. */
+void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp)
+{
+	lockdep_assert_held(&s->lock);
+	cowmap_free_page(cp->twin);
+	cp->twin = NULL;
+	s->nr_twins--;
 }
 
 /* Teardown: no VMA is left, so no PTE points at any of these pages. */

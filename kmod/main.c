@@ -3,7 +3,8 @@
  * cowmap: isolated copy-on-write sessions on a regular file.
  *
  * This file holds the character device, the module parameters and the
- * ioctl dispatcher. Sessions live in session.c, the fault path in fault.c.
+ * ioctl dispatcher. Sessions live in session.c, the fault path in fault.c,
+ * the journal in journal.c.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -40,30 +41,50 @@ MODULE_PARM_DESC(max_orphan_bytes, "Memory all orphaned sessions together may ke
 
 static int cowmap_open(struct inode *inode, struct file *file)
 {
-	struct cowmap_session *s = cowmap_session_create();
+	struct cowmap_file *cf = kzalloc(sizeof(*cf), GFP_KERNEL_ACCOUNT);
 
-	if (IS_ERR(s))
-		return PTR_ERR(s);
-	file->private_data = s;
-	/* Link this file's VMAs to the session's own address_space. */
-	file->f_mapping = s->inode->i_mapping;
+	if (!cf)
+		return -ENOMEM;
+	mutex_init(&cf->lock);
+	file->private_data = cf;
 	return 0;
 }
 
 static int cowmap_release(struct inode *inode, struct file *file)
 {
-	cowmap_session_release(file->private_data);
+	struct cowmap_file *cf = file->private_data;
+
+	/* Every VMA holds the file: none is left. */
+	if (cf->s)
+		cowmap_session_close(cf->s);
+	mutex_destroy(&cf->lock);
+	kfree(cf);
 	return 0;
+}
+
+/* fsync(2) and msync(MS_SYNC): a durable commit. */
+static int cowmap_fsync(struct file *file, loff_t start, loff_t end, int datasync)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_commit c = { .flags = COWMAP_COMMIT_DURABLE };
+
+	if (!s)
+		return -EINVAL;
+	return cowmap_commit(s, &c);
 }
 
 union cowmap_ioc_arg {
 	struct cowmap_api api;
 	struct cowmap_attach attach;
 	struct cowmap_status status;
+	struct cowmap_commit commit;
+	struct cowmap_dump dump;
+	struct cowmap_adopt adopt;
 };
 
-static int cowmap_ioc_api(struct cowmap_session *s, union cowmap_ioc_arg *a)
+static int cowmap_ioc_api(struct file *file, union cowmap_ioc_arg *a)
 {
+	struct cowmap_file *cf = file->private_data;
 	struct cowmap_api *api = &a->api;
 	int ret = 0;
 
@@ -72,35 +93,82 @@ static int cowmap_ioc_api(struct cowmap_session *s, union cowmap_ioc_arg *a)
 	    api->features & ~COWMAP_FEATURES_ALL || api->ioctls)
 		return -EINVAL;
 
-	mutex_lock(&s->lock);
-	if (s->api_done)
+	mutex_lock(&cf->lock);
+	if (cf->api_done)
 		ret = -EBUSY;
-	s->api_done = true;
-	mutex_unlock(&s->lock);
+	cf->api_done = true;
+	mutex_unlock(&cf->lock);
 	if (ret)
 		return ret;
 
 	api->features = COWMAP_FEATURES_ALL;
 	api->ioctls = COWMAP_IOCTL_BIT(COWMAP_IOC_API) |
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_ATTACH) |
-		      COWMAP_IOCTL_BIT(COWMAP_IOC_STATUS);
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_STATUS) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_COMMIT) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_DUMP) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_ADOPT) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_DISCARD);
 	return 0;
 }
 
-static int cowmap_ioc_attach(struct cowmap_session *s, union cowmap_ioc_arg *a)
+static int cowmap_ioc_attach(struct file *file, union cowmap_ioc_arg *a)
 {
-	return cowmap_attach(s, &a->attach);
+	return cowmap_attach(file, &a->attach);
 }
 
-static int cowmap_ioc_status(struct cowmap_session *s, union cowmap_ioc_arg *a)
+static int cowmap_ioc_adopt(struct file *file, union cowmap_ioc_arg *a)
 {
-	cowmap_status(s, &a->status);
+	return cowmap_adopt(file, &a->adopt);
+}
+
+static int cowmap_ioc_status(struct file *file, union cowmap_ioc_arg *a)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+
+	if (s)
+		cowmap_status(s, &a->status);
+	else
+		a->status.state = COWMAP_STATE_NEW;
+	return 0;
+}
+
+static int cowmap_ioc_commit(struct file *file, union cowmap_ioc_arg *a)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+
+	if (!s)
+		return -EINVAL;
+	return cowmap_commit(s, &a->commit);
+}
+
+static int cowmap_ioc_dump(struct file *file, union cowmap_ioc_arg *a)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+
+	if (!s)
+		return -EINVAL;
+	return cowmap_dump(s, &a->dump);
+}
+
+static int cowmap_ioc_discard(struct file *file, union cowmap_ioc_arg *a)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_file *cf = file->private_data;
+
+	if (!s)
+		return -EINVAL;
+	cowmap_discard(s);
+	/* read(2) positions of the dropped records mean nothing now. */
+	mutex_lock(&cf->lock);
+	cf->rd_seq = 0;
+	mutex_unlock(&cf->lock);
 	return 0;
 }
 
 struct cowmap_ioc {
 	unsigned int cmd;
-	int (*fn)(struct cowmap_session *s, union cowmap_ioc_arg *a);
+	int (*fn)(struct file *file, union cowmap_ioc_arg *a);
 };
 
 /* Indexed by _IOC_NR(). */
@@ -108,11 +176,15 @@ static const struct cowmap_ioc cowmap_iocs[] = {
 	[_IOC_NR(COWMAP_IOC_API)] = { COWMAP_IOC_API, cowmap_ioc_api },
 	[_IOC_NR(COWMAP_IOC_ATTACH)] = { COWMAP_IOC_ATTACH, cowmap_ioc_attach },
 	[_IOC_NR(COWMAP_IOC_STATUS)] = { COWMAP_IOC_STATUS, cowmap_ioc_status },
+	[_IOC_NR(COWMAP_IOC_COMMIT)] = { COWMAP_IOC_COMMIT, cowmap_ioc_commit },
+	[_IOC_NR(COWMAP_IOC_DUMP)] = { COWMAP_IOC_DUMP, cowmap_ioc_dump },
+	[_IOC_NR(COWMAP_IOC_ADOPT)] = { COWMAP_IOC_ADOPT, cowmap_ioc_adopt },
+	[_IOC_NR(COWMAP_IOC_DISCARD)] = { COWMAP_IOC_DISCARD, cowmap_ioc_discard },
 };
 
 static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 {
-	struct cowmap_session *s = file->private_data;
+	struct cowmap_file *cf = file->private_data;
 	void __user *uarg = (void __user *)arg;
 	const struct cowmap_ioc *ioc;
 	union cowmap_ioc_arg a;
@@ -128,10 +200,13 @@ static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	/* A known command with another size or direction: a wrong struct. */
 	if (cmd != ioc->cmd)
 		return -EINVAL;
+	/* Commands without an argument take none. */
+	if (_IOC_DIR(cmd) == _IOC_NONE && arg)
+		return -EINVAL;
 
-	mutex_lock(&s->lock);
-	api_done = s->api_done;
-	mutex_unlock(&s->lock);
+	mutex_lock(&cf->lock);
+	api_done = cf->api_done;
+	mutex_unlock(&cf->lock);
 	if (!api_done && cmd != COWMAP_IOC_API)
 		return -EINVAL;
 
@@ -141,16 +216,16 @@ static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	if ((_IOC_DIR(cmd) & _IOC_WRITE) && copy_from_user(&a, uarg, size))
 		return -EFAULT;
 
-	ret = ioc->fn(s, &a);
+	ret = ioc->fn(file, &a);
 	if (ret)
 		return ret;
 
 	if ((_IOC_DIR(cmd) & _IOC_READ) && copy_to_user(uarg, &a, size)) {
 		/* The caller never saw the answer: the handshake did not happen. */
 		if (cmd == COWMAP_IOC_API) {
-			mutex_lock(&s->lock);
-			s->api_done = false;
-			mutex_unlock(&s->lock);
+			mutex_lock(&cf->lock);
+			cf->api_done = false;
+			mutex_unlock(&cf->lock);
 		}
 		return -EFAULT;
 	}
@@ -164,7 +239,9 @@ static const struct file_operations cowmap_fops = {
 	.unlocked_ioctl = cowmap_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.mmap = cowmap_mmap,
-	.llseek = noop_llseek,
+	.read = cowmap_read,
+	.fsync = cowmap_fsync,
+	.llseek = default_llseek,
 };
 
 static struct miscdevice cowmap_misc = {

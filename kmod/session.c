@@ -6,6 +6,10 @@
  * VMAs hang off an address_space of their own: zapping a page of one session
  * (unmap_mapping_pages()) never touches another session's mappings.
  *
+ * Sessions are created by attach. A session whose fd is closed with changes
+ * (committed records or written pages) is kept as an orphan, within the
+ * orphan limits, until a new fd adopts it.
+ *
  * An fsnotify mark on the backing inode tells the session when the file was
  * modified by someone else (write, truncate, hole punch, direct I/O): base
  * pages that left the page cache are then unmapped, so the next access sees
@@ -18,11 +22,15 @@
 #include <linux/fsnotify_backend.h>
 #include <linux/magic.h>
 #include <linux/memcontrol.h>
+#include <linux/module.h>
+#include <linux/moduleparam.h>
 #include <linux/mount.h>
 #include <linux/pseudo_fs.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/sysfs.h>
+#include <linux/timekeeping.h>
 
 #include "compat.h"
 #include "cowmap.h"
@@ -100,7 +108,27 @@ void cowmap_session_exit(void)
 	kern_unmount(cowmap_mnt);
 }
 
-struct cowmap_session *cowmap_session_create(void)
+/* Every attached or orphaned session, for adopt and for listing. */
+static DEFINE_MUTEX(cowmap_registry_lock);
+static LIST_HEAD(cowmap_sessions);
+static unsigned int cowmap_nr_orphans;
+static size_t cowmap_orphan_bytes;
+static atomic_long_t cowmap_orphans_dropped = ATOMIC_LONG_INIT(0);
+
+static int cowmap_orphans_dropped_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%ld\n", atomic_long_read(&cowmap_orphans_dropped));
+}
+
+static const struct kernel_param_ops cowmap_orphans_dropped_ops = {
+	.get = cowmap_orphans_dropped_get,
+};
+
+module_param_cb(orphans_dropped, &cowmap_orphans_dropped_ops, NULL, 0444);
+MODULE_PARM_DESC(orphans_dropped,
+		 "Sessions with changes dropped because the orphan limits were reached (read-only)");
+
+static struct cowmap_session *cowmap_session_alloc(void)
 {
 	struct cowmap_session *s;
 	struct inode *inode;
@@ -116,14 +144,18 @@ struct cowmap_session *cowmap_session_create(void)
 	}
 
 	kref_init(&s->ref);
+	INIT_LIST_HEAD(&s->node);
 	mutex_init(&s->lock);
+	init_rwsem(&s->jlock);
 	xa_init(&s->pages);
 	xa_init(&s->base);
+	xa_init(&s->journal);
 	atomic_set(&s->nr_vmas, 0);
+	s->next_seq = 1;
 	s->inode = inode;
-	s->id = atomic64_inc_return(&cowmap_next_id);
 	s->owner_uid = current_uid();
 	s->memcg = get_mem_cgroup_from_mm(current->mm);
+	s->created_ns = ktime_get_real_ns();
 	return s;
 }
 
@@ -141,30 +173,95 @@ void cowmap_session_put(struct cowmap_session *s)
 }
 
 /*
- * The last file reference is gone, and with it every VMA (each VMA holds
- * one): no PTE points at the session's pages any more.
+ * Free everything the session holds and drop the caller's reference. No fd
+ * and no VMA is left (every VMA holds the file that holds the session).
  */
-void cowmap_session_release(struct cowmap_session *s)
+static void cowmap_session_destroy(struct cowmap_session *s)
 {
 	struct cowmap_notify *n;
 
+	mutex_lock(&cowmap_registry_lock);
+	list_del_init(&s->node);
+	mutex_unlock(&cowmap_registry_lock);
+
+	down_write(&s->jlock);
 	mutex_lock(&s->lock);
 	s->dead = true;
 	n = s->notify;
 	s->notify = NULL;
 	cowmap_free_pages(s);
+	cowmap_journal_free(s);
 	mutex_unlock(&s->lock);
+	up_write(&s->jlock);
 
 	/* An event handler may still run: it sees ->dead and does nothing. */
 	if (n) {
 		fsnotify_destroy_mark(&n->mark, cowmap_group);
 		fsnotify_put_mark(&n->mark);
 	}
+	if (s->jfile)
+		fput(s->jfile);
 	if (s->backing)
 		fput(s->backing);
 	iput(s->inode);
 	mem_cgroup_put(s->memcg);
 	cowmap_session_put(s);
+}
+
+/* Keep @s, which has changes, as an orphan if the limits allow. */
+static bool cowmap_orphan(struct cowmap_session *s)
+{
+	size_t bytes;
+	bool kept = false;
+
+	mutex_lock(&s->lock);
+	bytes = s->journal_bytes + (s->nr_private + s->nr_twins) * PAGE_SIZE;
+	mutex_unlock(&s->lock);
+
+	mutex_lock(&cowmap_registry_lock);
+	if (cowmap_nr_orphans < READ_ONCE(cowmap_max_orphans) &&
+	    cowmap_orphan_bytes + bytes <= READ_ONCE(cowmap_max_orphan_bytes)) {
+		s->state = COWMAP_STATE_ORPHANED;
+		s->orphan_bytes = bytes;
+		cowmap_nr_orphans++;
+		cowmap_orphan_bytes += bytes;
+		/* Unloading would lose it: the module stays while orphans exist. */
+		__module_get(THIS_MODULE);
+		kept = true;
+	}
+	mutex_unlock(&cowmap_registry_lock);
+
+	if (!kept) {
+		atomic_long_inc(&cowmap_orphans_dropped);
+		pr_warn("session %llu: orphan limits reached (max_orphans %u, max_orphan_bytes %lu): dropping its %llu records and %lu written pages%s\n",
+			s->id, READ_ONCE(cowmap_max_orphans),
+			READ_ONCE(cowmap_max_orphan_bytes), s->nr_records,
+			s->nr_private, s->jfile ?
+			"; its journal file holds every committed record" : "");
+	}
+	return kept;
+}
+
+/*
+ * The fd holding @s is closed, and no VMA is left. A session with changes
+ * commits what is still uncommitted and stays as an orphan; any other is
+ * freed.
+ */
+void cowmap_session_close(struct cowmap_session *s)
+{
+	struct cowmap_commit c = { .flags = COWMAP_COMMIT_DURABLE };
+	bool changes;
+
+	/* An error leaves the pages written: the orphan keeps them. */
+	cowmap_commit(s, &c);
+
+	mutex_lock(&s->lock);
+	changes = s->nr_records || s->nr_twins;
+	mutex_unlock(&s->lock);
+
+	if (changes && cowmap_orphan(s))
+		return;
+	cowmap_session_destroy(s);
 }
 
 pgoff_t cowmap_eof_pgoff(struct cowmap_session *s)
@@ -194,75 +291,218 @@ static int cowmap_check_backing(struct file *file)
 	return 0;
 }
 
-int cowmap_attach(struct cowmap_session *s, struct cowmap_attach *a)
+/*
+ * A journal file must be a regular file opened for writing, and no file
+ * may be both a backing file and a journal file of sessions: a commit
+ * writing the journal would otherwise notify a session watching it.
+ */
+static int cowmap_check_journal(struct file *jfile, struct file *backing)
+{
+	struct inode *ji = file_inode(jfile), *bi = file_inode(backing);
+	struct cowmap_session *o;
+	int ret = 0;
+
+	if (S_ISDIR(ji->i_mode))
+		return -EISDIR;
+	if (!S_ISREG(ji->i_mode) || ji == bi)
+		return -EINVAL;
+	if (!(jfile->f_mode & FMODE_WRITE))
+		return -EACCES;
+
+	lockdep_assert_held(&cowmap_registry_lock);
+	list_for_each_entry(o, &cowmap_sessions, node) {
+		if (file_inode(o->backing) == ji ||
+		    (o->jfile && file_inode(o->jfile) == bi))
+			ret = -EINVAL;
+	}
+	return ret;
+}
+
+static int cowmap_watch(struct cowmap_session *s, struct inode *inode)
 {
 	struct cowmap_notify *n;
-	struct inode *inode;
-	struct file *file;
 	int ret;
 
-	if (a->flags || a->session_id ||
-	    memchr_inv(a->reserved, 0, sizeof(a->reserved)))
-		return -EINVAL;
-
-	file = fget(a->fd);
-	if (!file)
-		return -EBADF;
-	ret = cowmap_check_backing(file);
-	if (ret)
-		goto out_fput;
-	inode = file_inode(file);
-
 	n = kzalloc(sizeof(*n), GFP_KERNEL_ACCOUNT);
-	if (!n) {
-		ret = -ENOMEM;
-		goto out_fput;
-	}
+	if (!n)
+		return -ENOMEM;
 	/* From here on, putting the mark frees it and drops this reference. */
 	fsnotify_init_mark(&n->mark, cowmap_group);
 	n->mark.mask = FS_MODIFY;
 	kref_get(&s->ref);
 	n->s = s;
-
-	mutex_lock(&s->lock);
-	if (s->attached) {
-		ret = -EBUSY;
-		goto out_unlock;
-	}
 	ret = fsnotify_add_inode_mark(&n->mark, inode, 0);
-	if (ret)
-		goto out_unlock;
+	if (ret) {
+		fsnotify_put_mark(&n->mark);
+		return ret;
+	}
 	s->notify = n;
-	s->backing = file;
+	return 0;
+}
+
+/* Make @s the session of @file: its VMAs will link to the session's inode. */
+static void cowmap_file_set(struct file *file, struct cowmap_session *s)
+{
+	struct cowmap_file *cf = file->private_data;
+
+	lockdep_assert_held(&cf->lock);
+	file->f_mapping = s->inode->i_mapping;
+	smp_store_release(&cf->s, s);
+}
+
+int cowmap_attach(struct file *file, struct cowmap_attach *a)
+{
+	struct cowmap_file *cf = file->private_data;
+	struct file *backing, *jfile = NULL;
+	struct cowmap_session *s;
+	struct inode *inode;
+	int ret;
+
+	if (a->flags & ~COWMAP_ATTACH_JOURNAL || a->session_id || a->reserved0 ||
+	    memchr_inv(a->reserved, 0, sizeof(a->reserved)) ||
+	    (!(a->flags & COWMAP_ATTACH_JOURNAL) && a->journal_fd))
+		return -EINVAL;
+
+	backing = fget(a->fd);
+	if (!backing)
+		return -EBADF;
+	ret = cowmap_check_backing(backing);
+	if (ret)
+		goto out_backing;
+	if (a->flags & COWMAP_ATTACH_JOURNAL) {
+		jfile = fget(a->journal_fd);
+		if (!jfile) {
+			ret = -EBADF;
+			goto out_backing;
+		}
+	}
+	inode = file_inode(backing);
+
+	s = cowmap_session_alloc();
+	if (IS_ERR(s)) {
+		ret = PTR_ERR(s);
+		goto out_jfile;
+	}
+	s->backing = backing;
 	s->base_shmem = inode->i_sb->s_magic == TMPFS_MAGIC;
 	s->size_at_attach = i_size_read(inode);
 	s->dev = inode->i_sb->s_dev;
 	s->ino = inode->i_ino;
-	s->attached = true;
+
+	mutex_lock(&cf->lock);
+	if (cf->s) {
+		ret = -EBUSY;
+		goto out_unlock;
+	}
+	mutex_lock(&cowmap_registry_lock);
+	if (jfile)
+		ret = cowmap_check_journal(jfile, backing);
+	else
+		ret = 0;
+	if (!ret) {
+		s->id = atomic64_inc_return(&cowmap_next_id);
+		s->state = COWMAP_STATE_ATTACHED;
+		list_add_tail(&s->node, &cowmap_sessions);
+	}
+	mutex_unlock(&cowmap_registry_lock);
+	if (ret)
+		goto out_unlock;
+
+	/* From here on, destroying the session puts both files. */
+	ret = cowmap_watch(s, inode);
+	if (!ret && jfile)
+		ret = cowmap_jfile_attach(s, jfile);
+	if (ret) {
+		mutex_unlock(&cf->lock);
+		if (jfile && !s->jfile)
+			fput(jfile);
+		cowmap_session_destroy(s);
+		return ret;
+	}
 	a->session_id = s->id;
-	mutex_unlock(&s->lock);
+	cowmap_file_set(file, s);
+	mutex_unlock(&cf->lock);
 	return 0;
 
 out_unlock:
-	mutex_unlock(&s->lock);
-	fsnotify_put_mark(&n->mark);
-out_fput:
-	fput(file);
+	mutex_unlock(&cf->lock);
+	s->backing = NULL;
+	iput(s->inode);
+	mem_cgroup_put(s->memcg);
+	cowmap_session_put(s);
+out_jfile:
+	if (jfile)
+		fput(jfile);
+out_backing:
+	fput(backing);
 	return ret;
+}
+
+int cowmap_adopt(struct file *file, struct cowmap_adopt *a)
+{
+	struct cowmap_file *cf = file->private_data;
+	struct cowmap_session *s, *found = NULL;
+	int ret = -ENOENT;
+
+	if (memchr_inv(a->reserved, 0, sizeof(a->reserved)))
+		return -EINVAL;
+
+	mutex_lock(&cf->lock);
+	if (cf->s) {
+		mutex_unlock(&cf->lock);
+		return -EBUSY;
+	}
+	mutex_lock(&cowmap_registry_lock);
+	list_for_each_entry(s, &cowmap_sessions, node) {
+		if (s->id != a->session_id || s->state != COWMAP_STATE_ORPHANED)
+			continue;
+		if (!uid_eq(s->owner_uid, current_uid()) &&
+		    !capable(CAP_SYS_ADMIN)) {
+			ret = -EPERM;
+			break;
+		}
+		s->state = COWMAP_STATE_ATTACHED;
+		cowmap_nr_orphans--;
+		cowmap_orphan_bytes -= s->orphan_bytes;
+		found = s;
+		ret = 0;
+		break;
+	}
+	mutex_unlock(&cowmap_registry_lock);
+	if (found) {
+		/* The orphan's reference becomes the fd's. */
+		cowmap_file_set(file, found);
+		module_put(THIS_MODULE);
+	}
+	mutex_unlock(&cf->lock);
+	return ret;
+}
+
+/* Drop the journal and the written pages: the session shows the file. */
+void cowmap_discard(struct cowmap_session *s)
+{
+	down_write(&s->jlock);
+	mutex_lock(&s->lock);
+	cowmap_zap(s, 0, 0);
+	cowmap_free_pages(s);
+	cowmap_journal_free(s);
+	mutex_unlock(&s->lock);
+	up_write(&s->jlock);
 }
 
 void cowmap_status(struct cowmap_session *s, struct cowmap_status *st)
 {
-	mutex_lock(&s->lock);
 	st->session_id = s->id;
-	st->state = s->attached ? COWMAP_STATE_ATTACHED : COWMAP_STATE_NEW;
-	if (s->attached) {
-		st->dev_major = MAJOR(s->dev);
-		st->dev_minor = MINOR(s->dev);
-		st->ino = s->ino;
-		st->size_at_attach = s->size_at_attach;
-		st->size = i_size_read(file_inode(s->backing));
-	}
+	mutex_lock(&cowmap_registry_lock);
+	st->state = s->state;
+	mutex_unlock(&cowmap_registry_lock);
+
+	mutex_lock(&s->lock);
+	st->dev_major = MAJOR(s->dev);
+	st->dev_minor = MINOR(s->dev);
+	st->ino = s->ino;
+	st->size_at_attach = s->size_at_attach;
+	st->size = i_size_read(file_inode(s->backing));
 	st->mappings = atomic_read(&s->nr_vmas);
 	st->private_pages = s->nr_private;
 	st->twin_pages = s->nr_twins;
@@ -272,5 +512,10 @@ void cowmap_status(struct cowmap_session *s, struct cowmap_status *st)
 	st->rearms = s->rearms;
 	st->base_invalidations = s->base_invalidations;
 	st->limit_hits = s->limit_hits;
+	st->journal_records = s->nr_records;
+	st->journal_bytes = s->journal_bytes;
+	st->next_seq = s->next_seq;
+	st->commits = s->commits;
+	st->journal_file_seq = READ_ONCE(s->jfile_seq);
 	mutex_unlock(&s->lock);
 }

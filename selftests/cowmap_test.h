@@ -122,6 +122,47 @@ static inline int cm_session(int backing)
 	return fd;
 }
 
+/*
+ * Close a session without keeping it: a session closed with changes would
+ * stay as an orphan (and keep the module loaded).
+ */
+static inline void cm_end(int fd)
+{
+	ioctl(fd, COWMAP_IOC_DISCARD, 0);
+	close(fd);
+}
+
+static inline int cm_commit(int fd, unsigned int flags)
+{
+	struct cowmap_commit c = { .flags = flags };
+
+	return ioctl(fd, COWMAP_IOC_COMMIT, &c) ? -1 : (int)c.records;
+}
+
+static inline int cm_adopt(int fd, uint64_t id)
+{
+	struct cowmap_adopt a = { .session_id = id };
+
+	return ioctl(fd, COWMAP_IOC_ADOPT, &a);
+}
+
+/* A new fd that adopted orphan @id; -1 with errno. */
+static inline int cm_adopt_new(uint64_t id)
+{
+	int fd = cm_open();
+	int saved;
+
+	if (fd < 0)
+		return -1;
+	if (cm_handshake(fd) || cm_adopt(fd, id)) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
 static inline int cm_status(int fd, struct cowmap_status *st)
 {
 	memset(st, 0, sizeof(*st));

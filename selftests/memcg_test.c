@@ -160,7 +160,7 @@ TEST_F(memcg, charged_to_owner)
 
 	/* Uncharged when the session goes. */
 	munmap(m, NW * PG);
-	close(fd);
+	cm_end(fd);
 	EXPECT_GT((long)(NW * PG / 4),
 		  cg_stat_settled("cowmap-a", "kernel", 0, a0 + NW * PG / 4) - a0);
 }
@@ -222,6 +222,8 @@ TEST_F(memcg, limit_gives_sigbus)
 			for (int i = 0; i < NW; i++)
 				if (cm_try_write(m + (size_t)i * PG, 2))
 					_exit(203);
+			munmap(m, NW * PG);
+			cm_end(fd);
 			_exit(refused);
 		}
 		_exit(writer > 0 ? 0 : 12);

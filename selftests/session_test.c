@@ -38,7 +38,7 @@ FIXTURE_SETUP(sess)
 FIXTURE_TEARDOWN(sess)
 {
 	munmap(self->map, NPAGES * PG);
-	close(self->fd);
+	cm_end(self->fd);
 	close(self->file);
 	unlink(self->path);
 }
@@ -139,7 +139,14 @@ TEST(attach_errors)
 	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_ATTACH, &a));
 	EXPECT_EQ(EINVAL, errno);
 	a = (struct cowmap_attach){ .fd = file };
-	a.reserved[3] = 1;
+	a.reserved[2] = 1;
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	EXPECT_EQ(EINVAL, errno);
+	a = (struct cowmap_attach){ .fd = file, .reserved0 = 1 };
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	EXPECT_EQ(EINVAL, errno);
+	/* A journal fd without the flag that says there is one. */
+	a = (struct cowmap_attach){ .fd = file, .journal_fd = file };
 	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_ATTACH, &a));
 	EXPECT_EQ(EINVAL, errno);
 
@@ -148,9 +155,13 @@ TEST(attach_errors)
 
 	ASSERT_EQ(0, cm_status(fd, &st));
 	EXPECT_EQ(COWMAP_STATE_NEW, st.state);
+	EXPECT_EQ(0, st.session_id);
 	a = (struct cowmap_attach){ .fd = file };
 	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_ATTACH, &a));
-	EXPECT_EQ(st.session_id, a.session_id);
+	EXPECT_NE(0, a.session_id);
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(COWMAP_STATE_ATTACHED, st.state);
+	EXPECT_EQ(a.session_id, st.session_id);
 	a = (struct cowmap_attach){ .fd = file };
 	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_ATTACH, &a));
 	EXPECT_EQ(EBUSY, errno);
@@ -160,9 +171,9 @@ TEST(attach_errors)
 	int fd2 = cm_session(rw);
 
 	EXPECT_LE(0, fd2);
-	close(fd2);
+	cm_end(fd2);
 	close(rw);
-	close(fd);
+	cm_end(fd);
 	close(file);
 	unlink(path);
 }
@@ -203,7 +214,7 @@ TEST(status_identity)
 	munmap(m2, 2 * PG);
 	ASSERT_EQ(0, cm_status(fd, &st));
 	EXPECT_EQ(0, st.mappings);
-	close(fd);
+	cm_end(fd);
 	close(file);
 	unlink(path);
 }
@@ -220,7 +231,7 @@ TEST(map_private_refused)
 	EXPECT_EQ(MAP_FAILED, mmap(NULL, PG, PROT_READ | PROT_WRITE,
 				   MAP_PRIVATE, fd, 0));
 	EXPECT_EQ(EINVAL, errno);
-	close(fd);
+	cm_end(fd);
 	close(file);
 	unlink(path);
 }
@@ -358,9 +369,9 @@ TEST(two_sessions_isolated)
 	munmap(m1, 8 * PG);
 	munmap(m2, 8 * PG);
 	munmap(m3, 8 * PG);
-	close(s1);
-	close(s2);
-	close(s3);
+	cm_end(s1);
+	cm_end(s2);
+	cm_end(s3);
 	close(file);
 	unlink(path);
 }
@@ -394,6 +405,8 @@ TEST(two_processes_isolated)
 		for (size_t i = 0; i < 4 * PG; i++)
 			if (cm[i] != 0xC1)
 				_exit(12);
+		munmap(cm, 4 * PG);
+		cm_end(cfd);
 		_exit(0);
 	}
 	fd = cm_session(file);
@@ -409,7 +422,7 @@ TEST(two_processes_isolated)
 	EXPECT_EQ(0xB2, m[PG + 1]);
 	EXPECT_TRUE(file_is_pristine(path, 4 * PG));
 	munmap(m, 4 * PG);
-	close(fd);
+	cm_end(fd);
 	close(file);
 	unlink(path);
 }
@@ -511,7 +524,7 @@ TEST(sigbus_past_eof)
 	EXPECT_EQ(SIGSEGV, cm_try_read(m + 5 * PG));
 	EXPECT_TRUE(file_is_pristine(path, size));
 	munmap(m, 6 * PG);
-	close(fd);
+	cm_end(fd);
 	close(file);
 	unlink(path);
 }
@@ -758,14 +771,30 @@ TEST(session_fd_readonly)
 	EXPECT_TRUE(cm_is_pat(m, 0, 2 * PG, 0));
 	EXPECT_EQ(-1, mprotect(m, 2 * PG, PROT_READ | PROT_WRITE));
 	munmap(m, 2 * PG);
-	close(fd);
+	cm_end(fd);
 	close(file);
 	unlink(path);
 }
 
-TEST(close_before_munmap_frees_at_last_unmap)
+/* Adopt orphan @id, check it kept @pages written pages, and discard it. */
+static int adopt_and_discard(uint64_t id, unsigned long pages)
+{
+	struct cowmap_status st;
+	int fd = cm_adopt_new(id);
+
+	if (fd < 0 || cm_status(fd, &st))
+		return -1;
+	if (st.state != COWMAP_STATE_ATTACHED || st.private_pages != pages ||
+	    !st.journal_records || st.twin_pages)
+		return -1;
+	cm_end(fd);
+	return 0;
+}
+
+TEST(close_before_munmap)
 {
 	long base = cm_param_get("pages_in_use");
+	struct cowmap_status st;
 	char path[256];
 	int file = cm_mkfile(path, sizeof(path), "close", 16 * PG, O_RDONLY);
 	int fd = cm_session(file);
@@ -775,60 +804,110 @@ TEST(close_before_munmap_frees_at_last_unmap)
 	ASSERT_LE(0, fd);
 	m = cm_map(fd, 16 * PG, 0);
 	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, cm_status(fd, &st));
 	close(fd);
 	close(file);
 	/* The mapping keeps the session alive. */
 	for (int i = 0; i < 10; i++)
-		m[i * PG] = i;
+		m[i * PG] = i + 1;
 	EXPECT_TRUE(cm_is_pat(m + 12 * PG, 12 * PG, 4 * PG, 0));
 	EXPECT_EQ(base + 20, cm_param_get("pages_in_use"));
 	for (int i = 0; i < 10; i++)
-		EXPECT_EQ(i, m[i * PG]);
+		EXPECT_EQ(i + 1, m[i * PG]);
+	/* Gone with its changes: committed and kept as an orphan. */
 	ASSERT_EQ(0, munmap(m, 16 * PG));
+	EXPECT_EQ(base + 10, cm_param_get("pages_in_use"));
+	EXPECT_EQ(0, adopt_and_discard(st.session_id, 10));
 	EXPECT_EQ(base, cm_param_get("pages_in_use"));
 	EXPECT_TRUE(file_is_pristine(path, 16 * PG));
 	unlink(path);
 }
 
-TEST(exit_frees_session)
+TEST(unchanged_session_freed_at_last_unmap)
+{
+	long base = cm_param_get("pages_in_use");
+	struct cowmap_status st;
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "nochg", 4 * PG, O_RDONLY);
+	int fd = cm_session(file), probe;
+	uint8_t *m, old;
+
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 4 * PG, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, cm_status(fd, &st));
+	close(fd);
+	/* Written, and written back: nothing changed, nothing to keep. */
+	old = m[PG];
+	((volatile uint8_t *)m)[PG] = old + 1;
+	((volatile uint8_t *)m)[PG] = old;
+	EXPECT_EQ(base + 2, cm_param_get("pages_in_use"));
+	ASSERT_EQ(0, munmap(m, 4 * PG));
+	EXPECT_EQ(base, cm_param_get("pages_in_use"));
+	probe = cm_open();
+	ASSERT_EQ(0, cm_handshake(probe));
+	EXPECT_EQ(-1, cm_adopt(probe, st.session_id));
+	EXPECT_EQ(ENOENT, errno);
+	close(probe);
+	close(file);
+	unlink(path);
+}
+
+TEST(exit_leaves_orphan)
 {
 	long base = cm_param_get("pages_in_use");
 	char path[256];
 	int file = cm_mkfile(path, sizeof(path), "exit", 16 * PG, O_RDONLY);
+	uint64_t id;
+	int pfd[2];
 	pid_t pid;
 
 	ASSERT_LE(0, base);
 	ASSERT_LE(0, file);
+	ASSERT_EQ(0, pipe(pfd));
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		int fd = cm_session(file);
 		uint8_t *m = fd < 0 ? MAP_FAILED : cm_map(fd, 16 * PG, 0);
+		struct cowmap_status st;
 
-		if (m == MAP_FAILED)
+		if (m == MAP_FAILED || cm_status(fd, &st))
 			_exit(10);
 		memset(m, 0xEE, 16 * PG);
-		_exit(cm_param_get("pages_in_use") == base + 32 ? 0 : 11);
+		if (write(pfd[1], &st.session_id, 8) != 8)
+			_exit(11);
+		_exit(cm_param_get("pages_in_use") == base + 32 ? 0 : 12);
 	}
 	EXPECT_EQ(0, cm_wait(pid));
+	ASSERT_EQ(8, read(pfd[0], &id, 8));
+	/* Its copies stay (the twins went with the commit at close). */
+	EXPECT_EQ(base + 16, cm_param_get("pages_in_use"));
+	EXPECT_EQ(0, adopt_and_discard(id, 16));
 	EXPECT_EQ(base, cm_param_get("pages_in_use"));
 
-	/* Killed by a signal in the middle of writing: freed as well. */
+	/* Killed by a signal in the middle of writing: kept as well. */
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		int fd = cm_session(file);
 		uint8_t *m = fd < 0 ? MAP_FAILED : cm_map(fd, 16 * PG, 0);
+		struct cowmap_status st;
 
-		if (m == MAP_FAILED)
+		if (m == MAP_FAILED || cm_status(fd, &st))
 			_exit(10);
+		memset(m, 0x11, 16 * PG);
+		if (write(pfd[1], &st.session_id, 8) != 8)
+			_exit(11);
 		for (;;)
 			for (size_t i = 0; i < 16 * PG; i += 64)
 				m[i]++;
 	}
-	usleep(200000);
+	ASSERT_EQ(8, read(pfd[0], &id, 8));
+	usleep(100000);
 	kill(pid, SIGKILL);
 	EXPECT_EQ(128 + SIGKILL, cm_wait(pid));
+	EXPECT_EQ(0, adopt_and_discard(id, 16));
 	EXPECT_EQ(base, cm_param_get("pages_in_use"));
 	EXPECT_TRUE(file_is_pristine(path, 16 * PG));
 	close(file);
@@ -870,9 +949,9 @@ TEST(limit_per_session)
 	EXPECT_EQ(0, cm_try_write(m + 3 * PG, 1));
 	EXPECT_TRUE(file_is_pristine(path, 8 * PG));
 	munmap(m2, 8 * PG);
-	close(fd2);
+	cm_end(fd2);
 	munmap(m, 8 * PG);
-	close(fd);
+	cm_end(fd);
 	close(file);
 	unlink(path);
 }
@@ -901,8 +980,8 @@ TEST(limit_global)
 	EXPECT_EQ(0, cm_try_write(m + PG, 1));
 	munmap(m, 8 * PG);
 	munmap(m2, 8 * PG);
-	close(fd);
-	close(fd2);
+	cm_end(fd);
+	cm_end(fd2);
 	EXPECT_EQ(used, cm_param_get("pages_in_use"));
 	close(file);
 	unlink(path);

@@ -263,7 +263,7 @@ static int writer_process(int file)
 		return 24;
 	}
 	munmap(map, NP * PG);
-	close(fd);
+	cm_end(fd);
 	return 0;
 }
 

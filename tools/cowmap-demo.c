@@ -46,16 +46,24 @@ static void show(const char *who, const char *buf, size_t len)
 	printf("  %-28s \"%.*s\"\n", who, (int)len, buf);
 }
 
-static void status(int fd)
+/* Commit the session's writes, show what it recorded, then drop it all. */
+static void commit_and_discard(int fd)
 {
 	struct cowmap_status st = { 0 };
+	struct cowmap_commit c = { 0 };
 
+	if (ioctl(fd, COWMAP_IOC_COMMIT, &c))
+		die("commit");
 	if (ioctl(fd, COWMAP_IOC_STATUS, &st))
 		die("status");
-	printf("  pid %d: status: %llu private pages, %llu twins, %llu faults, %llu copies\n",
-	       getpid(), (unsigned long long)st.private_pages,
-	       (unsigned long long)st.twin_pages, (unsigned long long)st.faults,
-	       (unsigned long long)st.cow_copies);
+	printf("  pid %d: session %llu: %llu private pages, %llu copies; commit: %u records, %llu journal bytes\n",
+	       getpid(), (unsigned long long)st.session_id,
+	       (unsigned long long)st.private_pages,
+	       (unsigned long long)st.cow_copies, c.records,
+	       (unsigned long long)c.bytes);
+	/* cowmapctl will merge these; the demo leaves no orphan behind. */
+	if (ioctl(fd, COWMAP_IOC_DISCARD, 0))
+		die("discard");
 }
 
 /* One writer: its own session, a write at @off, a look at its view. */
@@ -70,8 +78,8 @@ static void writer(int file, size_t len, off_t off, const char *text)
 	memcpy(m + off, text, strlen(text));
 	snprintf(who, sizeof(who), "pid %d sees:", getpid());
 	show(who, m, len);
-	status(fd);
 	munmap(m, len);
+	commit_and_discard(fd);
 	close(fd);
 }
 
@@ -128,12 +136,12 @@ int main(int argc, char **argv)
 	waitpid(pid, NULL, 0);
 	snprintf(who, sizeof(who), "parent %d sees:", getpid());
 	show(who, m, len);
-	status(fd);
+	munmap(m, len);
+	commit_and_discard(fd);
+	close(fd);
 
 	printf("\nfile %s after all of that:\n", argv[1]);
 	len = pread(file, buf, sizeof(buf), 0);
 	show("file:", buf, len);
-	munmap(m, len);
-	close(fd);
 	return 0;
 }

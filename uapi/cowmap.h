@@ -50,31 +50,46 @@ struct cowmap_api {
 /* No optional features are defined in API version 1. */
 #define COWMAP_FEATURES_ALL	0ULL
 
+/* struct cowmap_attach.flags */
+#define COWMAP_ATTACH_JOURNAL	(1U << 0)	/* @journal_fd is valid */
+
 /**
  * struct cowmap_attach - attach a session to a file (COWMAP_IOC_ATTACH)
  * @fd: in: an fd of a regular file, opened for reading (O_RDONLY or O_RDWR).
  *	Its permission checks are the ones that stand: the module never opens
  *	anything by path.
- * @flags: in: must be zero in API version 1.
+ * @flags: in: COWMAP_ATTACH_*; other bits must be zero.
  * @session_id: out: the id of the session, unique while the module is
- *	loaded (also reported by COWMAP_IOC_STATUS).
+ *	loaded (also reported by COWMAP_IOC_STATUS). Must be zero on input.
+ * @journal_fd: in, with COWMAP_ATTACH_JOURNAL: an fd of a regular file
+ *	opened for writing, where every commit appends its records (the
+ *	"journal file", see docs/journal-format.md). An empty file gets a log
+ *	header first; a non-empty one must already start with a valid header
+ *	for the same backing file. It must not be the backing file. Without
+ *	the flag, must be zero.
+ * @reserved0: must be zero.
  * @reserved: must be zero.
  *
- * A session attaches once. Errors: EBADF (@fd is not an open fd), EACCES
- * (not opened for reading), EISDIR (a directory), EINVAL (not a regular
- * file), EOPNOTSUPP (a regular file whose filesystem cowmap cannot read
- * through the page cache, e.g. DAX or hugetlbfs), EBUSY (already attached).
+ * A session attaches once. Errors: EBADF (@fd or @journal_fd is not an
+ * open fd), EACCES (@fd not opened for reading, @journal_fd not opened for
+ * writing), EISDIR (a directory), EINVAL (not a regular file, or a journal
+ * file that is not a log of this file), EOPNOTSUPP (a regular file whose
+ * filesystem cowmap cannot read through the page cache, e.g. DAX or
+ * hugetlbfs), EBUSY (already attached).
  */
 struct cowmap_attach {
 	__s32 fd;
 	__u32 flags;
 	__u64 session_id;
-	__u64 reserved[4];
+	__s32 journal_fd;
+	__u32 reserved0;
+	__u64 reserved[3];
 };
 
 /* Session states reported by COWMAP_IOC_STATUS. */
 #define COWMAP_STATE_NEW	0	/* opened, not attached */
 #define COWMAP_STATE_ATTACHED	1
+#define COWMAP_STATE_ORPHANED	2	/* no fd or mapping left; kept for its changes */
 
 /**
  * struct cowmap_status - session status (COWMAP_IOC_STATUS)
@@ -99,6 +114,15 @@ struct cowmap_attach {
  * @base_invalidations: base pages unmapped because the backing file changed
  *	under them (truncate, hole punch, direct I/O).
  * @limit_hits: faults refused because a page limit was reached.
+ * @journal_records: committed records held in the kernel.
+ * @journal_bytes: their size in the journal format (what a dump returns,
+ *	less the header).
+ * @next_seq: the sequence number the next record will get (records are
+ *	numbered 1, 2, ... per session).
+ * @commits: commits that produced records or found nothing to record.
+ * @journal_file_seq: the last sequence number written to the journal file
+ *	(0 without one); smaller than @next_seq - 1 after a failed file write,
+ *	which the next commit retries.
  * @reserved: zero.
  *
  * Memory owned by the session is (@private_pages + @twin_pages) pages; both
@@ -123,12 +147,175 @@ struct cowmap_status {
 	__u64 rearms;
 	__u64 base_invalidations;
 	__u64 limit_hits;
-	__u64 reserved[8];
+	__u64 journal_records;
+	__u64 journal_bytes;
+	__u64 next_seq;
+	__u64 commits;
+	__u64 journal_file_seq;
+	__u64 reserved[3];
+};
+
+/* struct cowmap_commit.flags */
+#define COWMAP_COMMIT_DURABLE	(1U << 0)	/* fsync the journal file */
+
+/**
+ * struct cowmap_commit - commit the session's writes (COWMAP_IOC_COMMIT)
+ * @flags: in: COWMAP_COMMIT_*; other bits must be zero.
+ * @records: out: records this commit added.
+ * @bytes: out: journal bytes this commit added.
+ * @first_seq: out: sequence number of the first record added (0 if none).
+ * @pages: out: written pages this commit looked at.
+ * @reserved: must be zero.
+ *
+ * Every page written since the last commit is compared with its content
+ * before the first write (its twin); each run of changed bytes becomes a
+ * record (old bytes, new bytes). Unchanged bytes produce nothing; a page
+ * written back to its old content produces nothing. The pages are then
+ * write-protected again, so the next write is tracked from this state.
+ * Records never extend past the backing file's current end.
+ *
+ * Errors: ENOSPC (the journal would exceed the module parameter
+ * max_journal_bytes; nothing was recorded and the pages stay written, so a
+ * later commit records them), ENOMEM, and with a journal file any error of
+ * writing or syncing it (EIO, ENOSPC, ...): the records are then committed
+ * in the kernel but not yet in the file, and the next commit writes them
+ * first. EINVAL on an unattached session. fsync(2) and msync(MS_SYNC) on
+ * the session do a durable commit.
+ */
+struct cowmap_commit {
+	__u32 flags;
+	__u32 records;
+	__u64 bytes;
+	__u64 first_seq;
+	__u64 pages;
+	__u64 reserved[4];
+};
+
+/**
+ * struct cowmap_dump - read the journal (COWMAP_IOC_DUMP)
+ * @buf: in: user address of a buffer.
+ * @buf_size: in: its size in bytes.
+ * @flags: in: must be zero.
+ * @cursor: in: 0 to start with the log header, else the value returned
+ *	by the previous call. out: where the next call goes on.
+ * @bytes: out: bytes written to @buf: whole items (the header, records)
+ *	only; 0 with @needed == 0 means the end of the journal.
+ * @records: out: records written to @buf.
+ * @needed: out: when not even the next item fitted in @buf, its size
+ *	(and @bytes is 0); else 0.
+ * @reserved0: must be zero.
+ * @reserved: must be zero.
+ *
+ * The bytes are the journal format of docs/journal-format.md: the
+ * concatenation of all calls from cursor 0 to the end is a complete log,
+ * byte-identical to a journal file of the session. read(2) on the session
+ * fd returns the same stream.
+ */
+struct cowmap_dump {
+	__u64 buf;
+	__u32 buf_size;
+	__u32 flags;
+	__u64 cursor;
+	__u32 bytes;
+	__u32 records;
+	__u32 needed;
+	__u32 reserved0;
+	__u64 reserved[4];
+};
+
+/**
+ * struct cowmap_adopt - take over an orphaned session (COWMAP_IOC_ADOPT)
+ * @session_id: in: the orphan's id.
+ * @reserved: must be zero.
+ *
+ * On a handshaken, unattached fd. The fd becomes the session: its journal,
+ * its written pages, its backing file. Only the session's owner (same uid)
+ * or CAP_SYS_ADMIN may adopt it. Errors: ENOENT (no such orphan), EPERM,
+ * EBUSY (the fd is attached already).
+ */
+struct cowmap_adopt {
+	__u64 session_id;
+	__u64 reserved[3];
 };
 
 #define COWMAP_IOC_API		_IOWR(COWMAP_IOC_MAGIC, 0x00, struct cowmap_api)
 #define COWMAP_IOC_ATTACH	_IOWR(COWMAP_IOC_MAGIC, 0x01, struct cowmap_attach)
 #define COWMAP_IOC_STATUS	_IOR(COWMAP_IOC_MAGIC, 0x02, struct cowmap_status)
+#define COWMAP_IOC_COMMIT	_IOWR(COWMAP_IOC_MAGIC, 0x03, struct cowmap_commit)
+#define COWMAP_IOC_DUMP		_IOWR(COWMAP_IOC_MAGIC, 0x04, struct cowmap_dump)
+#define COWMAP_IOC_ADOPT	_IOW(COWMAP_IOC_MAGIC, 0x05, struct cowmap_adopt)
+/* Drop the session's journal and written pages: it shows the file again. */
+#define COWMAP_IOC_DISCARD	_IO(COWMAP_IOC_MAGIC, 0x06)
+
+/*
+ * The journal format (docs/journal-format.md), for dumps and journal files:
+ * a header, then records. All integers are little-endian. Checksums are
+ * CRC-32 (IEEE 802.3, the one zlib's crc32() computes) over the item with
+ * its crc field set to zero.
+ */
+#define COWMAP_LOG_MAGIC	"COWMAPLG"	/* 8 bytes, no NUL */
+#define COWMAP_LOG_VERSION	1
+#define COWMAP_REC_MAGIC	0x52574f43U	/* "COWR" as little-endian bytes */
+#define COWMAP_LOG_MAX_RUN	65536		/* longer runs are split */
+
+/**
+ * struct cowmap_log_header - first 64 bytes of a log
+ * @magic: COWMAP_LOG_MAGIC.
+ * @version: COWMAP_LOG_VERSION.
+ * @header_size: sizeof(struct cowmap_log_header); records start here.
+ * @session_id: the session that created the log.
+ * @dev_major: backing file's device, as statx's stx_dev_major.
+ * @dev_minor: backing file's device, as statx's stx_dev_minor.
+ * @ino: backing file's inode number.
+ * @size_at_attach: backing file's size when the session attached.
+ * @created_ns: when the log was created (CLOCK_REALTIME, ns).
+ * @flags: zero.
+ * @crc: CRC-32 of the header with @crc zero.
+ */
+struct cowmap_log_header {
+	__u8 magic[8];
+	__le32 version;
+	__le32 header_size;
+	__le64 session_id;
+	__le32 dev_major;
+	__le32 dev_minor;
+	__le64 ino;
+	__le64 size_at_attach;
+	__le64 created_ns;
+	__le32 flags;
+	__le32 crc;
+};
+
+/**
+ * struct cowmap_log_record - a record: this, then old and new bytes
+ * @magic: COWMAP_REC_MAGIC.
+ * @size: the whole record in bytes: this header, @length old bytes,
+ *	@length new bytes, and zero padding to a multiple of 8.
+ * @seq: sequence number, 1, 2, ... within the session.
+ * @session_id: the session that committed it.
+ * @offset: file offset of the first changed byte.
+ * @length: number of changed bytes (1 to COWMAP_LOG_MAX_RUN).
+ * @flags: zero.
+ * @time_ns: commit time (CLOCK_REALTIME, ns).
+ * @pid: committing process (thread group id, initial pid namespace).
+ * @uid: committing user (initial user namespace).
+ * @crc: CRC-32 of the whole record (@size bytes) with @crc zero.
+ * @reserved: zero.
+ */
+struct cowmap_log_record {
+	__le32 magic;
+	__le32 size;
+	__le64 seq;
+	__le64 session_id;
+	__le64 offset;
+	__le32 length;
+	__le32 flags;
+	__le64 time_ns;
+	__le32 pid;
+	__le32 uid;
+	__le32 crc;
+	__le32 reserved;
+};
 
 /* The bit of struct cowmap_api.ioctls that stands for ioctl @cmd. */
 #define COWMAP_IOCTL_BIT(cmd)	(1ULL << _IOC_NR(cmd))

@@ -1,0 +1,565 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The journal: a commit turns the pages written since the last commit into
+ * records of changed bytes (old and new), dump and read(2) return them in
+ * the journal format (uapi/cowmap.h, docs/journal-format.md), and the
+ * journal file, when the session has one, gets every record appended.
+ *
+ * A commit first unmaps the written pages, so that writers fault and wait
+ * on the session lock while their pages are compared with their twins.
+ * Records are built and published under the lock; the journal file is
+ * written afterwards under the journal lock only, since file I/O must not
+ * run under a lock the fault path and fsnotify handlers take. A failed file
+ * write leaves the records committed in the kernel; the next commit writes
+ * them first.
+ */
+#include <linux/crc32.h>
+#include <linux/cred.h>
+#include <linux/fs.h>
+#include <linux/highmem.h>
+#include <linux/memcontrol.h>
+#include <linux/sched/mm.h>
+#include <linux/slab.h>
+#include <linux/timekeeping.h>
+#include <linux/uaccess.h>
+#include <linux/uidgid.h>
+
+#include "compat.h"
+#include "cowmap.h"
+
+#define COWMAP_HDR_SIZE sizeof(struct cowmap_log_header)
+#define COWMAP_REC_HDR	sizeof(struct cowmap_log_record)
+
+static u32 cowmap_crc(const void *p, size_t len)
+{
+	/* The CRC-32 zlib's crc32() computes. */
+	return crc32_le(~0U, p, len) ^ ~0U;
+}
+
+void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic));
+	h->version = cpu_to_le32(COWMAP_LOG_VERSION);
+	h->header_size = cpu_to_le32(sizeof(*h));
+	h->session_id = cpu_to_le64(s->id);
+	h->dev_major = cpu_to_le32(MAJOR(s->dev));
+	h->dev_minor = cpu_to_le32(MINOR(s->dev));
+	h->ino = cpu_to_le64(s->ino);
+	h->size_at_attach = cpu_to_le64(s->size_at_attach);
+	h->created_ns = cpu_to_le64(s->created_ns);
+	h->crc = cpu_to_le32(cowmap_crc(h, sizeof(*h)));
+}
+
+/* Is @h a valid header of a log of @s's backing file? */
+static bool cowmap_header_matches(struct cowmap_session *s,
+				  struct cowmap_log_header *h)
+{
+	u32 crc = le32_to_cpu(h->crc);
+
+	h->crc = 0;
+	return crc == cowmap_crc(h, sizeof(*h)) &&
+	       !memcmp(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic)) &&
+	       le32_to_cpu(h->version) == COWMAP_LOG_VERSION &&
+	       le32_to_cpu(h->header_size) == sizeof(*h) &&
+	       le32_to_cpu(h->dev_major) == MAJOR(s->dev) &&
+	       le32_to_cpu(h->dev_minor) == MINOR(s->dev) &&
+	       le64_to_cpu(h->ino) == s->ino;
+}
+
+/* At attach: an empty journal file gets a header, another must have ours. */
+int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
+{
+	loff_t size = i_size_read(file_inode(jfile)), pos = 0;
+	struct cowmap_log_header h;
+	ssize_t n;
+
+	if (size == 0) {
+		cowmap_log_header(s, &h);
+		n = kernel_write(jfile, &h, sizeof(h), &pos);
+		if (n != sizeof(h))
+			return n < 0 ? n : -EIO;
+		s->jfile_len = pos;
+	} else {
+		if (!(jfile->f_mode & FMODE_READ))
+			return -EACCES;
+		n = kernel_read(jfile, &h, sizeof(h), &pos);
+		if (n < 0)
+			return n;
+		if (n != sizeof(h) || !cowmap_header_matches(s, &h))
+			return -EINVAL;
+		s->jfile_len = size;
+	}
+	s->jfile = jfile;
+	return 0;
+}
+
+/*
+ * Write the records the journal file does not have yet, then fsync it if
+ * @durable. Under @jlock held for writing.
+ */
+static int cowmap_jfile_write(struct cowmap_session *s, bool durable)
+{
+	unsigned long seq = s->jfile_seq + 1;
+	struct cowmap_rec *rec;
+	int ret = 0;
+
+	lockdep_assert_held_write(&s->jlock);
+	if (!s->jfile)
+		return 0;
+
+	while ((rec = xa_find(&s->journal, &seq, ULONG_MAX, XA_PRESENT))) {
+		loff_t pos = s->jfile_len;
+		ssize_t n = kernel_write(s->jfile, rec->data, rec->size, &pos);
+
+		if (n != rec->size) {
+			ret = n < 0 ? n : -EIO;
+			/* Best effort: no torn record in front of the retry. */
+			vfs_truncate(&s->jfile->f_path, s->jfile_len);
+			return ret;
+		}
+		s->jfile_len = pos;
+		WRITE_ONCE(s->jfile_seq, seq);
+		seq++;
+	}
+	if (durable)
+		ret = vfs_fsync(s->jfile, 0);
+	return ret;
+}
+
+/* Runs of changed bytes, in file order. */
+struct cowmap_runs {
+	struct cowmap_run {
+		loff_t off;
+		u32 len;
+	} *v;
+	size_t n, cap;
+	u64 bytes;	/* journal bytes the records will take */
+};
+
+static size_t cowmap_rec_size(u32 len)
+{
+	return ALIGN(COWMAP_REC_HDR + 2 * (size_t)len, 8);
+}
+
+/* Add [@off, @off + @len), merging with the last run, splitting long runs. */
+static int cowmap_runs_add(struct cowmap_runs *r, loff_t off, u32 len)
+{
+	while (len) {
+		struct cowmap_run *last = r->n ? &r->v[r->n - 1] : NULL;
+
+		if (last && last->off + last->len == off &&
+		    last->len < COWMAP_LOG_MAX_RUN) {
+			u32 take = min_t(u32, len, COWMAP_LOG_MAX_RUN - last->len);
+
+			r->bytes += cowmap_rec_size(last->len + take) -
+				    cowmap_rec_size(last->len);
+			last->len += take;
+			off += take;
+			len -= take;
+			continue;
+		}
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? 2 * r->cap : 64;
+			struct cowmap_run *v = kvmalloc_array(cap, sizeof(*v),
+							      GFP_KERNEL_ACCOUNT);
+
+			if (!v)
+				return -ENOMEM;
+			if (r->n)
+				memcpy(v, r->v, r->n * sizeof(*v));
+			kvfree(r->v);
+			r->v = v;
+			r->cap = cap;
+		}
+		r->v[r->n++] = (struct cowmap_run){ .off = off };
+		r->bytes += cowmap_rec_size(0);
+	}
+	return 0;
+}
+
+/* First index from @i where @a and @b differ, or @n. Pages are aligned. */
+static size_t cowmap_skip_equal(const u8 *a, const u8 *b, size_t i, size_t n)
+{
+	while (i < n && (i & 7)) {
+		if (a[i] != b[i])
+			return i;
+		i++;
+	}
+	while (i + 8 <= n && *(const u64 *)(a + i) == *(const u64 *)(b + i))
+		i += 8;
+	while (i < n && a[i] == b[i])
+		i++;
+	return i;
+}
+
+/*
+ * Compare a written page with its twin over its first @n bytes (the part
+ * inside the file) and add the changed runs.
+ */
+static int cowmap_diff_page(struct cowmap_runs *r, struct cowmap_page *cp,
+			    loff_t base, size_t n)
+{
+	const u8 *old = kmap_local_page(cp->twin);
+	const u8 *new = kmap_local_page(cp->priv);
+	size_t i = 0, start;
+	int ret = 0;
+
+	while (!ret) {
+		i = cowmap_skip_equal(old, new, i, n);
+		if (i >= n)
+			break;
+		start = i;
+		while (i < n && old[i] != new[i])
+			i++;
+		ret = cowmap_runs_add(r, base + start, i - start);
+	}
+	kunmap_local(new);
+	kunmap_local(old);
+	return ret;
+}
+
+/* Copy [@off, @off + @len) of the twins and private pages to @old, @new. */
+static void cowmap_copy_run(struct cowmap_session *s, loff_t off, u32 len,
+			    u8 *old, u8 *new)
+{
+	u32 done = 0;
+
+	while (done < len) {
+		loff_t pos = off + done;
+		size_t in = offset_in_page(pos);
+		u32 chunk = min_t(u32, len - done, PAGE_SIZE - in);
+		struct cowmap_page *cp = xa_load(&s->pages, pos >> PAGE_SHIFT);
+
+		memcpy_from_page(old + done, cp->twin, in, chunk);
+		memcpy_from_page(new + done, cp->priv, in, chunk);
+		done += chunk;
+	}
+}
+
+static void cowmap_free_recs(struct cowmap_rec **recs, size_t n)
+{
+	while (n--)
+		kvfree(recs[n]);
+	kvfree(recs);
+}
+
+/* Build the records of @r, numbered from @seq. */
+static struct cowmap_rec **cowmap_build(struct cowmap_session *s,
+					struct cowmap_runs *r, u64 seq)
+{
+	u64 time = ktime_get_real_ns();
+	u32 pid = task_tgid_nr(current);
+	u32 uid = from_kuid_munged(&init_user_ns, current_uid());
+	struct cowmap_rec **recs;
+	struct mem_cgroup *old;
+	size_t i;
+
+	old = set_active_memcg(s->memcg);
+	recs = kvcalloc(r->n, sizeof(*recs), GFP_KERNEL_ACCOUNT);
+	for (i = 0; recs && i < r->n; i++) {
+		struct cowmap_run *run = &r->v[i];
+		size_t size = cowmap_rec_size(run->len);
+		struct cowmap_log_record *h;
+
+		recs[i] = kvzalloc(struct_size(recs[i], data, size),
+				   GFP_KERNEL_ACCOUNT);
+		if (!recs[i]) {
+			cowmap_free_recs(recs, i);
+			recs = NULL;
+			break;
+		}
+		recs[i]->seq = seq + i;
+		recs[i]->size = size;
+		h = (struct cowmap_log_record *)recs[i]->data;
+		h->magic = cpu_to_le32(COWMAP_REC_MAGIC);
+		h->size = cpu_to_le32(size);
+		h->seq = cpu_to_le64(seq + i);
+		h->session_id = cpu_to_le64(s->id);
+		h->offset = cpu_to_le64(run->off);
+		h->length = cpu_to_le32(run->len);
+		h->time_ns = cpu_to_le64(time);
+		h->pid = cpu_to_le32(pid);
+		h->uid = cpu_to_le32(uid);
+		cowmap_copy_run(s, run->off, run->len,
+				recs[i]->data + COWMAP_REC_HDR,
+				recs[i]->data + COWMAP_REC_HDR + run->len);
+		h->crc = cpu_to_le32(cowmap_crc(recs[i]->data, size));
+	}
+	set_active_memcg(old);
+	return recs;
+}
+
+/* Unmap every page written since the last commit; returns their number. */
+static u64 cowmap_zap_written(struct cowmap_session *s)
+{
+	pgoff_t start = 0, end = 0;
+	struct cowmap_page *cp;
+	unsigned long idx;
+	u64 n = 0;
+
+	xa_for_each(&s->pages, idx, cp) {
+		if (!cp->twin)
+			continue;
+		n++;
+		if (idx != end) {
+			if (end > start)
+				cowmap_zap(s, start, end - start);
+			start = idx;
+		}
+		end = idx + 1;
+	}
+	if (end > start)
+		cowmap_zap(s, start, end - start);
+	return n;
+}
+
+/* Does the written page differ from its twin past its first @n bytes? */
+static bool cowmap_differs_past(struct cowmap_page *cp, size_t n)
+{
+	const u8 *old = kmap_local_page(cp->twin);
+	const u8 *new = kmap_local_page(cp->priv);
+	bool differs = memcmp(old + n, new + n, PAGE_SIZE - n);
+
+	kunmap_local(new);
+	kunmap_local(old);
+	return differs;
+}
+
+/*
+ * The written pages are clean now, as far as the file goes: forget the
+ * twin, so the next write takes a new one. A page that also changed past
+ * the end of the file keeps its twin, updated with what was recorded, so
+ * that those bytes are recorded if the file grows over them.
+ */
+static void cowmap_clean_written(struct cowmap_session *s, loff_t eof)
+{
+	struct cowmap_page *cp;
+	unsigned long idx;
+
+	xa_for_each(&s->pages, idx, cp) {
+		loff_t base = (loff_t)idx << PAGE_SHIFT;
+		size_t n;
+		u8 *p;
+
+		if (!cp->twin || base >= eof)
+			continue;
+		n = min_t(loff_t, PAGE_SIZE, eof - base);
+		if (n < PAGE_SIZE && cowmap_differs_past(cp, n)) {
+			p = kmap_local_page(cp->twin);
+			memcpy_from_page(p, cp->priv, 0, n);
+			kunmap_local(p);
+			continue;
+		}
+		cowmap_drop_twin(s, cp);
+	}
+}
+
+int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
+{
+	bool durable = c->flags & COWMAP_COMMIT_DURABLE;
+	struct cowmap_runs r = { };
+	struct cowmap_rec **recs = NULL;
+	struct cowmap_page *cp;
+	unsigned long idx;
+	int ret = 0, fret;
+	size_t i;
+	loff_t eof;
+
+	if (c->flags & ~COWMAP_COMMIT_DURABLE || c->records || c->bytes ||
+	    c->first_seq || c->pages ||
+	    memchr_inv(c->reserved, 0, sizeof(c->reserved)))
+		return -EINVAL;
+
+	down_write(&s->jlock);
+	mutex_lock(&s->lock);
+	c->pages = cowmap_zap_written(s);
+	eof = i_size_read(file_inode(s->backing));
+
+	xa_for_each(&s->pages, idx, cp) {
+		loff_t base = (loff_t)idx << PAGE_SHIFT;
+
+		if (!cp->twin || base >= eof)
+			continue;
+		ret = cowmap_diff_page(&r, cp, base,
+				       min_t(loff_t, PAGE_SIZE, eof - base));
+		if (ret)
+			goto unlock;
+	}
+
+	if (s->journal_bytes + r.bytes > READ_ONCE(cowmap_max_journal_bytes)) {
+		/* Nothing recorded: the pages stay written for a later commit. */
+		ret = -ENOSPC;
+		goto unlock;
+	}
+	if (r.n) {
+		recs = cowmap_build(s, &r, s->next_seq);
+		if (!recs) {
+			ret = -ENOMEM;
+			goto unlock;
+		}
+		for (i = 0; i < r.n; i++) {
+			ret = xa_insert(&s->journal, recs[i]->seq, recs[i],
+					GFP_KERNEL_ACCOUNT);
+			if (ret) {
+				while (i--)
+					xa_erase(&s->journal, recs[i]->seq);
+				cowmap_free_recs(recs, r.n);
+				goto unlock;
+			}
+		}
+		c->first_seq = s->next_seq;
+		c->records = r.n;
+		c->bytes = r.bytes;
+		s->next_seq += r.n;
+		s->nr_records += r.n;
+		s->journal_bytes += r.bytes;
+		kvfree(recs);	/* the records now belong to the journal */
+	}
+	cowmap_clean_written(s, eof);
+	s->commits++;
+unlock:
+	mutex_unlock(&s->lock);
+	kvfree(r.v);
+
+	/* Also after a failure: earlier records may still be unwritten. */
+	fret = cowmap_jfile_write(s, durable && !ret);
+	up_write(&s->jlock);
+	return ret ?: fret;
+}
+
+int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d)
+{
+	u8 __user *buf = u64_to_user_ptr(d->buf);
+	unsigned long idx = d->cursor;
+	struct cowmap_log_header h;
+	struct cowmap_rec *rec;
+	u32 used = 0;
+	int ret = 0;
+
+	if (d->flags || d->bytes || d->records || d->needed || d->reserved0 ||
+	    memchr_inv(d->reserved, 0, sizeof(d->reserved)))
+		return -EINVAL;
+
+	down_read(&s->jlock);
+	if (d->cursor == 0) {
+		if (d->buf_size < sizeof(h)) {
+			d->needed = sizeof(h);
+			goto out;
+		}
+		cowmap_log_header(s, &h);
+		if (copy_to_user(buf, &h, sizeof(h))) {
+			ret = -EFAULT;
+			goto out;
+		}
+		used = sizeof(h);
+		idx = 1;
+		d->cursor = 1;
+	}
+	while ((rec = xa_find(&s->journal, &idx, ULONG_MAX, XA_PRESENT))) {
+		if (rec->size > d->buf_size - used) {
+			if (!used)
+				d->needed = rec->size;
+			break;
+		}
+		if (copy_to_user(buf + used, rec->data, rec->size)) {
+			ret = -EFAULT;
+			goto out;
+		}
+		used += rec->size;
+		d->records++;
+		d->cursor = ++idx;
+	}
+	d->bytes = used;
+out:
+	up_read(&s->jlock);
+	return ret;
+}
+
+/*
+ * read(2): the same stream as the dump, from any position. The position of
+ * the last record reached is cached, so reading in order costs no search.
+ */
+ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
+		    loff_t *ppos)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_file *cf = file->private_data;
+	struct cowmap_log_header h;
+	struct cowmap_rec *rec;
+	loff_t pos = *ppos, rpos;
+	unsigned long seq;
+	size_t done = 0;
+	ssize_t ret = 0;
+
+	if (!s)
+		return -EINVAL;
+	if (pos < 0)
+		return -EINVAL;
+
+	mutex_lock(&cf->lock);
+	down_read(&s->jlock);
+	if (pos < (loff_t)COWMAP_HDR_SIZE && count) {
+		size_t n = min_t(size_t, count, COWMAP_HDR_SIZE - pos);
+
+		cowmap_log_header(s, &h);
+		if (copy_to_user(buf, (u8 *)&h + pos, n)) {
+			ret = -EFAULT;
+			goto out;
+		}
+		done = n;
+		pos += n;
+	}
+
+	if (cf->rd_seq && cf->rd_pos <= pos) {
+		seq = cf->rd_seq;
+		rpos = cf->rd_pos;
+	} else {
+		seq = 1;
+		rpos = COWMAP_HDR_SIZE;
+	}
+	while (done < count &&
+	       (rec = xa_find(&s->journal, &seq, ULONG_MAX, XA_PRESENT))) {
+		size_t off, n;
+
+		if (rpos + rec->size <= pos) {
+			rpos += rec->size;
+			seq++;
+			continue;
+		}
+		off = pos - rpos;
+		n = min_t(size_t, rec->size - off, count - done);
+		if (copy_to_user(buf + done, rec->data + off, n)) {
+			ret = -EFAULT;
+			break;
+		}
+		done += n;
+		pos += n;
+		if (off + n == rec->size) {
+			rpos += rec->size;
+			seq++;
+		}
+	}
+	cf->rd_pos = rpos;
+	cf->rd_seq = seq;
+out:
+	up_read(&s->jlock);
+	mutex_unlock(&cf->lock);
+	if (!done)
+		return ret;
+	*ppos = pos;
+	return done;
+}
+
+/* Drop every record. Under @jlock (write) and @lock. */
+void cowmap_journal_free(struct cowmap_session *s)
+{
+	struct cowmap_rec *rec;
+	unsigned long idx;
+
+	xa_for_each(&s->journal, idx, rec)
+		kvfree(rec);
+	xa_destroy(&s->journal);
+	s->nr_records = 0;
+	s->journal_bytes = 0;
+}
