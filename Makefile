@@ -114,3 +114,7 @@ demo:
 
 clean:
 	rm -rf $(BUILD)
+include mk/install.mk
+
+# make bench, make bench-quick: docs/performance.md
+include bench/bench.mk

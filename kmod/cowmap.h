@@ -113,7 +113,7 @@ struct cowmap_session {
  * file's f_mapping points at the session's inode; it never changes again.
  */
 struct cowmap_file {
-	struct mutex lock;
+	struct mutex lock;	/* attach, adopt, handshake, read(2) */
 	bool api_done;
 	struct cowmap_session *s;
 	/* read(2): the stream position of record @rd_seq, under @lock. */
@@ -125,6 +125,7 @@ static inline struct cowmap_session *cowmap_file_session(struct file *file)
 {
 	struct cowmap_file *cf = file->private_data;
 
+	/* Pairs with cowmap_file_set(): f_mapping is set before @s. */
 	return smp_load_acquire(&cf->s);
 }
 

@@ -347,6 +347,7 @@ static void cowmap_file_set(struct file *file, struct cowmap_session *s)
 
 	lockdep_assert_held(&cf->lock);
 	file->f_mapping = s->inode->i_mapping;
+	/* Pairs with cowmap_file_session(): mmap sees f_mapping set. */
 	smp_store_release(&cf->s, s);
 }
 

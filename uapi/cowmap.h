@@ -14,6 +14,7 @@
 #ifndef _UAPI_LINUX_COWMAP_H
 #define _UAPI_LINUX_COWMAP_H
 
+#include <linux/const.h>
 #include <linux/ioctl.h>
 #include <linux/types.h>
 
@@ -51,7 +52,7 @@ struct cowmap_api {
 #define COWMAP_FEATURES_ALL	0ULL
 
 /* struct cowmap_attach.flags */
-#define COWMAP_ATTACH_JOURNAL	(1U << 0)	/* @journal_fd is valid */
+#define COWMAP_ATTACH_JOURNAL	_BITUL(0)	/* @journal_fd is valid */
 
 /**
  * struct cowmap_attach - attach a session to a file (COWMAP_IOC_ATTACH)
@@ -156,7 +157,7 @@ struct cowmap_status {
 };
 
 /* struct cowmap_commit.flags */
-#define COWMAP_COMMIT_DURABLE	(1U << 0)	/* fsync the journal file */
+#define COWMAP_COMMIT_DURABLE	_BITUL(0)	/* fsync the journal file */
 
 /**
  * struct cowmap_commit - commit the session's writes (COWMAP_IOC_COMMIT)
