@@ -291,31 +291,37 @@ static int cowmap_check_backing(struct file *file)
 	return 0;
 }
 
-/*
- * A journal file must be a regular file opened for writing, and no file
- * may be both a backing file and a journal file of sessions: a commit
- * writing the journal would otherwise notify a session watching it.
- */
+/* A journal file must be a regular file opened for writing. */
 static int cowmap_check_journal(struct file *jfile, struct file *backing)
 {
-	struct inode *ji = file_inode(jfile), *bi = file_inode(backing);
-	struct cowmap_session *o;
-	int ret = 0;
+	struct inode *ji = file_inode(jfile);
 
 	if (S_ISDIR(ji->i_mode))
 		return -EISDIR;
-	if (!S_ISREG(ji->i_mode) || ji == bi)
+	if (!S_ISREG(ji->i_mode) || ji == file_inode(backing))
 		return -EINVAL;
 	if (!(jfile->f_mode & FMODE_WRITE))
 		return -EACCES;
+	return 0;
+}
+
+/*
+ * No file may be both a backing file and a journal file of sessions: a
+ * commit writing the journal would notify a session watching that file.
+ */
+static int cowmap_check_roles(struct file *backing, struct file *jfile)
+{
+	struct inode *bi = file_inode(backing);
+	struct inode *ji = jfile ? file_inode(jfile) : NULL;
+	struct cowmap_session *o;
 
 	lockdep_assert_held(&cowmap_registry_lock);
 	list_for_each_entry(o, &cowmap_sessions, node) {
-		if (file_inode(o->backing) == ji ||
-		    (o->jfile && file_inode(o->jfile) == bi))
-			ret = -EINVAL;
+		if ((o->jfile && file_inode(o->jfile) == bi) ||
+		    (ji && file_inode(o->backing) == ji))
+			return -EINVAL;
 	}
-	return ret;
+	return 0;
 }
 
 static int cowmap_watch(struct cowmap_session *s, struct inode *inode)
@@ -396,10 +402,9 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 		goto out_unlock;
 	}
 	mutex_lock(&cowmap_registry_lock);
-	if (jfile)
-		ret = cowmap_check_journal(jfile, backing);
-	else
-		ret = 0;
+	ret = jfile ? cowmap_check_journal(jfile, backing) : 0;
+	if (!ret)
+		ret = cowmap_check_roles(backing, jfile);
 	if (!ret) {
 		s->id = atomic64_inc_return(&cowmap_next_id);
 		s->state = COWMAP_STATE_ATTACHED;
