@@ -66,7 +66,7 @@ $(KSFT_HDRS) $(CHECKPATCH) &:
 		linux-source-6.1/scripts/const_structs.checkpatch
 	@touch $(KSFT_HDRS) $(CHECKPATCH)
 
-$(BUILD)/selftests/%: selftests/%.c selftests/cowmap_test.h $(KSFT_HDRS) $(BUILD)/include/linux/cowmap.h
+$(BUILD)/selftests/%: selftests/%.c $(wildcard selftests/*.h) $(KSFT_HDRS) $(BUILD)/include/linux/cowmap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDFLAGS)
 
@@ -114,7 +114,7 @@ demo:
 
 clean:
 	rm -rf $(BUILD)
-include mk/install.mk
+-include mk/install.mk
 
 # make bench, make bench-quick: docs/performance.md
-include bench/bench.mk
+-include bench/bench.mk

@@ -34,6 +34,7 @@ struct cowmap_page {
 struct cowmap_rec {
 	u64 seq;
 	u32 size;
+	bool merged;	/* applied by a kernel merge; under jlock and lock */
 	u8 data[];	/* struct cowmap_log_record, old, new, padding */
 };
 
@@ -100,6 +101,7 @@ struct cowmap_session {
 	u64 next_seq;
 	u64 nr_records;
 	u64 journal_bytes;
+	u64 nr_merged;
 	u64 commits;
 	/* The journal file: written under @jlock only, never under @lock. */
 	struct file *jfile;
@@ -153,6 +155,10 @@ void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr);
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_free_pages(struct cowmap_session *s);
+
+/* merge.c */
+int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m);
+void cowmap_trim(struct cowmap_session *s);
 
 /* journal.c */
 void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h);

@@ -561,5 +561,6 @@ void cowmap_journal_free(struct cowmap_session *s)
 		kvfree(rec);
 	xa_destroy(&s->journal);
 	s->nr_records = 0;
+	s->nr_merged = 0;
 	s->journal_bytes = 0;
 }

@@ -80,6 +80,7 @@ union cowmap_ioc_arg {
 	struct cowmap_commit commit;
 	struct cowmap_dump dump;
 	struct cowmap_adopt adopt;
+	struct cowmap_merge merge;
 };
 
 static int cowmap_ioc_api(struct file *file, union cowmap_ioc_arg *a)
@@ -108,7 +109,9 @@ static int cowmap_ioc_api(struct file *file, union cowmap_ioc_arg *a)
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_COMMIT) |
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_DUMP) |
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_ADOPT) |
-		      COWMAP_IOCTL_BIT(COWMAP_IOC_DISCARD);
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_DISCARD) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_MERGE) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_TRIM);
 	return 0;
 }
 
@@ -151,18 +154,44 @@ static int cowmap_ioc_dump(struct file *file, union cowmap_ioc_arg *a)
 	return cowmap_dump(s, &a->dump);
 }
 
+static int cowmap_ioc_merge(struct file *file, union cowmap_ioc_arg *a)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+
+	if (!s)
+		return -EINVAL;
+	return cowmap_merge(s, &a->merge);
+}
+
+/* Records were dropped: read(2) positions past them mean nothing now. */
+static void cowmap_forget_read_pos(struct file *file)
+{
+	struct cowmap_file *cf = file->private_data;
+
+	mutex_lock(&cf->lock);
+	cf->rd_seq = 0;
+	mutex_unlock(&cf->lock);
+}
+
 static int cowmap_ioc_discard(struct file *file, union cowmap_ioc_arg *a)
 {
 	struct cowmap_session *s = cowmap_file_session(file);
-	struct cowmap_file *cf = file->private_data;
 
 	if (!s)
 		return -EINVAL;
 	cowmap_discard(s);
-	/* read(2) positions of the dropped records mean nothing now. */
-	mutex_lock(&cf->lock);
-	cf->rd_seq = 0;
-	mutex_unlock(&cf->lock);
+	cowmap_forget_read_pos(file);
+	return 0;
+}
+
+static int cowmap_ioc_trim(struct file *file, union cowmap_ioc_arg *a)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+
+	if (!s)
+		return -EINVAL;
+	cowmap_trim(s);
+	cowmap_forget_read_pos(file);
 	return 0;
 }
 
@@ -180,6 +209,8 @@ static const struct cowmap_ioc cowmap_iocs[] = {
 	[_IOC_NR(COWMAP_IOC_DUMP)] = { COWMAP_IOC_DUMP, cowmap_ioc_dump },
 	[_IOC_NR(COWMAP_IOC_ADOPT)] = { COWMAP_IOC_ADOPT, cowmap_ioc_adopt },
 	[_IOC_NR(COWMAP_IOC_DISCARD)] = { COWMAP_IOC_DISCARD, cowmap_ioc_discard },
+	[_IOC_NR(COWMAP_IOC_MERGE)] = { COWMAP_IOC_MERGE, cowmap_ioc_merge },
+	[_IOC_NR(COWMAP_IOC_TRIM)] = { COWMAP_IOC_TRIM, cowmap_ioc_trim },
 };
 
 static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)

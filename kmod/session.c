@@ -523,5 +523,6 @@ void cowmap_status(struct cowmap_session *s, struct cowmap_status *st)
 	st->next_seq = s->next_seq;
 	st->commits = s->commits;
 	st->journal_file_seq = READ_ONCE(s->jfile_seq);
+	st->merged_records = s->nr_merged;
 	mutex_unlock(&s->lock);
 }

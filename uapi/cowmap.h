@@ -124,6 +124,8 @@ struct cowmap_attach {
  * @journal_file_seq: the last sequence number written to the journal file
  *	(0 without one); smaller than @next_seq - 1 after a failed file write,
  *	which the next commit retries.
+ * @merged_records: records a kernel merge applied or found applied (a trim
+ *	drops them).
  * @reserved: zero.
  *
  * Memory owned by the session is (@private_pages + @twin_pages) pages; both
@@ -153,7 +155,8 @@ struct cowmap_status {
 	__u64 next_seq;
 	__u64 commits;
 	__u64 journal_file_seq;
-	__u64 reserved[3];
+	__u64 merged_records;
+	__u64 reserved[2];
 };
 
 /* struct cowmap_commit.flags */
@@ -239,6 +242,92 @@ struct cowmap_adopt {
 	__u64 reserved[3];
 };
 
+/* struct cowmap_merge.flags */
+#define COWMAP_MERGE_SKIP	_BITUL(0)	/* apply what applies, skip conflicts */
+#define COWMAP_MERGE_FORCE	_BITUL(1)	/* write new bytes even over conflicts */
+#define COWMAP_MERGE_DRY_RUN	_BITUL(2)	/* check and report, write nothing */
+#define COWMAP_MERGE_FSYNC	_BITUL(3)	/* fsync the target afterwards */
+
+/* Bytes of a conflict shown in struct cowmap_conflict. */
+#define COWMAP_CONFLICT_SHOW	32
+
+/**
+ * struct cowmap_conflict - one conflicting record, reported by a merge
+ * @session_id: the record's session.
+ * @seq: the record's sequence number.
+ * @offset: the record's file offset.
+ * @length: the record's length.
+ * @diff_at: offset in the record of the first byte that matched neither
+ *	the old nor the new bytes; @expected and @found start there.
+ * @shown: bytes in @expected and @found (up to COWMAP_CONFLICT_SHOW); less
+ *	than the rest of the record when the target ends early.
+ * @reserved: zero.
+ * @expected: the record's old bytes from @diff_at.
+ * @found: the target's bytes from @diff_at.
+ */
+struct cowmap_conflict {
+	__u64 session_id;
+	__u64 seq;
+	__u64 offset;
+	__u32 length;
+	__u32 diff_at;
+	__u32 shown;
+	__u32 reserved;
+	__u8 expected[COWMAP_CONFLICT_SHOW];
+	__u8 found[COWMAP_CONFLICT_SHOW];
+};
+
+/**
+ * struct cowmap_merge - apply the journal to a file (COWMAP_IOC_MERGE)
+ * @target_fd: in: a regular file opened for reading and writing (O_RDWR;
+ *	the merge reads it to find conflicts), not O_DIRECT or O_APPEND;
+ *	usually the backing file itself.
+ * @flags: in: COWMAP_MERGE_*; SKIP and FORCE exclude each other.
+ * @conflicts_buf: in: user address of an array of struct cowmap_conflict,
+ *	or 0.
+ * @conflicts_max: in: entries in that array.
+ * @reserved0: must be zero.
+ * @records: out: records examined (all the journal holds).
+ * @applied: out: records whose old bytes matched and that were written
+ *	(or would have been, with DRY_RUN or when conflicts stopped the merge).
+ * @already: out: records whose new bytes were there already.
+ * @conflicts: out: records that matched neither; the first @conflicts_max
+ *	are described in @conflicts_buf.
+ * @written: out: bytes written to the target.
+ * @reserved: must be zero.
+ *
+ * Records apply in sequence order. A record applies cleanly when the
+ * target's bytes equal its old bytes, is already applied when they equal
+ * its new bytes (so a merge run again, or interrupted and run again,
+ * completes), and conflicts otherwise; bytes past the target's end match
+ * nothing. All records are checked against the target as earlier records
+ * leave it, then the changed ranges are written at once, under the target
+ * inode's lock: merges into one file serialise, and no one sees a partial
+ * merge. Default policy: if any record conflicts, nothing is written. With
+ * SKIP, the others are written; with FORCE, every record's new bytes are.
+ * The call succeeds (0) whenever the journal could be checked: look at
+ * @conflicts. Records applied or already applied are marked merged (see
+ * COWMAP_IOC_TRIM). Sessions that show the target see the new bytes at
+ * once in the pages they have not written.
+ *
+ * Errors: EBADF (not an fd, or not opened O_RDWR), EINVAL (flags, a
+ * non-regular target, O_DIRECT or O_APPEND), EOPNOTSUPP (a filesystem that
+ * does not write through the page cache), ENOMEM, and I/O errors.
+ */
+struct cowmap_merge {
+	__s32 target_fd;
+	__u32 flags;
+	__u64 conflicts_buf;
+	__u32 conflicts_max;
+	__u32 reserved0;
+	__u64 records;
+	__u64 applied;
+	__u64 already;
+	__u64 conflicts;
+	__u64 written;
+	__u64 reserved[4];
+};
+
 #define COWMAP_IOC_API		_IOWR(COWMAP_IOC_MAGIC, 0x00, struct cowmap_api)
 #define COWMAP_IOC_ATTACH	_IOWR(COWMAP_IOC_MAGIC, 0x01, struct cowmap_attach)
 #define COWMAP_IOC_STATUS	_IOR(COWMAP_IOC_MAGIC, 0x02, struct cowmap_status)
@@ -247,6 +336,12 @@ struct cowmap_adopt {
 #define COWMAP_IOC_ADOPT	_IOW(COWMAP_IOC_MAGIC, 0x05, struct cowmap_adopt)
 /* Drop the session's journal and written pages: it shows the file again. */
 #define COWMAP_IOC_DISCARD	_IO(COWMAP_IOC_MAGIC, 0x06)
+#define COWMAP_IOC_MERGE	_IOWR(COWMAP_IOC_MAGIC, 0x07, struct cowmap_merge)
+/*
+ * Drop the records a merge marked merged (and already in the journal file,
+ * if there is one). The sequence numbers of the others do not change.
+ */
+#define COWMAP_IOC_TRIM		_IO(COWMAP_IOC_MAGIC, 0x08)
 
 /*
  * The journal format (docs/journal-format.md), for dumps and journal files:

@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Kernel merge: apply a session's journal to a file the caller opened for
+ * writing, with conflict detection, and trim merged records.
+ *
+ * Under the target inode's lock, the byte ranges the records touch are read
+ * into a shadow copy ("extents"), every record is applied to the shadow in
+ * sequence order (old bytes match: apply; new bytes there: already
+ * applied; else conflict), and only then are the changed extents written
+ * through the page cache. So the policy is decided on the whole journal
+ * before anything is written, and nobody sees a partial merge.
+ */
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/fsnotify.h>
+#include <linux/pagemap.h>
+#include <linux/slab.h>
+#include <linux/sort.h>
+#include <linux/uaccess.h>
+#include <linux/uio.h>
+
+#include "compat.h"
+#include "cowmap.h"
+
+#define COWMAP_REC_HDR	sizeof(struct cowmap_log_record)
+
+/* A byte range of the target, read into @buf, changed if @dirty. */
+struct cowmap_extent {
+	loff_t off;
+	size_t len;
+	size_t avail;	/* bytes the target had there (less at its end) */
+	bool dirty;
+	u8 *buf;
+};
+
+struct cowmap_merger {
+	struct cowmap_session *s;
+	struct file *target;
+	struct cowmap_merge *m;
+	struct cowmap_conflict __user *ubuf;
+	struct cowmap_rec **recs;
+	size_t nrecs;
+	struct cowmap_extent *ext;
+	size_t next;
+};
+
+static const struct cowmap_log_record *cowmap_rec_hdr(struct cowmap_rec *rec)
+{
+	return (const struct cowmap_log_record *)rec->data;
+}
+
+static loff_t cowmap_rec_off(struct cowmap_rec *rec)
+{
+	return le64_to_cpu(cowmap_rec_hdr(rec)->offset);
+}
+
+static u32 cowmap_rec_len(struct cowmap_rec *rec)
+{
+	return le32_to_cpu(cowmap_rec_hdr(rec)->length);
+}
+
+static int cowmap_cmp_off(const void *a, const void *b)
+{
+	loff_t x = cowmap_rec_off(*(struct cowmap_rec **)a);
+	loff_t y = cowmap_rec_off(*(struct cowmap_rec **)b);
+
+	return x < y ? -1 : x > y;
+}
+
+/* The union of the records' ranges, as sorted, disjoint extents. */
+static int cowmap_build_extents(struct cowmap_merger *mg)
+{
+	struct cowmap_rec **by_off;
+	struct cowmap_extent *e;
+	size_t i;
+
+	by_off = kvmalloc_array(mg->nrecs, sizeof(*by_off), GFP_KERNEL_ACCOUNT);
+	mg->ext = kvcalloc(mg->nrecs, sizeof(*mg->ext), GFP_KERNEL_ACCOUNT);
+	if (!by_off || !mg->ext) {
+		kvfree(by_off);
+		return -ENOMEM;
+	}
+	memcpy(by_off, mg->recs, mg->nrecs * sizeof(*by_off));
+	sort(by_off, mg->nrecs, sizeof(*by_off), cowmap_cmp_off, NULL);
+
+	for (i = 0; i < mg->nrecs; i++) {
+		loff_t off = cowmap_rec_off(by_off[i]);
+		loff_t end = off + cowmap_rec_len(by_off[i]);
+
+		e = mg->next ? &mg->ext[mg->next - 1] : NULL;
+		if (e && off <= e->off + (loff_t)e->len) {
+			if (end > e->off + (loff_t)e->len)
+				e->len = end - e->off;
+			continue;
+		}
+		mg->ext[mg->next++] = (struct cowmap_extent){ .off = off,
+							      .len = end - off };
+	}
+	kvfree(by_off);
+	return 0;
+}
+
+static int cowmap_read_extents(struct cowmap_merger *mg)
+{
+	size_t i;
+
+	for (i = 0; i < mg->next; i++) {
+		struct cowmap_extent *e = &mg->ext[i];
+		loff_t pos = e->off;
+		ssize_t n;
+
+		e->buf = kvmalloc(e->len, GFP_KERNEL_ACCOUNT);
+		if (!e->buf)
+			return -ENOMEM;
+		n = kernel_read(mg->target, e->buf, e->len, &pos);
+		if (n < 0)
+			return n;
+		e->avail = n;	/* short at the end of the target */
+	}
+	return 0;
+}
+
+/* The extent holding [@off, @off + @len): one exists by construction. */
+static struct cowmap_extent *cowmap_find_extent(struct cowmap_merger *mg,
+						loff_t off)
+{
+	size_t lo = 0, hi = mg->next;
+
+	while (hi - lo > 1) {
+		size_t mid = (lo + hi) / 2;
+
+		if (mg->ext[mid].off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return &mg->ext[lo];
+}
+
+static int cowmap_report(struct cowmap_merger *mg, struct cowmap_rec *rec,
+			 const u8 *old, const u8 *found, size_t avail)
+{
+	struct cowmap_conflict c = { };
+	u32 len = cowmap_rec_len(rec), at = 0;
+
+	if (!mg->ubuf || mg->m->conflicts >= mg->m->conflicts_max)
+		return 0;
+	while (at < len && at < avail &&
+	       (found[at] == old[at] || found[at] == old[len + at]))
+		at++;
+	c.session_id = le64_to_cpu(cowmap_rec_hdr(rec)->session_id);
+	c.seq = rec->seq;
+	c.offset = cowmap_rec_off(rec);
+	c.length = len;
+	c.diff_at = at;
+	c.shown = min_t(u32, len - at, COWMAP_CONFLICT_SHOW);
+	memcpy(c.expected, old + at, c.shown);
+	if (at < avail) {
+		u32 n = min_t(size_t, c.shown, avail - at);
+
+		memcpy(c.found, found + at, n);
+		c.shown = n;
+	} else {
+		c.shown = 0;
+	}
+	return copy_to_user(&mg->ubuf[mg->m->conflicts], &c, sizeof(c)) ?
+	       -EFAULT : 0;
+}
+
+/* Apply every record to the shadow extents; count and report. */
+static int cowmap_check(struct cowmap_merger *mg, bool *merged)
+{
+	bool force = mg->m->flags & COWMAP_MERGE_FORCE;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < mg->nrecs; i++) {
+		struct cowmap_rec *rec = mg->recs[i];
+		loff_t off = cowmap_rec_off(rec);
+		u32 len = cowmap_rec_len(rec);
+		const u8 *old = rec->data + COWMAP_REC_HDR, *new = old + len;
+		struct cowmap_extent *e = cowmap_find_extent(mg, off);
+		size_t at = off - e->off;
+		u8 *cur = e->buf + at;
+		/* The target has these bytes only if it reaches that far. */
+		bool whole = at + len <= e->avail;
+
+		if (whole && !memcmp(cur, old, len)) {
+			memcpy(cur, new, len);
+			e->dirty = true;
+			mg->m->applied++;
+			merged[i] = true;
+		} else if (whole && !memcmp(cur, new, len)) {
+			mg->m->already++;
+			merged[i] = true;
+		} else {
+			ret = cowmap_report(mg, rec, old, cur,
+					    e->avail > at ? e->avail - at : 0);
+			if (ret)
+				return ret;
+			mg->m->conflicts++;
+			if (force) {
+				/* Past the target's end: zeros up to the record. */
+				if (at > e->avail)
+					memset(e->buf + e->avail, 0, at - e->avail);
+				memcpy(cur, new, len);
+				if (at + len > e->avail)
+					e->avail = at + len;
+				e->dirty = true;
+				merged[i] = true;
+			}
+		}
+	}
+	return 0;
+}
+
+/*
+ * Write the changed extents, as a buffered write would, but with the inode
+ * lock held by the caller for the whole merge.
+ */
+static int cowmap_write_extents(struct cowmap_merger *mg)
+{
+	struct file *f = mg->target;
+	bool dirty = false;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < mg->next; i++)
+		dirty |= mg->ext[i].dirty;
+	if (!dirty)
+		return 0;
+	ret = file_modified(f);
+	for (i = 0; !ret && i < mg->next; i++) {
+		struct cowmap_extent *e = &mg->ext[i];
+		struct kvec kv = { .iov_base = e->buf, .iov_len = e->avail };
+		struct iov_iter iter;
+		struct kiocb kiocb;
+		ssize_t n;
+
+		if (!e->dirty)
+			continue;
+		init_sync_kiocb(&kiocb, f);
+		kiocb.ki_pos = e->off;
+		iov_iter_kvec(&iter, ITER_SOURCE, &kv, 1, e->avail);
+		n = generic_write_checks(&kiocb, &iter);
+		if (n > 0)
+			n = generic_perform_write(&kiocb, &iter);
+		if (n < 0)
+			ret = n;
+		else if (n != e->avail)
+			ret = -EIO;
+		else
+			mg->m->written += n;
+	}
+	return ret;
+}
+
+static int cowmap_check_target(struct file *f)
+{
+	struct inode *inode = file_inode(f);
+
+	/* A merge reads the target (to find conflicts) and writes it. */
+	if ((f->f_mode & (FMODE_READ | FMODE_WRITE)) != (FMODE_READ | FMODE_WRITE))
+		return -EBADF;
+	if (!S_ISREG(inode->i_mode) || f->f_flags & (O_DIRECT | O_APPEND))
+		return -EINVAL;
+	if (IS_DAX(inode) || !f->f_mapping->a_ops->write_begin ||
+	    !f->f_mapping->a_ops->write_end)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
+{
+	const u32 flags = COWMAP_MERGE_SKIP | COWMAP_MERGE_FORCE |
+			  COWMAP_MERGE_DRY_RUN | COWMAP_MERGE_FSYNC;
+	struct cowmap_merger mg = { .s = s, .m = m };
+	struct cowmap_rec *rec;
+	unsigned long idx;
+	bool *merged = NULL;
+	struct inode *inode;
+	bool write;
+	size_t i;
+	int ret;
+
+	if (m->flags & ~flags || m->reserved0 || m->records || m->applied ||
+	    m->already || m->conflicts || m->written ||
+	    memchr_inv(m->reserved, 0, sizeof(m->reserved)) ||
+	    (m->flags & COWMAP_MERGE_SKIP && m->flags & COWMAP_MERGE_FORCE))
+		return -EINVAL;
+	mg.ubuf = u64_to_user_ptr(m->conflicts_buf);
+
+	mg.target = fget(m->target_fd);
+	if (!mg.target)
+		return -EBADF;
+	ret = cowmap_check_target(mg.target);
+	if (ret)
+		goto out_fput;
+	inode = file_inode(mg.target);
+
+	/* Records are stable while @jlock is held; merge marks them. */
+	down_write(&s->jlock);
+	mg.recs = kvmalloc_array(max_t(u64, s->nr_records, 1), sizeof(*mg.recs),
+				 GFP_KERNEL_ACCOUNT);
+	merged = kvcalloc(max_t(u64, s->nr_records, 1), sizeof(*merged),
+			  GFP_KERNEL_ACCOUNT);
+	ret = -ENOMEM;
+	if (!mg.recs || !merged)
+		goto out_unlock;
+	xa_for_each(&s->journal, idx, rec)
+		mg.recs[mg.nrecs++] = rec;
+	m->records = mg.nrecs;
+	ret = 0;
+	if (!mg.nrecs)
+		goto out_unlock;
+
+	ret = cowmap_build_extents(&mg);
+	if (ret)
+		goto out_unlock;
+
+	file_start_write(mg.target);
+	inode_lock(inode);
+	ret = cowmap_read_extents(&mg);
+	if (!ret)
+		ret = cowmap_check(&mg, merged);
+	write = !ret && !(m->flags & COWMAP_MERGE_DRY_RUN) &&
+		(!m->conflicts || m->flags & (COWMAP_MERGE_SKIP | COWMAP_MERGE_FORCE));
+	if (write)
+		ret = cowmap_write_extents(&mg);
+	inode_unlock(inode);
+	file_end_write(mg.target);
+
+	if (write && !ret) {
+		mutex_lock(&s->lock);
+		for (i = 0; i < mg.nrecs; i++)
+			if (merged[i] && !mg.recs[i]->merged) {
+				mg.recs[i]->merged = true;
+				s->nr_merged++;
+			}
+		mutex_unlock(&s->lock);
+	}
+	if (m->written)
+		fsnotify_modify(mg.target);
+	if (write && !ret && m->flags & COWMAP_MERGE_FSYNC)
+		ret = vfs_fsync(mg.target, 0);
+
+out_unlock:
+	up_write(&s->jlock);
+	for (i = 0; mg.ext && i < mg.next; i++)
+		kvfree(mg.ext[i].buf);
+	kvfree(mg.ext);
+	kvfree(merged);
+	kvfree(mg.recs);
+out_fput:
+	fput(mg.target);
+	return ret;
+}
+
+/* Drop merged records (that the journal file has, if there is one). */
+void cowmap_trim(struct cowmap_session *s)
+{
+	struct cowmap_rec *rec;
+	unsigned long idx;
+
+	down_write(&s->jlock);
+	mutex_lock(&s->lock);
+	xa_for_each(&s->journal, idx, rec) {
+		if (!rec->merged || (s->jfile && rec->seq > s->jfile_seq))
+			continue;
+		xa_erase(&s->journal, idx);
+		s->nr_records--;
+		s->nr_merged--;
+		s->journal_bytes -= rec->size;
+		kvfree(rec);
+	}
+	mutex_unlock(&s->lock);
+	up_write(&s->jlock);
+}

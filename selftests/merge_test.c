@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Kernel merge: the seed's demo, the apply / already-applied / conflict
+ * rule under each policy, several sessions on one file, visibility to other
+ * sessions, trim, an interrupted merge, bad input, and a property test
+ * against a model of the rule computed in user space.
+ */
+#include "cowmap_test.h"
+#include "cowmap_log.h"
+#include "kselftest_harness.h"
+
+static const char hello[] = "------------ Hello World! ------------";
+
+/* A file holding @text, its path in @path; returns an O_RDWR fd. */
+static int text_file(char *path, size_t n, const char *name, const char *text)
+{
+	int fd;
+
+	snprintf(path, n, "%s/%s.%d", cm_dir(), name, getpid());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		return -1;
+	return fd;
+}
+
+/* Write @text at @off through a new mapping of session @fd, and commit. */
+static int session_write(int fd, off_t off, const char *text)
+{
+	uint8_t *m = cm_map(fd, PG, 0);
+	int n;
+
+	if (m == MAP_FAILED)
+		return -1;
+	memcpy(m + off, text, strlen(text));
+	munmap(m, PG);
+	n = cm_commit(fd, 0);
+	return n;
+}
+
+static int merge(int fd, int target, unsigned int flags, struct cowmap_merge *m,
+		 struct cowmap_conflict *c, unsigned int cmax)
+{
+	*m = (struct cowmap_merge){ .target_fd = target, .flags = flags,
+				    .conflicts_buf = (uintptr_t)c,
+				    .conflicts_max = cmax };
+	return ioctl(fd, COWMAP_IOC_MERGE, m);
+}
+
+static int file_is(int fd, const char *text)
+{
+	char buf[256] = { 0 };
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	return n == (ssize_t)strlen(text) && !memcmp(buf, text, n);
+}
+
+TEST(seed_demo)
+{
+	char path[256];
+	int file = text_file(path, sizeof(path), "file0", hello);
+	int fd = cm_session(file);
+	struct cowmap_merge m;
+	struct cowmap_status st;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 15, "xxx"));
+	/* The original is unchanged until the merge. */
+	EXPECT_TRUE(file_is(file, hello));
+	ASSERT_EQ(0, merge(fd, file, COWMAP_MERGE_FSYNC, &m, NULL, 0));
+	EXPECT_EQ(1, m.records);
+	EXPECT_EQ(1, m.applied);
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_TRUE(file_is(file, "------------ Hexxx World! ------------"));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(1, st.merged_records);
+	/* Run again: already applied, nothing written. */
+	ASSERT_EQ(0, merge(fd, file, 0, &m, NULL, 0));
+	EXPECT_EQ(0, m.applied);
+	EXPECT_EQ(1, m.already);
+	EXPECT_EQ(0, m.written);
+	EXPECT_TRUE(file_is(file, "------------ Hexxx World! ------------"));
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST(bad_input)
+{
+	char path[256];
+	int file = text_file(path, sizeof(path), "mbad", hello);
+	int fd = cm_session(file), ro, wo, ap, unattached;
+	struct cowmap_merge m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 1, "a"));
+	ro = open(path, O_RDONLY);
+	wo = open(path, O_WRONLY);
+	ap = open(path, O_RDWR | O_APPEND);
+	EXPECT_EQ(-1, merge(fd, ro, 0, &m, NULL, 0));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, merge(fd, wo, 0, &m, NULL, 0));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, merge(fd, -1, 0, &m, NULL, 0));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, merge(fd, ap, 0, &m, NULL, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, merge(fd, file, COWMAP_MERGE_SKIP | COWMAP_MERGE_FORCE, &m, NULL, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, merge(fd, file, 1U << 7, &m, NULL, 0));
+	EXPECT_EQ(EINVAL, errno);
+	m = (struct cowmap_merge){ .target_fd = file, .applied = 1 };
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_MERGE, &m));
+	EXPECT_EQ(EINVAL, errno);
+	unattached = cm_open();
+	ASSERT_EQ(0, cm_handshake(unattached));
+	EXPECT_EQ(-1, merge(unattached, file, 0, &m, NULL, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_TRUE(file_is(file, hello));
+	close(unattached);
+	close(ro);
+	close(wo);
+	close(ap);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/* A conflict under each policy: someone changed the bytes meanwhile. */
+TEST(conflict_policies)
+{
+	char path[256];
+	int file = text_file(path, sizeof(path), "mconf", hello);
+	int fd = cm_session(file);
+	struct cowmap_conflict c[4];
+	struct cowmap_merge m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 15, "xxx"));	/* old "llo" */
+	ASSERT_EQ(1, session_write(fd, 2, "AB"));	/* old "--" */
+	ASSERT_EQ(3, pwrite(file, "LLL", 3, 15));	/* someone else */
+
+	/* Default, all or nothing: nothing written, every conflict told. */
+	ASSERT_EQ(0, merge(fd, file, 0, &m, c, 4));
+	EXPECT_EQ(2, m.records);
+	EXPECT_EQ(1, m.applied);
+	EXPECT_EQ(1, m.conflicts);
+	EXPECT_EQ(0, m.written);
+	EXPECT_TRUE(file_is(file, "------------ HeLLL World! ------------"));
+	EXPECT_EQ(1, c[0].seq);
+	EXPECT_EQ(15, c[0].offset);
+	EXPECT_EQ(3, c[0].length);
+	EXPECT_EQ(0, c[0].diff_at);
+	EXPECT_EQ(3, c[0].shown);
+	EXPECT_EQ(0, memcmp(c[0].expected, "llo", 3));
+	EXPECT_EQ(0, memcmp(c[0].found, "LLL", 3));
+
+	/* Dry run with skip: told what would happen, nothing written. */
+	ASSERT_EQ(0, merge(fd, file, COWMAP_MERGE_SKIP | COWMAP_MERGE_DRY_RUN, &m, c, 4));
+	EXPECT_EQ(1, m.applied);
+	EXPECT_EQ(1, m.conflicts);
+	EXPECT_EQ(0, m.written);
+	EXPECT_TRUE(file_is(file, "------------ HeLLL World! ------------"));
+
+	/* Skip: the rest is written. */
+	ASSERT_EQ(0, merge(fd, file, COWMAP_MERGE_SKIP, &m, c, 4));
+	EXPECT_EQ(1, m.applied);
+	EXPECT_EQ(1, m.conflicts);
+	EXPECT_TRUE(file_is(file, "--AB-------- HeLLL World! ------------"));
+
+	/* Force: the conflicting record's new bytes win. */
+	ASSERT_EQ(0, merge(fd, file, COWMAP_MERGE_FORCE, &m, c, 4));
+	EXPECT_EQ(0, m.applied);
+	EXPECT_EQ(1, m.already);
+	EXPECT_EQ(1, m.conflicts);
+	EXPECT_TRUE(file_is(file, "--AB-------- Hexxx World! ------------"));
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST(sessions_on_one_file)
+{
+	char path[256];
+	int file = text_file(path, sizeof(path), "msess", hello);
+	int a = cm_session(file), b = cm_session(file), c = cm_session(file);
+	int v = cm_session(file);
+	struct cowmap_conflict conf;
+	struct cowmap_merge m;
+	uint8_t *view;
+
+	ASSERT_LE(0, a);
+	ASSERT_LE(0, v);
+	view = cm_map(v, PG, 0);	/* a session that only reads */
+	ASSERT_NE(MAP_FAILED, view);
+	EXPECT_EQ(0, memcmp(view, hello, sizeof(hello) - 1));
+	/* Disjoint ranges of one page: both merge. */
+	ASSERT_EQ(1, session_write(a, 0, "AAA"));
+	ASSERT_EQ(1, session_write(b, 30, "BBB"));
+	/* The same bytes as a, differently. */
+	ASSERT_EQ(1, session_write(c, 1, "CC"));
+	ASSERT_EQ(0, merge(a, file, 0, &m, NULL, 0));
+	EXPECT_EQ(1, m.applied);
+	/* The reading session sees the merged bytes at once. */
+	EXPECT_EQ(0, memcmp(view, "AAA", 3));
+	ASSERT_EQ(0, merge(b, file, 0, &m, NULL, 0));
+	EXPECT_EQ(1, m.applied);
+	EXPECT_TRUE(file_is(file, "AAA--------- Hello World! ----BBB-----"));
+	ASSERT_EQ(0, merge(c, file, 0, &m, &conf, 1));
+	EXPECT_EQ(1, m.conflicts);
+	EXPECT_EQ(0, memcmp(conf.expected, "--", 2));
+	EXPECT_EQ(0, memcmp(conf.found, "AA", 2));
+	EXPECT_TRUE(file_is(file, "AAA--------- Hello World! ----BBB-----"));
+	munmap(view, PG);
+	cm_end(a);
+	cm_end(b);
+	cm_end(c);
+	cm_end(v);
+	close(file);
+	unlink(path);
+}
+
+TEST(records_in_sequence_and_trim)
+{
+	char path[256];
+	int file = text_file(path, sizeof(path), "mseq", hello);
+	int fd = cm_session(file);
+	struct cowmap_status st;
+	struct cowmap_merge m;
+	struct log l = { 0 };
+
+	ASSERT_LE(0, fd);
+	/* Three commits over the same bytes: each builds on the previous. */
+	ASSERT_EQ(1, session_write(fd, 13, "h"));
+	ASSERT_EQ(1, session_write(fd, 13, "J"));
+	ASSERT_EQ(1, session_write(fd, 13, "H"));	/* back to the original */
+	ASSERT_EQ(0, merge(fd, file, 0, &m, NULL, 0));
+	EXPECT_EQ(3, m.applied);
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_TRUE(file_is(file, hello));
+	/* Merged records can be trimmed; new ones keep their numbers. */
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_TRIM, 0));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(0, st.journal_records);
+	EXPECT_EQ(0, st.merged_records);
+	EXPECT_EQ(0, st.journal_bytes);
+	ASSERT_EQ(1, session_write(fd, 0, "Z"));
+	ASSERT_EQ(0, dump_all(fd, &l, 4096));
+	ASSERT_EQ(1, l.n);
+	EXPECT_EQ(4, l.recs[0].seq);
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_TRIM, 1));
+	EXPECT_EQ(EINVAL, errno);
+	free(l.buf);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+TEST(merge_into_a_copy)
+{
+	char path[256], copy[256];
+	int file = text_file(path, sizeof(path), "morig", hello);
+	int dup = text_file(copy, sizeof(copy), "mcopy", hello);
+	int fd = cm_session(file);
+	struct cowmap_merge m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 15, "xxx"));
+	ASSERT_EQ(0, merge(fd, dup, 0, &m, NULL, 0));
+	EXPECT_TRUE(file_is(dup, "------------ Hexxx World! ------------"));
+	EXPECT_TRUE(file_is(file, hello));
+	cm_end(fd);
+	close(dup);
+	close(file);
+	unlink(copy);
+	unlink(path);
+}
+
+/* A target shorter than the records: past its end, nothing matches. */
+TEST(target_too_short)
+{
+	char path[256], shortp[256];
+	int file = text_file(path, sizeof(path), "mlong", hello);
+	int sh = text_file(shortp, sizeof(shortp), "mshort", "-----");
+	int fd = cm_session(file);
+	struct cowmap_merge m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 20, "QQ"));
+	ASSERT_EQ(0, merge(fd, sh, 0, &m, NULL, 0));
+	EXPECT_EQ(1, m.conflicts);
+	EXPECT_TRUE(file_is(sh, "-----"));
+	ASSERT_EQ(0, merge(fd, sh, COWMAP_MERGE_FORCE, &m, NULL, 0));
+	char buf[32] = { 0 };
+
+	ASSERT_EQ(22, pread(sh, buf, sizeof(buf), 0));
+	EXPECT_EQ(0, memcmp(buf, "-----\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0QQ", 22));
+	cm_end(fd);
+	close(sh);
+	close(file);
+	unlink(shortp);
+	unlink(path);
+}
+
+/*
+ * Killed while merging: the session is kept as an orphan, and a merge run
+ * again (by whoever adopts it) gives exactly the expected file.
+ */
+TEST(interrupted_merge_completes)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "mkill", 256 * PG, O_RDWR);
+	uint8_t expect[256 * PG];
+	struct cowmap_merge m;
+	uint64_t id;
+	int pfd[2], fd;
+	pid_t pid;
+
+	ASSERT_LE(0, file);
+	ASSERT_EQ(0, pipe(pfd));
+	cm_fill(expect, 0, sizeof(expect), 0);
+	for (size_t i = 0; i < sizeof(expect); i += 61)
+		expect[i] ^= 0x3C;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct cowmap_status st;
+		int s = cm_session(file);
+		uint8_t *mm = s < 0 ? MAP_FAILED : cm_map(s, 256 * PG, 0);
+
+		if (mm == MAP_FAILED || cm_status(s, &st))
+			_exit(10);
+		for (size_t i = 0; i < 256 * PG; i += 61)
+			mm[i] ^= 0x3C;
+		if (cm_commit(s, 0) <= 0 || write(pfd[1], &st.session_id, 8) != 8)
+			_exit(11);
+		for (;;)	/* merge over and over until killed */
+			merge(s, file, 0, &m, NULL, 0);
+	}
+	ASSERT_EQ(8, read(pfd[0], &id, 8));
+	usleep(50000 + rand() % 200000);
+	kill(pid, SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, cm_wait(pid));
+	fd = cm_adopt_new(id);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, merge(fd, file, 0, &m, NULL, 0));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(m.records, m.applied + m.already);
+	uint8_t *now = malloc(sizeof(expect));
+
+	ASSERT_EQ(sizeof(expect), pread(file, now, sizeof(expect), 0));
+	EXPECT_EQ(0, memcmp(now, expect, sizeof(expect)));
+	free(now);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/*
+ * Property: random writes from several sessions, random commits, merges in
+ * random order with SKIP; the file equals a model that replays the dumped
+ * records with the merge rule in user space.
+ */
+#define PNP 6
+#define NSESS 4
+
+TEST(property_random_sessions)
+{
+	static uint8_t model[PNP * PG], now[PNP * PG];
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "mprop", PNP * PG, O_RDWR);
+	int fds[NSESS], order[NSESS];
+	unsigned int seed = getpid();
+	uint8_t *maps[NSESS];
+
+	ASSERT_LE(0, file);
+	cm_fill(model, 0, sizeof(model), 0);
+	for (int k = 0; k < NSESS; k++) {
+		fds[k] = cm_session(file);
+		ASSERT_LE(0, fds[k]);
+		maps[k] = cm_map(fds[k], PNP * PG, 0);
+		ASSERT_NE(MAP_FAILED, maps[k]);
+		order[k] = k;
+	}
+	for (int round = 0; round < 300; round++) {
+		int k = rand_r(&seed) % NSESS;
+		size_t off = rand_r(&seed) % (PNP * PG - 16);
+		int len = 1 + rand_r(&seed) % 16;
+
+		for (int i = 0; i < len; i++)
+			maps[k][off + i] = rand_r(&seed) % 4;	/* collisions likely */
+		if (rand_r(&seed) % 10 == 0)
+			ASSERT_LE(0, cm_commit(fds[k], 0));
+	}
+	for (int k = NSESS - 1; k > 0; k--) {
+		int j = rand_r(&seed) % (k + 1), t = order[k];
+
+		order[k] = order[j];
+		order[j] = t;
+	}
+	for (int n = 0; n < NSESS; n++) {
+		int k = order[n];
+		struct cowmap_merge m;
+		struct log l = { 0 };
+		int applied = 0, already = 0, conflicts = 0;
+
+		ASSERT_LE(0, cm_commit(fds[k], 0));
+		ASSERT_EQ(0, dump_all(fds[k], &l, 1 << 16));
+		/* The model: the rule, record by record, in sequence order. */
+		for (int r = 0; r < l.n; r++) {
+			struct rec *rc = &l.recs[r];
+			uint8_t *cur = model + rc->offset;
+
+			if (!memcmp(cur, rc->old, rc->length)) {
+				memcpy(cur, rc->new, rc->length);
+				applied++;
+			} else if (!memcmp(cur, rc->new, rc->length)) {
+				already++;
+			} else {
+				conflicts++;
+			}
+		}
+		ASSERT_EQ(0, merge(fds[k], file, COWMAP_MERGE_SKIP, &m, NULL, 0));
+		EXPECT_EQ(l.n, m.records);
+		EXPECT_EQ(applied, m.applied);
+		EXPECT_EQ(already, m.already);
+		EXPECT_EQ(conflicts, m.conflicts);
+		ASSERT_EQ(sizeof(now), pread(file, now, sizeof(now), 0));
+		ASSERT_EQ(0, memcmp(now, model, sizeof(now)));
+		free(l.buf);
+	}
+	for (int k = 0; k < NSESS; k++) {
+		munmap(maps[k], PNP * PG);
+		cm_end(fds[k]);
+	}
+	close(file);
+	unlink(path);
+}
+
+TEST_HARNESS_MAIN
