@@ -70,6 +70,10 @@ $(BUILD)/selftests/%: selftests/%.c $(wildcard selftests/*.h) $(KSFT_HDRS) $(BUI
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDFLAGS)
 
+# libmnl has no static library in Debian: this one links dynamically
+# (tools/vm copies the shared libraries it needs into the guest).
+$(BUILD)/selftests/netlink_test: TEST_LDFLAGS = -pthread -lmnl
+
 selftests: $(TEST_BINS)
 	@printf '%s\n' $(TESTS) > $(BUILD)/selftests/list
 

@@ -35,4 +35,15 @@ static inline struct folio *cowmap_filemap_get_folio(struct address_space *m,
 	return IS_ERR(folio) ? NULL : folio;
 }
 
+/* 6.6: the attributes of a dump moved into a struct genl_info. */
+#include <net/genetlink.h>
+static inline struct nlattr **cowmap_dump_attrs(struct netlink_callback *cb)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 6, 0)
+	return genl_dumpit_info(cb)->attrs;
+#else
+	return genl_info_dump(cb)->attrs;
+#endif
+}
+
 #endif /* _COWMAP_COMPAT_H */

@@ -11,6 +11,7 @@
 #include <linux/mutex.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
+#include <linux/workqueue.h>
 #include <linux/xarray.h>
 
 #include "../uapi/cowmap.h"
@@ -74,7 +75,10 @@ struct cowmap_session {
 	struct cowmap_notify *notify;
 
 	kuid_t owner_uid;
+	pid_t owner_pid;		/* the process that attached */
 	struct mem_cgroup *memcg;	/* pages and records are charged here */
+	bool limit_pending;		/* a limit event is queued; under @lock */
+	struct work_struct limit_work;
 
 	struct xarray pages;	/* pgoff -> struct cowmap_page * */
 	struct xarray base;	/* pgoff -> struct page *, one folio ref each */
@@ -148,6 +152,17 @@ int cowmap_adopt(struct file *file, struct cowmap_adopt *arg);
 void cowmap_discard(struct cowmap_session *s);
 void cowmap_status(struct cowmap_session *s, struct cowmap_status *st);
 pgoff_t cowmap_eof_pgoff(struct cowmap_session *s);
+
+struct cowmap_session *cowmap_session_get(u64 id);
+struct cowmap_session *cowmap_session_next(u64 after);
+
+/* netlink.c */
+int cowmap_nl_init(void);
+void cowmap_nl_exit(void);
+void cowmap_nl_init_session(struct cowmap_session *s);
+void cowmap_nl_event(struct cowmap_session *s, enum cowmap_event ev, u64 a,
+		     u64 b, u64 c);
+void cowmap_nl_limit_hit(struct cowmap_session *s);
 
 /* fault.c */
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma);

@@ -76,6 +76,7 @@ static struct page *cowmap_alloc_page(struct cowmap_session *s)
 
 limit:
 	s->limit_hits++;
+	cowmap_nl_limit_hit(s);
 	return NULL;
 }
 

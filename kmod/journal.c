@@ -425,6 +425,8 @@ unlock:
 	/* Also after a failure: earlier records may still be unwritten. */
 	fret = cowmap_jfile_write(s, durable && !ret);
 	up_write(&s->jlock);
+	if (!ret && c->records)
+		cowmap_nl_event(s, COWMAP_EV_COMMIT, c->records, c->bytes, 0);
 	return ret ?: fret;
 }
 

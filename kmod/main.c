@@ -293,18 +293,26 @@ static int __init cowmap_init(void)
 	ret = cowmap_session_init();
 	if (ret)
 		return ret;
+	ret = cowmap_nl_init();
+	if (ret)
+		goto out_session;
 	ret = misc_register(&cowmap_misc);
-	if (ret) {
-		cowmap_session_exit();
-		return ret;
-	}
+	if (ret)
+		goto out_nl;
 	pr_info("loaded, API %d\n", COWMAP_API);
 	return 0;
+
+out_nl:
+	cowmap_nl_exit();
+out_session:
+	cowmap_session_exit();
+	return ret;
 }
 
 static void __exit cowmap_exit(void)
 {
 	misc_deregister(&cowmap_misc);
+	cowmap_nl_exit();
 	cowmap_session_exit();
 }
 

@@ -346,6 +346,12 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 
 out_unlock:
 	up_write(&s->jlock);
+	if (!ret && m->records) {
+		cowmap_nl_event(s, COWMAP_EV_MERGE, m->applied, m->already,
+				m->conflicts);
+		if (m->conflicts)
+			cowmap_nl_event(s, COWMAP_EV_CONFLICT, m->conflicts, 0, 0);
+	}
 	for (i = 0; mg.ext && i < mg.next; i++)
 		kvfree(mg.ext[i].buf);
 	kvfree(mg.ext);

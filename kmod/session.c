@@ -154,7 +154,9 @@ static struct cowmap_session *cowmap_session_alloc(void)
 	s->next_seq = 1;
 	s->inode = inode;
 	s->owner_uid = current_uid();
+	s->owner_pid = task_tgid_nr(current);
 	s->memcg = get_mem_cgroup_from_mm(current->mm);
+	cowmap_nl_init_session(s);
 	s->created_ns = ktime_get_real_ns();
 	return s;
 }
@@ -180,6 +182,8 @@ static void cowmap_session_destroy(struct cowmap_session *s)
 {
 	struct cowmap_notify *n;
 
+	if (s->id)
+		cowmap_nl_event(s, COWMAP_EV_CLOSE, 0, 0, 0);
 	mutex_lock(&cowmap_registry_lock);
 	list_del_init(&s->node);
 	mutex_unlock(&cowmap_registry_lock);
@@ -231,6 +235,7 @@ static bool cowmap_orphan(struct cowmap_session *s)
 	}
 	mutex_unlock(&cowmap_registry_lock);
 
+	cowmap_nl_event(s, kept ? COWMAP_EV_ORPHAN : COWMAP_EV_DROPPED, 0, 0, 0);
 	if (!kept) {
 		atomic_long_inc(&cowmap_orphans_dropped);
 		pr_warn("session %llu: orphan limits reached (max_orphans %u, max_orphan_bytes %lu): dropping its %llu records and %lu written pages%s\n",
@@ -428,6 +433,7 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 	a->session_id = s->id;
 	cowmap_file_set(file, s);
 	mutex_unlock(&cf->lock);
+	cowmap_nl_event(s, COWMAP_EV_ATTACH, 0, 0, 0);
 	return 0;
 
 out_unlock:
@@ -481,6 +487,8 @@ int cowmap_adopt(struct file *file, struct cowmap_adopt *a)
 		module_put(THIS_MODULE);
 	}
 	mutex_unlock(&cf->lock);
+	if (found)
+		cowmap_nl_event(found, COWMAP_EV_ADOPT, 0, 0, 0);
 	return ret;
 }
 
@@ -494,6 +502,42 @@ void cowmap_discard(struct cowmap_session *s)
 	cowmap_journal_free(s);
 	mutex_unlock(&s->lock);
 	up_write(&s->jlock);
+	cowmap_nl_event(s, COWMAP_EV_DISCARD, 0, 0, 0);
+}
+
+/* The attached or orphaned session @id, with a reference, or NULL. */
+struct cowmap_session *cowmap_session_get(u64 id)
+{
+	struct cowmap_session *s, *found = NULL;
+
+	mutex_lock(&cowmap_registry_lock);
+	list_for_each_entry(s, &cowmap_sessions, node) {
+		if (s->id == id) {
+			kref_get(&s->ref);
+			found = s;
+			break;
+		}
+	}
+	mutex_unlock(&cowmap_registry_lock);
+	return found;
+}
+
+/* The session with the smallest id above @after, with a reference. */
+struct cowmap_session *cowmap_session_next(u64 after)
+{
+	struct cowmap_session *s, *found = NULL;
+
+	/* The list is in id order: sessions are added at attach. */
+	mutex_lock(&cowmap_registry_lock);
+	list_for_each_entry(s, &cowmap_sessions, node) {
+		if (s->id > after) {
+			kref_get(&s->ref);
+			found = s;
+			break;
+		}
+	}
+	mutex_unlock(&cowmap_registry_lock);
+	return found;
 }
 
 void cowmap_status(struct cowmap_session *s, struct cowmap_status *st)

@@ -134,26 +134,31 @@ TEST_F(jr, whole_page)
 
 TEST_F(jr, long_run_split)
 {
-	/* 20 pages of changes, one run: split at COWMAP_LOG_MAX_RUN. */
+	/* 18 pages of changes, one run: split at COWMAP_LOG_MAX_RUN. */
+	const size_t len = 18 * PG, n = (len + COWMAP_LOG_MAX_RUN - 1) / COWMAP_LOG_MAX_RUN;
 	char path[256];
-	int file = cm_mkfile(path, sizeof(path), "long", 20 * PG, O_RDONLY);
+	int file = cm_mkfile(path, sizeof(path), "long", len, O_RDONLY);
 	int fd = cm_session(file);
-	uint8_t *m = cm_map(fd, 20 * PG, 0);
+	uint8_t *m = cm_map(fd, len, 0);
 	struct log l = { 0 };
 
 	ASSERT_NE(MAP_FAILED, m);
-	for (size_t i = 0; i < 20 * PG; i++)
+	ASSERT_LT(1, n);
+	for (size_t i = 0; i < len; i++)
 		m[i] = ~cm_pat(i, 0);
-	ASSERT_EQ(2, cm_commit(fd, 0));
+	ASSERT_EQ(n, cm_commit(fd, 0));
 	ASSERT_EQ(0, dump_all(fd, &l, 3 * COWMAP_LOG_MAX_RUN));
-	ASSERT_EQ(2, l.n);
-	EXPECT_EQ(0, l.recs[0].offset);
-	EXPECT_EQ(COWMAP_LOG_MAX_RUN, l.recs[0].length);
-	EXPECT_EQ(COWMAP_LOG_MAX_RUN, l.recs[1].offset);
-	EXPECT_EQ(20 * PG - COWMAP_LOG_MAX_RUN, l.recs[1].length);
-	EXPECT_EQ(0, memcmp(l.recs[1].new, m + COWMAP_LOG_MAX_RUN, l.recs[1].length));
+	ASSERT_EQ(n, l.n);
+	for (size_t k = 0; k < n; k++) {
+		size_t off = k * COWMAP_LOG_MAX_RUN;
+		size_t want = len - off < COWMAP_LOG_MAX_RUN ? len - off : COWMAP_LOG_MAX_RUN;
+
+		EXPECT_EQ(off, l.recs[k].offset);
+		EXPECT_EQ(want, l.recs[k].length);
+		EXPECT_EQ(0, memcmp(l.recs[k].new, m + off, want));
+	}
 	free(l.buf);
-	munmap(m, 20 * PG);
+	munmap(m, len);
 	cm_end(fd);
 	close(file);
 	unlink(path);

@@ -352,7 +352,7 @@ struct cowmap_merge {
 #define COWMAP_LOG_MAGIC	"COWMAPLG"	/* 8 bytes, no NUL */
 #define COWMAP_LOG_VERSION	1
 #define COWMAP_REC_MAGIC	0x52574f43U	/* "COWR" as little-endian bytes */
-#define COWMAP_LOG_MAX_RUN	65536		/* longer runs are split */
+#define COWMAP_LOG_MAX_RUN	16384		/* longer runs are split */
 
 /**
  * struct cowmap_log_header - first 64 bytes of a log
@@ -411,6 +411,78 @@ struct cowmap_log_record {
 	__le32 uid;
 	__le32 crc;
 	__le32 reserved;
+};
+
+/*
+ * Generic netlink family "cowmap" (docs/netlink.md): observation only;
+ * every change of state goes through a session fd.
+ *
+ * COWMAP_CMD_SESSION_GET, do (COWMAP_A_SESSION_ID) or dump: sessions, one
+ *	message each. Callers without CAP_SYS_ADMIN see their own uid's only.
+ * COWMAP_CMD_LOG_GET, dump (COWMAP_A_SESSION_ID): the session's journal:
+ *	COWMAP_A_LOG_HEADER in the first message, then COWMAP_A_RECORD
+ *	attributes, each one record in the journal format. Same permission
+ *	rule. Resumes across recvmsg() calls like any dump.
+ * COWMAP_CMD_EVENT: multicast on group COWMAP_MCGRP_EVENTS, one message
+ *	per event: COWMAP_A_EVENT, COWMAP_A_SESSION_ID, COWMAP_A_OWNER_UID and
+ *	the counts that go with the event. Events name sessions and counts
+ *	only, never data or paths.
+ */
+#define COWMAP_GENL_NAME	"cowmap"
+#define COWMAP_GENL_VERSION	1
+#define COWMAP_MCGRP_EVENTS	"events"
+
+enum cowmap_cmd {
+	COWMAP_CMD_UNSPEC,
+	COWMAP_CMD_SESSION_GET,
+	COWMAP_CMD_LOG_GET,
+	COWMAP_CMD_EVENT,
+	__COWMAP_CMD_MAX,
+};
+
+#define COWMAP_CMD_MAX (__COWMAP_CMD_MAX - 1)
+
+enum cowmap_attr {
+	COWMAP_A_UNSPEC,
+	COWMAP_A_PAD,
+	COWMAP_A_SESSION_ID,		/* u64 */
+	COWMAP_A_STATE,			/* u32: COWMAP_STATE_* */
+	COWMAP_A_OWNER_PID,		/* u32: process that attached */
+	COWMAP_A_OWNER_UID,		/* u32 */
+	COWMAP_A_DEV_MAJOR,		/* u32: backing file */
+	COWMAP_A_DEV_MINOR,		/* u32 */
+	COWMAP_A_INO,			/* u64 */
+	COWMAP_A_PATH,			/* string, when known */
+	COWMAP_A_SIZE,			/* u64: backing file size now */
+	COWMAP_A_PRIVATE_PAGES,		/* u64 */
+	COWMAP_A_TWIN_PAGES,		/* u64: pages written, not committed */
+	COWMAP_A_RECORDS,		/* u64 */
+	COWMAP_A_JOURNAL_BYTES,		/* u64 */
+	COWMAP_A_MERGED,		/* u64: merged records */
+	COWMAP_A_JOURNAL_PATH,		/* string: journal file, if any */
+	COWMAP_A_LOG_HEADER,		/* binary: struct cowmap_log_header */
+	COWMAP_A_RECORD,		/* binary: one journal record */
+	COWMAP_A_EVENT,			/* u32: COWMAP_EV_* */
+	COWMAP_A_APPLIED,		/* u64: merge event */
+	COWMAP_A_ALREADY,		/* u64: merge event */
+	COWMAP_A_CONFLICTS,		/* u64: merge and conflict events */
+	COWMAP_A_LIMIT_HITS,		/* u64: limit event */
+	__COWMAP_A_MAX,
+};
+
+#define COWMAP_A_MAX (__COWMAP_A_MAX - 1)
+
+enum cowmap_event {
+	COWMAP_EV_ATTACH = 1,	/* a session was created */
+	COWMAP_EV_COMMIT,	/* with COWMAP_A_RECORDS, COWMAP_A_JOURNAL_BYTES added */
+	COWMAP_EV_MERGE,	/* with APPLIED, ALREADY, CONFLICTS */
+	COWMAP_EV_CONFLICT,	/* a merge found conflicts: CONFLICTS */
+	COWMAP_EV_ORPHAN,	/* kept after its last fd and mapping went */
+	COWMAP_EV_ADOPT,
+	COWMAP_EV_DISCARD,
+	COWMAP_EV_LIMIT,	/* a fault was refused at a page limit: LIMIT_HITS */
+	COWMAP_EV_DROPPED,	/* closed with changes past the orphan limits */
+	COWMAP_EV_CLOSE,	/* freed */
 };
 
 /* The bit of struct cowmap_api.ioctls that stands for ioctl @cmd. */

@@ -1,0 +1,370 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Generic netlink family "cowmap": list sessions, dump a journal, and
+ * multicast events. It only observes: every change of state goes through
+ * a session fd. Callers without CAP_SYS_ADMIN see their own uid's sessions.
+ */
+#include <linux/cred.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+#include <net/genetlink.h>
+
+#include "compat.h"
+#include "cowmap.h"
+
+static const struct nla_policy cowmap_get_policy[COWMAP_A_MAX + 1] = {
+	[COWMAP_A_SESSION_ID] = { .type = NLA_U64 },
+};
+
+static int cowmap_nl_session_get_doit(struct sk_buff *skb, struct genl_info *info);
+static int cowmap_nl_session_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
+static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
+
+/* Every message of a log dump can hold the largest record. */
+#define COWMAP_NL_LOG_ALLOC (sizeof(struct cowmap_log_record) + \
+			     2 * COWMAP_LOG_MAX_RUN + 1024)
+
+static bool cowmap_nl_may_see(struct cowmap_session *s);
+
+/*
+ * Check the request here: an error from .start is an error reply, one from
+ * the first .dumpit only a word in NLMSG_DONE that many readers ignore.
+ */
+static int cowmap_nl_log_start(struct netlink_callback *cb)
+{
+	struct nlattr **attrs = cowmap_dump_attrs(cb);
+	struct cowmap_session *s;
+	bool visible;
+
+	if (!attrs[COWMAP_A_SESSION_ID]) {
+		NL_SET_ERR_MSG(cb->extack, "COWMAP_A_SESSION_ID is required");
+		return -EINVAL;
+	}
+	s = cowmap_session_get(nla_get_u64(attrs[COWMAP_A_SESSION_ID]));
+	visible = s && cowmap_nl_may_see(s);
+	if (s)
+		cowmap_session_put(s);
+	if (!visible) {
+		NL_SET_ERR_MSG_ATTR(cb->extack, attrs[COWMAP_A_SESSION_ID],
+				    "no such session");
+		return -ENOENT;
+	}
+	cb->args[0] = nla_get_u64(attrs[COWMAP_A_SESSION_ID]);
+	cb->min_dump_alloc = COWMAP_NL_LOG_ALLOC;
+	return 0;
+}
+
+static const struct genl_ops cowmap_nl_ops[] = {
+	{
+		.cmd = COWMAP_CMD_SESSION_GET,
+		.doit = cowmap_nl_session_get_doit,
+		.dumpit = cowmap_nl_session_dumpit,
+		.policy = cowmap_get_policy,
+		.maxattr = COWMAP_A_MAX,
+	},
+	{
+		.cmd = COWMAP_CMD_LOG_GET,
+		.start = cowmap_nl_log_start,
+		.dumpit = cowmap_nl_log_dumpit,
+		.policy = cowmap_get_policy,
+		.maxattr = COWMAP_A_MAX,
+	},
+};
+
+static const struct genl_multicast_group cowmap_nl_mcgrps[] = {
+	{ .name = COWMAP_MCGRP_EVENTS },
+};
+
+static struct genl_family cowmap_nl_family __ro_after_init = {
+	.name = COWMAP_GENL_NAME,
+	.version = COWMAP_GENL_VERSION,
+	.maxattr = COWMAP_A_MAX,
+	.ops = cowmap_nl_ops,
+	.n_ops = ARRAY_SIZE(cowmap_nl_ops),
+	.mcgrps = cowmap_nl_mcgrps,
+	.n_mcgrps = ARRAY_SIZE(cowmap_nl_mcgrps),
+	.parallel_ops = true,
+	.module = THIS_MODULE,
+};
+
+/* Limit events happen in the fault path: they are sent from here. */
+static struct workqueue_struct *cowmap_wq;
+
+static bool cowmap_nl_may_see(struct cowmap_session *s)
+{
+	return uid_eq(s->owner_uid, current_uid()) || capable(CAP_SYS_ADMIN);
+}
+
+static int cowmap_put_u64(struct sk_buff *skb, int type, u64 v)
+{
+	return nla_put_u64_64bit(skb, type, v, COWMAP_A_PAD);
+}
+
+/* One session's description. */
+static int cowmap_nl_fill_session(struct sk_buff *skb, struct cowmap_session *s,
+				  u32 portid, u32 seq, int flags)
+{
+	struct cowmap_status st = { };
+	char *buf, *path;
+	void *hdr;
+	int ret;
+
+	hdr = genlmsg_put(skb, portid, seq, &cowmap_nl_family, flags,
+			  COWMAP_CMD_SESSION_GET);
+	if (!hdr)
+		return -EMSGSIZE;
+	cowmap_status(s, &st);
+	ret = cowmap_put_u64(skb, COWMAP_A_SESSION_ID, st.session_id) ?:
+	      nla_put_u32(skb, COWMAP_A_STATE, st.state) ?:
+	      nla_put_u32(skb, COWMAP_A_OWNER_PID, s->owner_pid) ?:
+	      nla_put_u32(skb, COWMAP_A_OWNER_UID,
+			  from_kuid_munged(&init_user_ns, s->owner_uid)) ?:
+	      nla_put_u32(skb, COWMAP_A_DEV_MAJOR, st.dev_major) ?:
+	      nla_put_u32(skb, COWMAP_A_DEV_MINOR, st.dev_minor) ?:
+	      cowmap_put_u64(skb, COWMAP_A_INO, st.ino) ?:
+	      cowmap_put_u64(skb, COWMAP_A_SIZE, st.size) ?:
+	      cowmap_put_u64(skb, COWMAP_A_PRIVATE_PAGES, st.private_pages) ?:
+	      cowmap_put_u64(skb, COWMAP_A_TWIN_PAGES, st.twin_pages) ?:
+	      cowmap_put_u64(skb, COWMAP_A_RECORDS, st.journal_records) ?:
+	      cowmap_put_u64(skb, COWMAP_A_JOURNAL_BYTES, st.journal_bytes) ?:
+	      cowmap_put_u64(skb, COWMAP_A_MERGED, st.merged_records);
+	if (ret)
+		goto cancel;
+
+	buf = kmalloc(PATH_MAX, GFP_KERNEL);
+	if (buf) {
+		path = file_path(s->backing, buf, PATH_MAX);
+		ret = IS_ERR(path) ? 0 : nla_put_string(skb, COWMAP_A_PATH, path);
+		if (!ret && s->jfile) {
+			path = file_path(s->jfile, buf, PATH_MAX);
+			ret = IS_ERR(path) ? 0 :
+			      nla_put_string(skb, COWMAP_A_JOURNAL_PATH, path);
+		}
+		kfree(buf);
+		if (ret)
+			goto cancel;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+cancel:
+	genlmsg_cancel(skb, hdr);
+	return -EMSGSIZE;
+}
+
+static int cowmap_nl_session_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct cowmap_session *s;
+	struct sk_buff *msg;
+	int ret;
+
+	if (GENL_REQ_ATTR_CHECK(info, COWMAP_A_SESSION_ID))
+		return -EINVAL;
+	s = cowmap_session_get(nla_get_u64(info->attrs[COWMAP_A_SESSION_ID]));
+	if (!s || !cowmap_nl_may_see(s)) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[COWMAP_A_SESSION_ID],
+				    "no such session");
+		ret = -ENOENT;
+		goto out;
+	}
+	msg = genlmsg_new(NLMSG_DEFAULT_SIZE + PATH_MAX, GFP_KERNEL);
+	ret = -ENOMEM;
+	if (!msg)
+		goto out;
+	ret = cowmap_nl_fill_session(msg, s, info->snd_portid, info->snd_seq, 0);
+	if (ret) {
+		nlmsg_free(msg);
+		goto out;
+	}
+	ret = genlmsg_reply(msg, info);
+out:
+	if (s)
+		cowmap_session_put(s);
+	return ret;
+}
+
+/* cb->args[0]: the last session id sent. */
+static int cowmap_nl_session_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct cowmap_session *s;
+	int ret;
+
+	while ((s = cowmap_session_next(cb->args[0]))) {
+		if (cowmap_nl_may_see(s)) {
+			ret = cowmap_nl_fill_session(skb, s,
+						     NETLINK_CB(cb->skb).portid,
+						     cb->nlh->nlmsg_seq, NLM_F_MULTI);
+			if (ret) {
+				cowmap_session_put(s);
+				break;
+			}
+		}
+		cb->args[0] = s->id;
+		cowmap_session_put(s);
+	}
+	return skb->len;
+}
+
+/*
+ * cb->args[0]: the session id (checked by .start); cb->args[1]: the next
+ * record's sequence number, 0 before the header was sent.
+ */
+static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	struct cowmap_log_header h;
+	struct cowmap_rec *rec = NULL;
+	struct cowmap_session *s;
+	unsigned long seq;
+	void *hdr;
+	int sent = 0;
+
+	s = cowmap_session_get(cb->args[0]);
+	if (!s) {
+		/* Gone since .start or between two parts of the dump. */
+		return 0;
+	}
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &cowmap_nl_family, NLM_F_MULTI, COWMAP_CMD_LOG_GET);
+	if (!hdr)
+		goto full;
+	if (cowmap_put_u64(skb, COWMAP_A_SESSION_ID, s->id))
+		goto cancel;
+
+	down_read(&s->jlock);
+	if (!cb->args[1]) {
+		cowmap_log_header(s, &h);
+		if (nla_put(skb, COWMAP_A_LOG_HEADER, sizeof(h), &h)) {
+			up_read(&s->jlock);
+			goto cancel;
+		}
+		cb->args[1] = 1;
+		sent++;
+	}
+	seq = cb->args[1];
+	while ((rec = xa_find(&s->journal, &seq, ULONG_MAX, XA_PRESENT))) {
+		if (nla_put(skb, COWMAP_A_RECORD, rec->size, rec->data))
+			break;
+		cb->args[1] = ++seq;
+		sent++;
+	}
+	up_read(&s->jlock);
+	if (!sent)
+		goto cancel;
+	genlmsg_end(skb, hdr);
+	cowmap_session_put(s);
+	return skb->len;
+cancel:
+	genlmsg_cancel(skb, hdr);
+full:
+	cowmap_session_put(s);
+	/*
+	 * An empty message means the end of the journal, unless a record was
+	 * left that did not fit even alone: never end a dump early silently.
+	 */
+	if (!skb->len && rec)
+		return -EMSGSIZE;
+	return skb->len;
+}
+
+/*
+ * Multicast an event about @s. @a, @b and @c are the event's counts (see
+ * enum cowmap_event). Process context, no session lock held.
+ */
+void cowmap_nl_event(struct cowmap_session *s, enum cowmap_event ev, u64 a,
+		     u64 b, u64 c)
+{
+	struct sk_buff *skb;
+	void *hdr;
+	int ret;
+
+	might_sleep();
+	if (!genl_has_listeners(&cowmap_nl_family, &init_net, 0))
+		return;
+	skb = genlmsg_new(NLMSG_DEFAULT_SIZE, GFP_KERNEL);
+	if (!skb)
+		return;
+	hdr = genlmsg_put(skb, 0, 0, &cowmap_nl_family, 0, COWMAP_CMD_EVENT);
+	if (!hdr)
+		goto free;
+	ret = nla_put_u32(skb, COWMAP_A_EVENT, ev) ?:
+	      cowmap_put_u64(skb, COWMAP_A_SESSION_ID, s->id) ?:
+	      nla_put_u32(skb, COWMAP_A_OWNER_UID,
+			  from_kuid_munged(&init_user_ns, s->owner_uid));
+	switch (ev) {
+	case COWMAP_EV_COMMIT:
+		ret = ret ?: cowmap_put_u64(skb, COWMAP_A_RECORDS, a) ?:
+			     cowmap_put_u64(skb, COWMAP_A_JOURNAL_BYTES, b);
+		break;
+	case COWMAP_EV_MERGE:
+		ret = ret ?: cowmap_put_u64(skb, COWMAP_A_APPLIED, a) ?:
+			     cowmap_put_u64(skb, COWMAP_A_ALREADY, b) ?:
+			     cowmap_put_u64(skb, COWMAP_A_CONFLICTS, c);
+		break;
+	case COWMAP_EV_CONFLICT:
+		ret = ret ?: cowmap_put_u64(skb, COWMAP_A_CONFLICTS, a);
+		break;
+	case COWMAP_EV_LIMIT:
+		ret = ret ?: cowmap_put_u64(skb, COWMAP_A_LIMIT_HITS, a);
+		break;
+	default:
+		break;
+	}
+	if (ret)
+		goto free;
+	genlmsg_end(skb, hdr);
+	/* -ESRCH: nobody listened after all; not an error. */
+	genlmsg_multicast(&cowmap_nl_family, skb, 0, 0, GFP_KERNEL);
+	return;
+free:
+	nlmsg_free(skb);
+}
+
+static void cowmap_limit_work(struct work_struct *work)
+{
+	struct cowmap_session *s = container_of(work, struct cowmap_session,
+						limit_work);
+	u64 hits;
+
+	mutex_lock(&s->lock);
+	s->limit_pending = false;
+	hits = s->limit_hits;
+	mutex_unlock(&s->lock);
+	cowmap_nl_event(s, COWMAP_EV_LIMIT, hits, 0, 0);
+	cowmap_session_put(s);
+}
+
+/* A fault hit a limit: tell listeners later, from a work item. */
+void cowmap_nl_limit_hit(struct cowmap_session *s)
+{
+	lockdep_assert_held(&s->lock);
+	if (s->limit_pending)
+		return;
+	s->limit_pending = true;
+	kref_get(&s->ref);
+	queue_work(cowmap_wq, &s->limit_work);
+}
+
+void cowmap_nl_init_session(struct cowmap_session *s)
+{
+	INIT_WORK(&s->limit_work, cowmap_limit_work);
+}
+
+int cowmap_nl_init(void)
+{
+	int ret;
+
+	cowmap_wq = alloc_workqueue("cowmap", 0, 0);
+	if (!cowmap_wq)
+		return -ENOMEM;
+	ret = genl_register_family(&cowmap_nl_family);
+	if (ret)
+		destroy_workqueue(cowmap_wq);
+	return ret;
+}
+
+void cowmap_nl_exit(void)
+{
+	genl_unregister_family(&cowmap_nl_family);
+	/* Pending limit events hold session references: let them finish. */
+	destroy_workqueue(cowmap_wq);
+}
