@@ -107,6 +107,7 @@ lint: $(CHECKPATCH)
 check:
 	tools/deps.sh
 	$(MAKE) lint
+	$(MAKE) dkms-check
 	@set -e; for k in $(KERNELS); do \
 		echo "== suite on kernel $$k"; \
 		tools/vm test --kernel $$k; \
@@ -118,7 +119,7 @@ demo:
 
 clean:
 	rm -rf $(BUILD)
--include mk/install.mk
+include mk/install.mk
 
 # make bench, make bench-quick: docs/performance.md
 -include bench/bench.mk
