@@ -85,6 +85,11 @@ $(BUILD)/bin/%: tools/%.c uapi/cowmap.h $(BUILD)/include/linux/cowmap.h
 
 tools: $(TOOL_BINS)
 
+# Power-off test halves (selftests/crash/run.sh), not part of the test list.
+$(BUILD)/crash/crashtest: selftests/crash/crashtest.c $(wildcard selftests/*.h) $(KSFT_HDRS) $(BUILD)/include/linux/cowmap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDFLAGS)
+
 # The two Debian header sets: 6.1 and 6.12 (generic flavour).
 HDR_61 = $(lastword $(sort $(wildcard /usr/src/linux-headers-6.1.*-amd64)))
 HDR_612 = $(lastword $(sort $(filter-out %-rt-amd64 %-cloud-amd64,$(wildcard /usr/src/linux-headers-6.12.*-amd64))))
