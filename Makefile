@@ -110,13 +110,7 @@ lint: $(CHECKPATCH)
 		--ignore LINUX_VERSION_CODE,CONSTANT_COMPARISON -f kmod/compat.h
 
 check:
-	tools/deps.sh
-	$(MAKE) lint
-	$(MAKE) dkms-check
-	@set -e; for k in $(KERNELS); do \
-		echo "== suite on kernel $$k"; \
-		tools/vm test --kernel $$k; \
-	done
+	tools/check $(KERNELS)
 
 demo:
 	tools/deps.sh
@@ -128,3 +122,4 @@ include mk/install.mk
 
 # make bench, make bench-quick: docs/performance.md
 -include bench/bench.mk
+include mk/user.mk

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/* libcowmap internals: byte order, record parsing shared by the readers. */
+#ifndef LIBCOWMAP_INTERNAL_H
+#define LIBCOWMAP_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libcowmap.h"
+
+#define API __attribute__((visibility("default")))
+
+#define HDR_SIZE	64u
+#define REC_HDR		64u
+#define HDR_MAX		4096u	/* the largest header_size a reader accepts */
+#define REC_MAX		(REC_HDR + 2u * COWMAP_LOG_MAX_RUN)
+
+_Static_assert(sizeof(struct cowmap_log_header) == HDR_SIZE, "header size");
+_Static_assert(sizeof(struct cowmap_log_record) == REC_HDR, "record size");
+_Static_assert(__builtin_offsetof(struct cowmap_log_header, crc) == 60, "hdr crc");
+_Static_assert(__builtin_offsetof(struct cowmap_log_record, crc) == 56, "rec crc");
+_Static_assert(__builtin_offsetof(struct cowmap_log_record, time_ns) == 40, "rec time");
+
+static inline uint32_t get_le32(const uint8_t *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t get_le64(const uint8_t *p)
+{
+	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}
+
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+	put_le32(p, v);
+	put_le32(p + 4, v >> 32);
+}
+
+/* CRC of @len bytes at @p, the 4 bytes at @crc_off counted as zero. */
+uint32_t cm_crc_skip(const uint8_t *p, size_t len, size_t crc_off);
+
+/*
+ * Check a header in @p (@avail bytes available). Fills @info; returns
+ * COWMAP_LOGERR_NONE or the problem.
+ */
+enum cowmap_log_err_kind cm_parse_header(const uint8_t *p, size_t avail,
+					 struct cowmap_log_info *info);
+
+/* Check the fixed part of a record: magic and size/length. */
+enum cowmap_log_err_kind cm_check_rec_head(const uint8_t *p, uint32_t *size);
+
+/*
+ * Check a whole record of @size bytes (already through cm_check_rec_head)
+ * and decode it into @rec, pointing into @p. Returns the problem or NONE.
+ */
+enum cowmap_log_err_kind cm_parse_record(const uint8_t *p, uint32_t size,
+					 uint64_t pos, struct cowmap_rec *rec);
+
+int cm_errno_of(enum cowmap_log_err_kind kind);
+
+/* fsync the directory holding @path. */
+int cm_fsync_dir_of(const char *path);
+
+/* "<dir of path>/.<base of path><suffix>", malloc'ed, or NULL. */
+char *cm_sibling(const char *path, const char *prefix, const char *suffix);
+
+/* Full-length pread/pwrite: bytes done (short only at EOF), or -errno. */
+ssize_t cm_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int cm_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+int cm_write_full(int fd, const void *buf, size_t len);
+
+#endif

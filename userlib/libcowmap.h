@@ -1,0 +1,665 @@
+/* SPDX-License-Identifier: LGPL-2.1 OR BSD-2-Clause */
+/*
+ * libcowmap: the user-space side of cowmap.
+ *
+ * Sessions: open /dev/cowmap and negotiate the API (cowmap_open()), attach
+ * to a file (cowmap_attach()), map it (cowmap_map()), commit writes
+ * (cowmap_commit()), read the journal (cowmap_dump_begin() and friends),
+ * adopt or discard an orphaned session (cowmap_adopt(), cowmap_discard()).
+ *
+ * Offline: read a journal file or dump (cowmap_log_open()), write one
+ * (cowmap_log_writer_open()), and merge journals into a file with conflict
+ * detection (cowmap_merger_new() and friends). The offline side needs no
+ * module. The format is described in docs/journal-format.md.
+ *
+ * Errors: every function that returns int returns 0 (or a documented
+ * non-negative count) on success and a negative errno value on failure;
+ * errno itself is not part of the interface. Functions returning void
+ * cannot fail.
+ *
+ * Thread safety: no global state except the CRC table, which is built once
+ * under pthread_once(). Objects (iterators, logs, writers, merges) must not
+ * be used by two threads at once.
+ */
+#ifndef LIBCOWMAP_H
+#define LIBCOWMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <linux/cowmap.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * cowmap_version() - the library version
+ *
+ * Return: "MAJOR.MINOR.PATCH" as in the VERSION file the library was built
+ * from.
+ */
+const char *cowmap_version(void);
+
+/**
+ * cowmap_crc32() - CRC-32 as used by the journal format
+ * @crc: 0 to start, or the value returned for the preceding bytes
+ * @buf: the bytes
+ * @len: their number
+ *
+ * The IEEE 802.3 CRC-32 that zlib's crc32() computes, with the same
+ * chaining convention: cowmap_crc32(0, "123456789", 9) == 0xCBF43926.
+ *
+ * Return: the CRC of everything so far.
+ */
+uint32_t cowmap_crc32(uint32_t crc, const void *buf, size_t len);
+
+/* --- Sessions (need the module) ------------------------------------- */
+
+/**
+ * cowmap_open() - open /dev/cowmap and do the API handshake
+ * @api: if not NULL, receives the module's answer (supported features,
+ *	available ioctls: test with COWMAP_IOCTL_BIT())
+ *
+ * Opens COWMAP_DEVICE_PATH read-write with O_CLOEXEC and negotiates
+ * COWMAP_API with no optional features.
+ *
+ * Return: the new session fd, or a negative errno: -ENOENT (no device: the
+ * module is not loaded), -EACCES, -EINVAL (the module does not speak
+ * COWMAP_API).
+ */
+int cowmap_open(struct cowmap_api *api);
+
+/**
+ * cowmap_attach() - attach a session to a file
+ * @fd: a session fd from cowmap_open()
+ * @file_fd: the file, opened for reading
+ * @journal_fd: a journal file opened for reading and writing, or -1 for
+ *	none (see COWMAP_ATTACH_JOURNAL in <linux/cowmap.h>)
+ * @session_id: if not NULL, receives the session id
+ *
+ * Both fds may be closed afterwards: the session keeps its own references.
+ *
+ * Return: 0 or a negative errno (see COWMAP_IOC_ATTACH).
+ */
+int cowmap_attach(int fd, int file_fd, int journal_fd, uint64_t *session_id);
+
+/**
+ * cowmap_session_open() - open a file and a session attached to it
+ * @path: the file
+ * @journal_path: a journal file to create or append to, or NULL
+ * @session_id: if not NULL, receives the session id
+ *
+ * Opens @path read-only and @journal_path read-write (created with mode
+ * 0600 if missing), then cowmap_open() and cowmap_attach(). The file and
+ * journal fds are closed before returning.
+ *
+ * Return: the session fd, or a negative errno.
+ */
+int cowmap_session_open(const char *path, const char *journal_path,
+			uint64_t *session_id);
+
+/**
+ * cowmap_map() - map (part of) a session
+ * @fd: an attached session fd
+ * @len: bytes to map
+ * @offset: file offset, a multiple of the page size
+ * @prot: PROT_READ, or PROT_READ | PROT_WRITE
+ * @addr: receives the address
+ *
+ * A MAP_SHARED mapping of the session (MAP_PRIVATE is refused by cowmap).
+ *
+ * Return: 0 or a negative errno from mmap(2).
+ */
+int cowmap_map(int fd, size_t len, off_t offset, int prot, void **addr);
+
+/**
+ * cowmap_unmap() - unmap what cowmap_map() mapped
+ * @addr: the address cowmap_map() returned
+ * @len: the length given to it
+ *
+ * Return: 0 or a negative errno from munmap(2).
+ */
+int cowmap_unmap(void *addr, size_t len);
+
+/**
+ * cowmap_commit() - turn the session's writes into journal records
+ * @fd: an attached session fd
+ * @durable: non-zero to fsync the journal file (COWMAP_COMMIT_DURABLE)
+ * @out: if not NULL, receives the kernel's answer (records, bytes,
+ *	first_seq, pages)
+ *
+ * Return: the number of records added (0 or more), or a negative errno
+ * (see COWMAP_IOC_COMMIT; -ENOTTY from a module without commit).
+ */
+int cowmap_commit(int fd, int durable, struct cowmap_commit *out);
+
+/**
+ * cowmap_status() - session status
+ * @fd: a session fd
+ * @st: receives the status
+ *
+ * Return: 0 or a negative errno.
+ */
+int cowmap_status(int fd, struct cowmap_status *st);
+
+/**
+ * cowmap_adopt() - take over an orphaned session
+ * @fd: a fresh session fd from cowmap_open() (not attached)
+ * @session_id: the orphan's id
+ *
+ * The fd becomes the session. Closing it orphans the session again if it
+ * still has records.
+ *
+ * Return: 0 or a negative errno: -ENOENT (no such orphan), -EPERM (another
+ * user's), -EBUSY (@fd is attached).
+ */
+int cowmap_adopt(int fd, uint64_t session_id);
+
+/**
+ * cowmap_session_adopt() - cowmap_open() then cowmap_adopt()
+ * @session_id: the orphan's id
+ *
+ * Return: the session fd, or a negative errno.
+ */
+int cowmap_session_adopt(uint64_t session_id);
+
+/**
+ * cowmap_discard() - drop the session's journal and written pages
+ * @fd: an attached or adopted session fd
+ *
+ * The session shows the file again; closing it then frees it.
+ *
+ * Return: 0 or a negative errno.
+ */
+int cowmap_discard(int fd);
+
+/* --- The journal format, decoded ------------------------------------ */
+
+/**
+ * struct cowmap_log_info - a log header, decoded (host byte order)
+ * @version: format version (COWMAP_LOG_VERSION)
+ * @header_size: bytes before the first record
+ * @session_id: the session that created the log
+ * @dev_major: backing file's device
+ * @dev_minor: backing file's device
+ * @ino: backing file's inode number
+ * @size_at_attach: backing file's size at attach
+ * @created_ns: creation time (CLOCK_REALTIME, ns)
+ * @flags: header flags (zero in version 1)
+ */
+struct cowmap_log_info {
+	uint32_t version;
+	uint32_t header_size;
+	uint64_t session_id;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint64_t ino;
+	uint64_t size_at_attach;
+	uint64_t created_ns;
+	uint32_t flags;
+};
+
+/**
+ * struct cowmap_rec - a journal record, decoded (host byte order)
+ * @seq: sequence number within its session
+ * @session_id: the session that committed it
+ * @offset: file offset of the first changed byte
+ * @length: number of changed bytes
+ * @flags: record flags (zero in version 1)
+ * @time_ns: commit time (CLOCK_REALTIME, ns)
+ * @pid: committing process
+ * @uid: committing user
+ * @old_bytes: @length bytes before the change
+ * @new_bytes: @length bytes after the change
+ * @pos: byte offset of the record in its log or dump stream
+ *
+ * @old_bytes and @new_bytes point into memory owned by whatever returned
+ * the record, valid until its next call.
+ */
+struct cowmap_rec {
+	uint64_t seq;
+	uint64_t session_id;
+	uint64_t offset;
+	uint32_t length;
+	uint32_t flags;
+	uint64_t time_ns;
+	uint32_t pid;
+	uint32_t uid;
+	const uint8_t *old_bytes;
+	const uint8_t *new_bytes;
+	uint64_t pos;
+};
+
+/** enum cowmap_log_err_kind - what is wrong with a log, see cowmap_log_strerror() */
+enum cowmap_log_err_kind {
+	COWMAP_LOGERR_NONE = 0,
+	COWMAP_LOGERR_IO,		/* read error (err holds the errno) */
+	COWMAP_LOGERR_SHORT_HEADER,	/* fewer bytes than a header */
+	COWMAP_LOGERR_BAD_MAGIC,	/* not a cowmap log */
+	COWMAP_LOGERR_BAD_VERSION,	/* a version this library does not know */
+	COWMAP_LOGERR_HEADER_CRC,	/* header checksum mismatch */
+	COWMAP_LOGERR_BAD_HEADER,	/* header_size or flags invalid */
+	COWMAP_LOGERR_REC_MAGIC,	/* no record magic where a record starts */
+	COWMAP_LOGERR_REC_SIZE,		/* size/length fields inconsistent */
+	COWMAP_LOGERR_REC_CRC,		/* record checksum mismatch */
+	COWMAP_LOGERR_REC_FLAGS,	/* record flags this library does not know */
+	COWMAP_LOGERR_TRUNCATED,	/* incomplete or zero-filled last record */
+};
+
+/**
+ * struct cowmap_log_error - where and what
+ * @kind: COWMAP_LOGERR_*
+ * @err: the negative errno the call returned
+ * @offset: byte offset of the bad header or record in the log
+ * @resume: offset where reading goes on (the next valid record, or the
+ *	end of the log)
+ */
+struct cowmap_log_error {
+	enum cowmap_log_err_kind kind;
+	int err;
+	uint64_t offset;
+	uint64_t resume;
+};
+
+/**
+ * cowmap_log_strerror() - describe an error kind
+ * @kind: COWMAP_LOGERR_*
+ *
+ * Return: a static English phrase, e.g. "record CRC mismatch".
+ */
+const char *cowmap_log_strerror(enum cowmap_log_err_kind kind);
+
+/* --- Dump: read a session's journal through COWMAP_IOC_DUMP ----------- */
+
+struct cowmap_dump_iter;
+
+/**
+ * cowmap_dump_begin() - start reading a session's journal
+ * @fd: an attached or adopted session fd
+ * @buf_size: the buffer handed to COWMAP_IOC_DUMP (0: 64 KiB). It grows
+ *	to the size of a single item that does not fit, up to 1 MiB.
+ * @it: receives the iterator
+ *
+ * Fetches and checks the log header (its CRC, magic and version).
+ *
+ * Return: 0 or a negative errno: -ENOTTY (module without dump), -EBADMSG
+ * (bad header), -ENOMEM.
+ */
+int cowmap_dump_begin(int fd, size_t buf_size, struct cowmap_dump_iter **it);
+
+/**
+ * cowmap_dump_info() - the header of the dump
+ * @it: an iterator from cowmap_dump_begin()
+ *
+ * Return: the decoded header, valid until cowmap_dump_end().
+ */
+const struct cowmap_log_info *cowmap_dump_info(const struct cowmap_dump_iter *it);
+
+/**
+ * cowmap_dump_next() - the next record
+ * @it: the iterator
+ * @rec: receives the record; its bytes stay valid until the next call
+ * @err: if not NULL, receives details when a record is bad
+ *
+ * Every record's CRC, magic, size and flags are checked. A bad record is
+ * reported once (-EBADMSG and @err) and skipped when its size can be
+ * trusted; otherwise the iteration ends with that error.
+ *
+ * Return: 1 (a record), 0 (the end), or a negative errno.
+ */
+int cowmap_dump_next(struct cowmap_dump_iter *it, struct cowmap_rec *rec,
+		     struct cowmap_log_error *err);
+
+/**
+ * cowmap_dump_end() - free the iterator
+ * @it: the iterator, or NULL
+ */
+void cowmap_dump_end(struct cowmap_dump_iter *it);
+
+/* --- Log reader ------------------------------------------------------ */
+
+struct cowmap_log;
+
+/**
+ * cowmap_log_open() - open a log (journal file or saved dump)
+ * @path: the file
+ * @log: receives the reader
+ * @err: if not NULL, receives details when the header is bad
+ *
+ * Reads and checks the header: magic, version (a version other than
+ * COWMAP_LOG_VERSION is refused), header CRC, header_size and flags.
+ *
+ * Return: 0, or a negative errno: -EBADMSG (not a log, or a damaged
+ * header), -EPROTONOSUPPORT (unknown version), or an open/read error.
+ */
+int cowmap_log_open(const char *path, struct cowmap_log **log,
+		    struct cowmap_log_error *err);
+
+/**
+ * cowmap_log_open_mem() - read a log held in memory
+ * @buf: the log bytes; must stay valid while the reader is used
+ * @len: their number
+ * @log: receives the reader
+ * @err: as for cowmap_log_open()
+ *
+ * Return: as for cowmap_log_open().
+ */
+int cowmap_log_open_mem(const void *buf, size_t len, struct cowmap_log **log,
+			struct cowmap_log_error *err);
+
+/**
+ * cowmap_log_info() - the decoded header
+ * @log: the reader
+ *
+ * Return: the header, valid until cowmap_log_close().
+ */
+const struct cowmap_log_info *cowmap_log_info(const struct cowmap_log *log);
+
+/**
+ * cowmap_log_next() - the next record
+ * @log: the reader
+ * @rec: receives the record; its bytes stay valid until the next call
+ * @err: if not NULL, receives details on an error
+ *
+ * Each record is checked (magic, size against length, CRC, flags) before
+ * it is returned: a record that fails is never returned. After an error,
+ * the next call goes on at @err->resume: the next 8-byte aligned position
+ * holding a complete record with a valid CRC, or the end of the log. A
+ * damaged region is reported once. An incomplete last record (a torn
+ * append) or a zero-filled tail is reported as COWMAP_LOGERR_TRUNCATED
+ * with -ENODATA; every other damage is -EBADMSG. Read errors (-EIO etc.)
+ * are final.
+ *
+ * Return: 1 (a record), 0 (the end), or a negative errno.
+ */
+int cowmap_log_next(struct cowmap_log *log, struct cowmap_rec *rec,
+		    struct cowmap_log_error *err);
+
+/**
+ * cowmap_log_close() - free the reader
+ * @log: the reader, or NULL
+ */
+void cowmap_log_close(struct cowmap_log *log);
+
+/* --- Log writer ------------------------------------------------------ */
+
+struct cowmap_log_writer;
+
+/* cowmap_log_writer_open() flags */
+#define COWMAP_LOGW_ATOMIC	(1U << 0)	/* temp file, rename at close */
+#define COWMAP_LOGW_APPEND	(1U << 1)	/* append to an existing log */
+#define COWMAP_LOGW_NO_SYNC	(1U << 2)	/* close without fsync (scratch logs) */
+
+/**
+ * cowmap_log_writer_open() - create a log file, or append to one
+ * @path: the file
+ * @info: the header to write (version, header_size and flags are set by
+ *	the writer); with COWMAP_LOGW_APPEND, the existing header must name
+ *	the same device and inode
+ * @flags: COWMAP_LOGW_*
+ * @w: receives the writer
+ *
+ * Without flags, @path is created or truncated (mode 0644 less umask).
+ * COWMAP_LOGW_ATOMIC writes a temporary file (mode 0600) in @path's
+ * directory that cowmap_log_writer_close() fsyncs and renames over @path:
+ * @path is either its old self or the complete new log. COWMAP_LOGW_APPEND
+ * opens an existing log, checks it completely (-EBADMSG if any record is
+ * bad, so nothing is appended behind damage) and appends; it cannot be
+ * combined with COWMAP_LOGW_ATOMIC. COWMAP_LOGW_NO_SYNC makes
+ * cowmap_log_writer_close() skip its fsyncs (for scratch files and tests).
+ *
+ * Return: 0 or a negative errno (-EINVAL for bad flags, -EXDEV for an
+ * append to a log of another file).
+ */
+int cowmap_log_writer_open(const char *path, const struct cowmap_log_info *info,
+			   unsigned int flags, struct cowmap_log_writer **w);
+
+/**
+ * cowmap_log_writer_fd() - write a new log to an open fd
+ * @fd: written sequentially with write(2); not closed by the writer
+ * @info: the header
+ * @w: receives the writer
+ *
+ * Return: 0 or a negative errno.
+ */
+int cowmap_log_writer_fd(int fd, const struct cowmap_log_info *info,
+			 struct cowmap_log_writer **w);
+
+/**
+ * cowmap_log_append() - append a record
+ * @w: the writer
+ * @rec: the record (@rec->pos is ignored); size, padding and CRC are
+ *	computed here
+ *
+ * Return: 0 or a negative errno (-EINVAL for a length of 0 or more than
+ * COWMAP_LOG_MAX_RUN). After a failure the writer only accepts close.
+ */
+int cowmap_log_append(struct cowmap_log_writer *w, const struct cowmap_rec *rec);
+
+/**
+ * cowmap_log_writer_close() - finish or abandon a log
+ * @w: the writer, or NULL
+ * @commit: non-zero: fsync the file (and with COWMAP_LOGW_ATOMIC rename it
+ *	into place and fsync the directory; no fsync with COWMAP_LOGW_NO_SYNC);
+ *	zero: abandon it (the temporary
+ *	file is removed; a plain or appended file keeps what was written)
+ *
+ * Always frees @w.
+ *
+ * Return: 0 or the first negative errno met by the writer or here.
+ */
+int cowmap_log_writer_close(struct cowmap_log_writer *w, int commit);
+
+/**
+ * cowmap_log_encode_header() - the 64 header bytes of @info
+ * @info: the header (version, header_size, flags are forced to version 1)
+ * @out: 64 bytes
+ */
+void cowmap_log_encode_header(const struct cowmap_log_info *info, void *out);
+
+/**
+ * cowmap_log_record_size() - encoded size of a record
+ * @length: changed bytes
+ *
+ * Return: 64 + 2 * @length, rounded up to a multiple of 8.
+ */
+size_t cowmap_log_record_size(uint32_t length);
+
+/**
+ * cowmap_log_encode_record() - encode a record
+ * @rec: the record
+ * @out: cowmap_log_record_size(@rec->length) bytes
+ *
+ * Return: the number of bytes written, or -EINVAL for a bad length.
+ */
+int cowmap_log_encode_record(const struct cowmap_rec *rec, void *out);
+
+/* --- Offline merge --------------------------------------------------- */
+
+/** enum cowmap_merger_policy - what to do with conflicting records */
+enum cowmap_merger_policy {
+	COWMAP_POLICY_ALL_OR_NOTHING = 0,	/* any conflict: write nothing */
+	COWMAP_POLICY_SKIP,			/* leave conflicting records out */
+	COWMAP_POLICY_FORCE,			/* write their new bytes anyway */
+};
+
+/* cowmap_merger_run() flags */
+#define COWMAP_MERGER_DRY_RUN	(1U << 0)	/* report, write nothing */
+#define COWMAP_MERGER_SALVAGE	(1U << 1)	/* use the good records of damaged logs */
+#define COWMAP_MERGER_ANY_IDENTITY (1U << 2)	/* accept logs of another dev/inode */
+#define COWMAP_MERGER_NO_SYNC	(1U << 3)	/* skip fsync (tests, scratch files) */
+
+/** enum cowmap_merger_event_type - what a merge reports */
+enum cowmap_merger_event_type {
+	COWMAP_MEV_APPLY,	/* old bytes found: the new bytes apply */
+	COWMAP_MEV_ALREADY,	/* already applied: nothing to do */
+	COWMAP_MEV_CONFLICT,	/* neither: not applied */
+	COWMAP_MEV_FORCED,	/* a conflict written anyway (force policy) */
+	COWMAP_MEV_LOG_ERROR,	/* a damaged or unusable log */
+	COWMAP_MEV_LOG_WARNING,	/* a truncated tail: the records before it are used */
+	COWMAP_MEV_LOG_SKIPPED,	/* --all: a file that is not a log of the source */
+	COWMAP_MEV_RECOVERED,	/* an interrupted in-place merge was completed */
+	COWMAP_MEV_NOTE,	/* anything else worth saying (see @message) */
+};
+
+/**
+ * struct cowmap_merger_event - one report of a merge
+ * @type: COWMAP_MEV_*
+ * @log: path of the log concerned, or NULL
+ * @rec: APPLY, ALREADY, CONFLICT, FORCED: the record
+ * @found: CONFLICT, FORCED: the target's bytes at the record's range
+ *	(as the merge saw them, after the records before it in merge order)
+ * @found_len: their number: less than @rec->length when the range runs
+ *	past the end of the file
+ * @error: LOG_ERROR, LOG_WARNING: where and what, when about one record
+ *	or header; NULL otherwise
+ * @message: a human-readable detail, or NULL
+ *
+ * Everything points to memory valid during the callback only.
+ */
+struct cowmap_merger_event {
+	enum cowmap_merger_event_type type;
+	const char *log;
+	const struct cowmap_rec *rec;
+	const uint8_t *found;
+	size_t found_len;
+	const struct cowmap_log_error *error;
+	const char *message;
+};
+
+typedef void (*cowmap_merger_cb)(void *arg, const struct cowmap_merger_event *ev);
+
+/** enum cowmap_merger_stage - points of a merge's write phase, for tests */
+enum cowmap_merger_stage {
+	COWMAP_MSTAGE_INTENT_SYNCED,	/* in place: intent file durable, source untouched */
+	COWMAP_MSTAGE_RUN_WRITTEN,	/* in place: one more run written (not synced) */
+	COWMAP_MSTAGE_TEMP_SYNCED,	/* -o: temp file complete and synced, not renamed */
+	COWMAP_MSTAGE_DONE,		/* everything durable, intent/temp gone */
+};
+
+typedef void (*cowmap_merger_stage_cb)(void *arg, enum cowmap_merger_stage stage,
+				      uint64_t n);
+
+/**
+ * struct cowmap_merger_stats - what a merge did
+ * @logs: logs loaded
+ * @records: records considered
+ * @applied: records whose old bytes were found (written unless nothing
+ *	was written, see @written)
+ * @already: records found already applied
+ * @conflicts: conflicting records (including forced ones)
+ * @forced: conflicting records written anyway
+ * @log_errors: damaged regions and unusable logs
+ * @written: 1 if the target was written (in place) or OUT was created
+ * @bytes_written: bytes written into the target (in place) or changed in OUT
+ * @recovered: 1 if an interrupted in-place merge was completed first
+ */
+struct cowmap_merger_stats {
+	uint64_t logs;
+	uint64_t records;
+	uint64_t applied;
+	uint64_t already;
+	uint64_t conflicts;
+	uint64_t forced;
+	uint64_t log_errors;
+	int written;
+	uint64_t bytes_written;
+	int recovered;
+};
+
+struct cowmap_merger;
+
+/**
+ * cowmap_merger_new() - a new, empty merge
+ * @cb: called for every event (see struct cowmap_merger_event), or NULL
+ * @arg: passed to @cb
+ * @m: receives the merge
+ *
+ * Return: 0 or -ENOMEM.
+ */
+int cowmap_merger_new(cowmap_merger_cb cb, void *arg, struct cowmap_merger **m);
+
+/**
+ * cowmap_merger_set_stage_cb() - observe the write phase (tests)
+ * @m: the merge
+ * @cb: called at each COWMAP_MSTAGE_*, or NULL
+ * @arg: passed to @cb
+ */
+void cowmap_merger_set_stage_cb(struct cowmap_merger *m, cowmap_merger_stage_cb cb,
+			       void *arg);
+
+/**
+ * cowmap_merger_add_log() - load every record of a log
+ * @m: the merge
+ * @path: the log
+ *
+ * Bad records and truncated tails are reported as events; the good records
+ * are loaded. Whether a damaged log may be used is decided by
+ * cowmap_merger_run() (COWMAP_MERGER_SALVAGE).
+ *
+ * Return: the number of records loaded, or a negative errno when the log
+ * cannot be used at all (open error, bad header, read error).
+ */
+int cowmap_merger_add_log(struct cowmap_merger *m, const char *path);
+
+/**
+ * cowmap_merger_add_dir() - load every log of @source found in @dir
+ * @m: the merge
+ * @dir: the directory (not recursive; names starting with '.' are ignored)
+ * @source: the file the logs must be about
+ * @any_identity: non-zero to take every log regardless of device and inode
+ *
+ * A regular file whose first bytes are not COWMAP_LOG_MAGIC is skipped
+ * silently (a COWMAP_MEV_LOG_SKIPPED event), so is a log whose header names
+ * another device and inode than stat(@source) unless @any_identity. A file
+ * that starts like a log but has a bad header is an error.
+ *
+ * Return: the number of logs loaded, or a negative errno.
+ */
+int cowmap_merger_add_dir(struct cowmap_merger *m, const char *dir,
+			 const char *source, int any_identity);
+
+/**
+ * cowmap_merger_run() - merge the loaded logs into a file
+ * @m: the merge
+ * @source: the file the logs are about
+ * @out: NULL to write into @source in place; else the output file, created
+ *	atomically as a copy of @source with the records applied
+ * @policy: COWMAP_POLICY_ALL_OR_NOTHING, _SKIP or _FORCE
+ * @flags: COWMAP_MERGER_DRY_RUN, _SALVAGE, _ANY_IDENTITY, _NO_SYNC
+ * @stats: if not NULL, receives counts
+ *
+ * Records apply in order of (time_ns, session_id, seq). A record whose
+ * range holds its old bytes applies; one that holds its new bytes, or the
+ * result of it and later records over the same bytes, is already applied;
+ * anything else, including a range running past the end of the file, is a
+ * conflict. Every record is reported through the callback. See
+ * docs/cowmapctl.md for the write protocol (intent file in place; temp
+ * file, fsync, rename, directory fsync for @out).
+ *
+ * Return: the number of conflicting records left unapplied (0 means
+ * everything is applied or already was; with FORCE always 0), or a
+ * negative errno: -EBADMSG (a damaged log without SALVAGE), -EXDEV (a log
+ * of another file without ANY_IDENTITY), -EUCLEAN (@out requested while
+ * @source has an unfinished in-place merge), -ESTALE (the unfinished
+ * in-place merge cannot be completed because @source changed since),
+ * I/O errors. Nothing is written when an error is returned before the
+ * write phase.
+ */
+int cowmap_merger_run(struct cowmap_merger *m, const char *source, const char *out,
+		     enum cowmap_merger_policy policy, unsigned int flags,
+		     struct cowmap_merger_stats *stats);
+
+/**
+ * cowmap_merger_free() - free a merge
+ * @m: the merge, or NULL
+ */
+void cowmap_merger_free(struct cowmap_merger *m);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBCOWMAP_H */
