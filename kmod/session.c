@@ -165,6 +165,15 @@ static void cowmap_session_free(struct kref *ref)
 {
 	struct cowmap_session *s = container_of(ref, struct cowmap_session, ref);
 
+	/*
+	 * The files go last: a netlink reader or a queued event may hold a
+	 * reference after teardown and still read the backing file's size
+	 * and path.
+	 */
+	if (s->jfile)
+		fput(s->jfile);
+	if (s->backing)
+		fput(s->backing);
 	mutex_destroy(&s->lock);
 	kfree(s);
 }
@@ -203,10 +212,6 @@ static void cowmap_session_destroy(struct cowmap_session *s)
 		fsnotify_destroy_mark(&n->mark, cowmap_group);
 		fsnotify_put_mark(&n->mark);
 	}
-	if (s->jfile)
-		fput(s->jfile);
-	if (s->backing)
-		fput(s->backing);
 	iput(s->inode);
 	mem_cgroup_put(s->memcg);
 	cowmap_session_put(s);
