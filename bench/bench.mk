@@ -1,0 +1,27 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# Included by the top-level Makefile.
+#
+# make bench               cowbench in the test VM on KERNEL (default 6.1):
+#                          one table on stdout, the same results as JSON in
+#                          build/bench/results-<kernel>.json (docs/performance.md)
+# make bench KERNEL=6.12   ... on 6.12
+# make bench-quick         tiny sizes, one round (seconds of guest time): only
+#                          checks that every row still runs; JSON in
+#                          build/bench/results-<kernel>-quick.json
+# BENCH_ARGS=...           more cowbench options (cowbench --help)
+
+BENCH_KERNEL = $(or $(KERNEL),6.1)
+BENCH_BIN := $(BUILD)/bench/cowbench
+
+$(BENCH_BIN): bench/cowbench.c uapi/cowmap.h $(BUILD)/include/linux/cowmap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE -I$(BUILD)/include -o $@ $< \
+		-static -pthread -lm
+
+.PHONY: bench bench-quick
+bench: $(BENCH_BIN)
+	bench/run.sh $(BENCH_KERNEL) $(BENCH_ARGS)
+
+bench-quick: $(BENCH_BIN)
+	bench/run.sh $(BENCH_KERNEL) --quick $(BENCH_ARGS)
