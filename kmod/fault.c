@@ -249,9 +249,15 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 	}
 	s->cow_copies++;
 
-	/* No PTE of the session may keep showing the base page. */
-	cowmap_zap(s, pgoff, 1);
-	cowmap_forget_base(s, pgoff);
+	/*
+	 * No PTE of the session may keep showing the base page. Only a page
+	 * in ->base can be shown by one: a first write to a page never read
+	 * (the common case) needs no unmap.
+	 */
+	if (xa_load(&s->base, pgoff)) {
+		cowmap_zap(s, pgoff, 1);
+		cowmap_forget_base(s, pgoff);
+	}
 	return cp;
 }
 

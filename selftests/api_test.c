@@ -6,7 +6,7 @@
 #include <sys/syscall.h>
 
 #include "cowmap_test.h"
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 
 TEST(device_node)
 {

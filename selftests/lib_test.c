@@ -11,7 +11,7 @@
 #include <sys/sysmacros.h>
 
 #include "cowmap_test.h"
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 #include "libcowmap.h"
 
 #define SEED	"------------ Hello World! ------------"

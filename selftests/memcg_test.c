@@ -9,7 +9,7 @@
 #include <sys/prctl.h>
 
 #include "cowmap_test.h"
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 
 #define CG "/sys/fs/cgroup"
 #define NW 64	/* pages written */

@@ -7,7 +7,7 @@
  */
 #include "cowmap_test.h"
 #include "cowmap_log.h"
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 
 static const char hello[] = "------------ Hello World! ------------";
 

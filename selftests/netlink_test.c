@@ -10,7 +10,7 @@
 
 #include "cowmap_test.h"
 #include "cowmap_log.h"
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 
 struct nl {
 	struct mnl_socket *sk;

@@ -13,7 +13,7 @@
 #include <sys/sysmacros.h>
 
 #include "cowmap_test.h"
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 
 #define NPAGES 64
 

@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "cowmap_test.h"
-#include "kselftest_harness.h"
+#include "cowmap_harness.h"
 
 #define NP		48
 #define WRITERS		3
