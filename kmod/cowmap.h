@@ -25,10 +25,14 @@ struct cowmap_notify;
  * @twin: the page's content before its first write since the last commit,
  *	or NULL when the page has not been written since (then any PTE that
  *	maps @priv is read-only, so the next write is noticed).
+ * @fresh: made by ->pfn_mkwrite, whose write is retried through ->fault;
+ *	if that retry fails (the file shrank meanwhile), the page was never
+ *	written and must go, or the session would show a stale copy.
  */
 struct cowmap_page {
 	struct page *priv;
 	struct page *twin;
+	bool fresh;	/* made for a write that has not reached it yet */
 };
 
 /* A committed record: immutable once published in the journal. */

@@ -318,10 +318,28 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	return VM_FAULT_NOPAGE;
 }
 
+/*
+ * A write past the end of the file fails. If ->pfn_mkwrite made a private
+ * copy for this very write before the file shrank, the write never reached
+ * it: unmap it and drop it, so the page shows the file again.
+ */
+static void cowmap_drop_fresh(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct cowmap_page *cp = xa_load(&s->pages, pgoff);
+
+	if (!cp || !cp->fresh)
+		return;
+	cowmap_zap(s, pgoff, 1);
+	xa_erase(&s->pages, pgoff);
+	cowmap_destroy_page(s, cp);
+	s->cow_copies--;
+}
+
 static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct cowmap_session *s = vma->vm_private_data;
+	bool write = vmf->flags & FAULT_FLAG_WRITE;
 	struct cowmap_page *cp;
 	vm_fault_t ret;
 	pgoff_t eof;
@@ -330,15 +348,20 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	s->faults++;
 	eof = cowmap_eof_pgoff(s);
 	if (vmf->pgoff >= eof) {
+		if (write)
+			cowmap_drop_fresh(s, vmf->pgoff);
 		ret = VM_FAULT_SIGBUS;
-	} else if (vmf->flags & FAULT_FLAG_WRITE) {
+	} else if (write) {
 		cp = cowmap_prepare_write(s, vmf->pgoff);
-		if (IS_ERR(cp))
+		if (IS_ERR(cp)) {
 			ret = VM_FAULT_SIGBUS;
-		else
+		} else {
 			ret = vmf_insert_pfn_prot(vma, vmf->address,
 						  page_to_pfn(cp->priv),
 						  vm_get_page_prot(vma->vm_flags));
+			if (ret == VM_FAULT_NOPAGE)
+				cp->fresh = false;	/* the write goes there now */
+		}
 	} else {
 		ret = cowmap_read_fault(s, vmf, eof);
 	}
@@ -350,8 +373,8 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 {
 	struct cowmap_session *s = vmf->vma->vm_private_data;
+	bool was_private, created;
 	struct cowmap_page *cp;
-	bool was_private;
 	vm_fault_t ret;
 
 	mutex_lock(&s->lock);
@@ -361,6 +384,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 		goto out;
 	}
 	cp = xa_load(&s->pages, vmf->pgoff);
+	created = !cp;
 	was_private = cp && pte_pfn(vmf->orig_pte) == page_to_pfn(cp->priv);
 
 	cp = cowmap_prepare_write(s, vmf->pgoff);
@@ -368,14 +392,17 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 		ret = VM_FAULT_SIGBUS;
 	} else if (was_private) {
 		/* The core makes this PTE writable. */
+		cp->fresh = false;
 		ret = 0;
 	} else {
 		/*
 		 * The PTE showed the base page: it is zapped now (the only
 		 * legal way to redirect a write is NOPAGE after a zap), and the
-		 * retried write maps the private copy.
+		 * retried write maps the private copy, unless the file shrinks
+		 * before: see cowmap_drop_fresh().
 		 */
 		cowmap_zap(s, vmf->pgoff, 1);
+		cp->fresh = created;
 		ret = VM_FAULT_NOPAGE;
 	}
 out:
