@@ -273,9 +273,13 @@ static vm_fault_t cowmap_map_read(struct cowmap_session *s,
 	struct page *page;
 
 	if (cp) {
-		/* Written since the last commit: no need to notice it again. */
-		pgprot_t prot = cp->twin ? vm_get_page_prot(vma->vm_flags) :
-					   vma->vm_page_prot;
+		/*
+		 * Written since the last commit: no need to notice it again.
+		 * A fresh copy is read-only until its write comes through
+		 * ->pfn_mkwrite and says it arrived.
+		 */
+		pgprot_t prot = cp->twin && !cp->fresh ?
+				vm_get_page_prot(vma->vm_flags) : vma->vm_page_prot;
 
 		return vmf_insert_pfn_prot(vma, addr, page_to_pfn(cp->priv), prot);
 	}
