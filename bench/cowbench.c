@@ -194,7 +194,7 @@ static int cm_status(int fd, struct cowmap_status *st)
 static void cm_close(int fd)
 {
 #ifdef COWMAP_IOC_DISCARD
-	ioctl(fd, COWMAP_IOC_DISCARD);
+	ioctl(fd, COWMAP_IOC_DISCARD, 0);	/* no argument means 0 */
 #endif
 	close(fd);
 }
