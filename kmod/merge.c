@@ -145,8 +145,8 @@ static int cowmap_report(struct cowmap_merger *mg, struct cowmap_rec *rec,
 
 	if (!mg->ubuf || mg->m->conflicts >= mg->m->conflicts_max)
 		return 0;
-	while (at < len && at < avail &&
-	       (found[at] == old[at] || found[at] == old[len + at]))
+	/* From the first byte that is not the old one (shown as expected). */
+	while (at < len && at < avail && found[at] == old[at])
 		at++;
 	c.session_id = le64_to_cpu(cowmap_rec_hdr(rec)->session_id);
 	c.seq = rec->seq;

@@ -27,30 +27,53 @@ static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb
 static bool cowmap_nl_may_see(struct cowmap_session *s);
 
 /*
- * Check the request here: an error from .start is an error reply, one from
- * the first .dumpit only a word in NLMSG_DONE that many readers ignore.
+ * Check a log dump request: the id is there and names a session the caller
+ * may see. Returns the id in @id.
  */
-static int cowmap_nl_log_start(struct netlink_callback *cb)
+static int cowmap_nl_log_check(struct netlink_callback *cb,
+			       struct netlink_ext_ack *extack, u64 *id)
 {
 	struct nlattr **attrs = cowmap_dump_attrs(cb);
 	struct cowmap_session *s;
 	bool visible;
 
 	if (!attrs[COWMAP_A_SESSION_ID]) {
-		NL_SET_ERR_MSG(cb->extack, "COWMAP_A_SESSION_ID is required");
+		NL_SET_ERR_MSG(extack, "COWMAP_A_SESSION_ID is required");
 		return -EINVAL;
 	}
-	s = cowmap_session_get(nla_get_u64(attrs[COWMAP_A_SESSION_ID]));
+	*id = nla_get_u64(attrs[COWMAP_A_SESSION_ID]);
+	s = cowmap_session_get(*id);
 	visible = s && cowmap_nl_may_see(s);
 	if (s)
 		cowmap_session_put(s);
 	if (!visible) {
-		NL_SET_ERR_MSG_ATTR(cb->extack, attrs[COWMAP_A_SESSION_ID],
+		NL_SET_ERR_MSG_ATTR(extack, attrs[COWMAP_A_SESSION_ID],
 				    "no such session");
 		return -ENOENT;
 	}
-	cb->args[0] = nla_get_u64(attrs[COWMAP_A_SESSION_ID]);
+	return 0;
+}
+
+/*
+ * Check the request here when the kernel gives .start an extack (6.2 and
+ * later): its error is then an NLMSG_ERROR reply with the message. 6.1
+ * calls .start without one, so the check waits for the first .dumpit,
+ * whose error and message arrive in NLMSG_DONE (cb->args[2] says so).
+ */
+static int cowmap_nl_log_start(struct netlink_callback *cb)
+{
+	u64 id;
+	int ret;
+
 	cb->min_dump_alloc = COWMAP_NL_LOG_ALLOC;
+	if (!cb->extack) {
+		cb->args[2] = 1;
+		return 0;
+	}
+	ret = cowmap_nl_log_check(cb, cb->extack, &id);
+	if (ret)
+		return ret;
+	cb->args[0] = id;
 	return 0;
 }
 
@@ -206,7 +229,8 @@ static int cowmap_nl_session_dumpit(struct sk_buff *skb, struct netlink_callback
 
 /*
  * cb->args[0]: the session id (checked by .start); cb->args[1]: the next
- * record's sequence number, 0 before the header was sent.
+ * record's sequence number, 0 before the header was sent; cb->args[2]: the
+ * request is still to be checked (see cowmap_nl_log_start()).
  */
 static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
@@ -217,6 +241,15 @@ static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb
 	void *hdr;
 	int sent = 0;
 
+	if (cb->args[2]) {
+		u64 id;
+		int ret = cowmap_nl_log_check(cb, cb->extack, &id);
+
+		if (ret)
+			return ret;
+		cb->args[0] = id;
+		cb->args[2] = 0;
+	}
 	s = cowmap_session_get(cb->args[0]);
 	if (!s) {
 		/* Gone since .start or between two parts of the dump. */

@@ -125,6 +125,38 @@ TEST(bad_input)
 	unlink(path);
 }
 
+/*
+ * A record whose range holds a mix of its old and new bytes is a conflict;
+ * the report starts at the first byte that is not the old one.
+ */
+TEST(conflict_partly_applied)
+{
+	char path[256];
+	int file = text_file(path, sizeof(path), "mpart", hello);
+	int fd = cm_session(file);
+	struct cowmap_conflict c[2];
+	struct cowmap_merge m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 15, "xxx"));	/* old "llo" */
+	ASSERT_EQ(1, pwrite(file, "x", 1, 16));		/* "lxo": half new */
+	ASSERT_EQ(0, merge(fd, file, 0, &m, c, 2));
+	EXPECT_EQ(1, m.conflicts);
+	EXPECT_EQ(0, m.applied);
+	EXPECT_EQ(0, m.already);
+	EXPECT_EQ(0, m.written);
+	EXPECT_EQ(15, c[0].offset);
+	EXPECT_EQ(3, c[0].length);
+	EXPECT_EQ(1, c[0].diff_at);
+	EXPECT_EQ(2, c[0].shown);
+	EXPECT_EQ(0, memcmp(c[0].expected, "lo", 2));
+	EXPECT_EQ(0, memcmp(c[0].found, "xo", 2));
+	EXPECT_TRUE(file_is(file, "------------ Helxo World! ------------"));
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
 /* A conflict under each policy: someone changed the bytes meanwhile. */
 TEST(conflict_policies)
 {

@@ -57,19 +57,72 @@ static struct nlmsghdr *req(struct nl *nl, char *buf, uint16_t type, uint8_t cmd
 }
 
 /* Send @nlh and run @cb on every answer; 0, or -errno from the kernel. */
+/* The extended ACK of the last failed request: its message, missing attr. */
+static struct {
+	char msg[256];
+	int miss_type;
+} ack;
+
+static int ack_attr_cb(const struct nlattr *a, void *data)
+{
+	if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MSG &&
+	    !mnl_attr_validate(a, MNL_TYPE_NUL_STRING))
+		snprintf(ack.msg, sizeof(ack.msg), "%s", mnl_attr_get_str(a));
+	if (mnl_attr_get_type(a) == NLMSGERR_ATTR_MISS_TYPE &&
+	    !mnl_attr_validate(a, MNL_TYPE_U32))
+		ack.miss_type = mnl_attr_get_u32(a);
+	return MNL_CB_OK;
+}
+
+/* NLMSG_ERROR: 0 is the ACK; an error keeps its TLVs (the ACK is capped). */
+static int error_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+
+	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
+		return MNL_CB_ERROR;
+	if (!e->error)
+		return MNL_CB_STOP;
+	if (nlh->nlmsg_flags & NLM_F_ACK_TLVS)
+		mnl_attr_parse(nlh, sizeof(*e), ack_attr_cb, NULL);
+	errno = -e->error;
+	return MNL_CB_ERROR;
+}
+
+/* NLMSG_DONE carries the dump's last error, and TLVs when it failed. */
+static int done_cb(const struct nlmsghdr *nlh, void *data)
+{
+	int err = 0;
+
+	if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(err)))
+		memcpy(&err, mnl_nlmsg_get_payload(nlh), sizeof(err));
+	if (err >= 0)
+		return MNL_CB_STOP;
+	if (nlh->nlmsg_flags & NLM_F_ACK_TLVS)
+		mnl_attr_parse(nlh, sizeof(err), ack_attr_cb, NULL);
+	errno = -err;
+	return MNL_CB_ERROR;
+}
+
 static int talk(struct nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 {
 	static char buf[256 * 1024];	/* a log dump message can be 33 KiB */
+	static mnl_cb_t ctl[NLMSG_MIN_TYPE] = {
+		[NLMSG_ERROR] = error_cb,
+		[NLMSG_DONE] = done_cb,
+	};
 	unsigned int portid = mnl_socket_get_portid(nl->sk);
 	int ret;
 
+	memset(&ack, 0, sizeof(ack));
 	if (mnl_socket_sendto(nl->sk, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
 	do {
 		ret = mnl_socket_recvfrom(nl->sk, buf, sizeof(buf));
 		if (ret < 0)
 			return -errno;
-		ret = mnl_cb_run(buf, ret, nlh->nlmsg_seq, portid, cb, data);
+		ret = mnl_cb_run2(buf, ret, nlh->nlmsg_seq, portid, cb, data,
+				  ctl, NLMSG_MIN_TYPE);
 	} while (ret > 0);
 	return ret < 0 ? -errno : 0;
 }
@@ -79,9 +132,14 @@ static int nl_open(struct nl *nl)
 	char buf[MNL_SOCKET_BUFFER_SIZE];
 	struct nlmsghdr *nlh;
 
+	int one = 1;
+
 	memset(nl, 0, sizeof(*nl));
 	nl->sk = mnl_socket_open(NETLINK_GENERIC);
 	if (!nl->sk || mnl_socket_bind(nl->sk, 0, MNL_SOCKET_AUTOPID) < 0)
+		return -1;
+	if (mnl_socket_setsockopt(nl->sk, NETLINK_EXT_ACK, &one, sizeof(one)) ||
+	    mnl_socket_setsockopt(nl->sk, NETLINK_CAP_ACK, &one, sizeof(one)))
 		return -1;
 	nlh = req(nl, buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 0);
 	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, COWMAP_GENL_NAME);
@@ -243,17 +301,29 @@ TEST(bad_requests)
 	/* A do without the id; a log dump without it; a wrong type. */
 	EXPECT_EQ(-EINVAL, talk(&nl, req(&nl, buf, nl.family, COWMAP_CMD_SESSION_GET, 0),
 				sess_cb, &l));
+	EXPECT_EQ(COWMAP_A_SESSION_ID, ack.miss_type);
 	EXPECT_EQ(-EINVAL, talk(&nl, req(&nl, buf, nl.family, COWMAP_CMD_LOG_GET,
 					 NLM_F_DUMP), log_cb, &lg));
+	EXPECT_STREQ("COWMAP_A_SESSION_ID is required", ack.msg);
+	nlh = req(&nl, buf, nl.family, COWMAP_CMD_LOG_GET, NLM_F_DUMP);
+	mnl_attr_put_u64(nlh, COWMAP_A_SESSION_ID, 1ULL << 60);
+	EXPECT_EQ(-ENOENT, talk(&nl, nlh, log_cb, &lg));
+	EXPECT_STREQ("no such session", ack.msg);
+	nlh = req(&nl, buf, nl.family, COWMAP_CMD_SESSION_GET, 0);
+	mnl_attr_put_u64(nlh, COWMAP_A_SESSION_ID, 1ULL << 60);
+	EXPECT_EQ(-ENOENT, talk(&nl, nlh, sess_cb, &l));
+	EXPECT_STREQ("no such session", ack.msg);
 	nlh = req(&nl, buf, nl.family, COWMAP_CMD_SESSION_GET, 0);
 	mnl_attr_put_u32(nlh, COWMAP_A_SESSION_ID, 1);
 	EXPECT_GT(0, talk(&nl, nlh, sess_cb, &l));
+	EXPECT_NE(0, ack.msg[0]);	/* the policy says what is wrong */
 	/* Unknown command, unknown attribute. */
 	EXPECT_EQ(-EOPNOTSUPP, talk(&nl, req(&nl, buf, nl.family, 99, 0), sess_cb, &l));
 	nlh = req(&nl, buf, nl.family, COWMAP_CMD_SESSION_GET, 0);
 	mnl_attr_put_u64(nlh, COWMAP_A_SESSION_ID, 1);
 	mnl_attr_put_u32(nlh, __COWMAP_A_MAX + 5, 1);
 	EXPECT_EQ(-EINVAL, talk(&nl, nlh, sess_cb, &l));
+	EXPECT_NE(0, ack.msg[0]);
 	/* The event command is not a request. */
 	EXPECT_EQ(-EOPNOTSUPP, talk(&nl, req(&nl, buf, nl.family, COWMAP_CMD_EVENT, 0),
 				    sess_cb, &l));

@@ -257,8 +257,9 @@ struct cowmap_adopt {
  * @seq: the record's sequence number.
  * @offset: the record's file offset.
  * @length: the record's length.
- * @diff_at: offset in the record of the first byte that matched neither
- *	the old nor the new bytes; @expected and @found start there.
+ * @diff_at: offset in the record of the first byte of the target that
+ *	differs from the record's old bytes (or where the target ends);
+ *	@expected and @found start there.
  * @shown: bytes in @expected and @found (up to COWMAP_CONFLICT_SHOW); less
  *	than the rest of the record when the target ends early.
  * @reserved: zero.
