@@ -15,7 +15,8 @@
 # make dkms-uninstall   dkms remove --all + remove the source tree
 # make dkms-check       DKMS on the host for 6.1 and 6.12, modprobe in QEMU,
 #                       then remove everything (root; tools/dkms-check)
-# make deb              build/deb/cowmap-dkms_$(VERSION)_all.deb + lintian
+# make deb              build/deb/: cowmap-dkms, libcowmap0, libcowmap-dev,
+#                       cowmap-tools (+ their -dbgsym) + lintian
 # make version-check    debian/changelog's version must equal VERSION
 
 PREFIX ?= /usr/local

@@ -7,8 +7,20 @@
 # make lib     build/lib/libcowmap.so.$(VERSION) (soname libcowmap.so.MAJOR,
 #              plus the libcowmap.so.MAJOR and libcowmap.so links),
 #              build/lib/libcowmap.a, build/lib/pkgconfig/cowmap.pc
-# make tools   also builds build/bin/cowmapctl (static, linked with libcowmap.a)
-# make selftests  builds merge_offline_test and lib_test against libcowmap.a
+# make tools   also builds build/bin/cowmapctl and build/bin/cowmap-demo
+#              (libcowmap.a linked in; libmnl linked dynamically, since
+#              Debian has no static libmnl) and the man pages (make man)
+# make selftests  builds the selftests that use libcowmap (against
+#              libcowmap.a), and build/bin/cowmap-example from docs/example.c
+#              against libcowmap.so, the way an application links it
+# make man     build/man/*.[348] from man/ (version filled in), checked
+#              with groff -ww
+# make fuzz [FUZZ_SECONDS=60]   libFuzzer targets (selftests/fuzz/fuzz.mk)
+#
+# netlink.c (the cowmap_nl_*() functions) uses libmnl: libcowmap.so is
+# linked with -lmnl, and the .pc file says Requires.private: libmnl. A
+# static link with libcowmap.a pulls netlink.o (and needs -lmnl) only if the
+# program calls a cowmap_nl_*() function.
 #
 # VERSION is the only place the version is written: the soname, the real
 # name, the .pc file and cowmap_version() / cowmapctl --version come from it.
@@ -43,7 +55,7 @@ $(LIB_DIR)/obj/%.o: userlib/%.c $(LIB_HDRS) VERSION
 $(LIB_SO): $(LIB_OBJS) userlib/libcowmap.map
 	$(CC) $(CFLAGS) -shared -pthread -Wl,-soname,$(LIB_SONAME) \
 		-Wl,--version-script=userlib/libcowmap.map -Wl,-z,defs \
-		-o $@ $(LIB_OBJS)
+		-o $@ $(LIB_OBJS) -lmnl
 
 $(LIB_DIR)/$(LIB_SONAME): $(LIB_SO)
 	ln -sf $(notdir $<) $@
@@ -65,28 +77,61 @@ $(LIB_PC): VERSION FORCE
 	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' \
 		'includedir=$(INCLUDEDIR)' '' 'Name: cowmap' \
 		'Description: cowmap copy-on-write file sessions: sessions, journals, offline merge' \
-		'Version: $(VERSION)' 'Libs: -L$${libdir} -lcowmap' \
+		'Version: $(VERSION)' 'Requires.private: libmnl' \
+		'Libs: -L$${libdir} -lcowmap' \
 		'Libs.private: -pthread' 'Cflags: -I$${includedir}' >$@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; echo "  GEN     $@"; fi
 
 .PHONY: FORCE
 FORCE:
 
-# cowmapctl: static, so that it runs in the busybox guest. The top-level
-# "tools: $(TOOL_BINS)" was expanded before this file is read, hence the
-# extra prerequisite line; TOOL_BINS is kept complete for anyone reading it.
+# cowmapctl and cowmap-demo: libcowmap.a linked in, libmnl and libc
+# dynamically (Debian has no static libmnl; tools/vm copies the shared
+# libraries into the guest). The top-level "tools: $(TOOL_BINS)" was
+# expanded before this file is read, hence the extra prerequisite line;
+# explicit rules override the top-level static pattern rule.
 TOOL_BINS += $(BUILD)/bin/cowmapctl
-tools: $(BUILD)/bin/cowmapctl
+tools: $(BUILD)/bin/cowmapctl $(BUILD)/bin/cowmap-demo man
 
-$(BUILD)/bin/cowmapctl: tools/cowmapctl.c $(LIB_A) userlib/libcowmap.h \
-		$(BUILD)/include/linux/cowmap.h VERSION
+$(BUILD)/bin/cowmapctl $(BUILD)/bin/cowmap-demo: $(BUILD)/bin/%: tools/%.c $(LIB_A) \
+		userlib/libcowmap.h $(BUILD)/include/linux/cowmap.h VERSION
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -o $@ $< $(LIB_A) -static
+	$(CC) $(USER_CFLAGS) -o $@ $< $(LIB_A) -lmnl
 
-# The two selftests that link libcowmap: explicit rules override the
-# top-level pattern rule.
-USER_TESTS := $(BUILD)/selftests/merge_offline_test $(BUILD)/selftests/lib_test
+# The example program, linked the way an application links libcowmap
+# (-lcowmap, the shared library); the rpath lets it run from build/bin,
+# and tools/vm copies build/lib/libcowmap.so.0 into the guest with it.
+EXAMPLE := $(BUILD)/bin/cowmap-example
+selftests: $(EXAMPLE)
+$(EXAMPLE): docs/example.c $(LIB_SO) $(LIB_DIR)/$(LIB_SONAME) $(LIB_DIR)/libcowmap.so \
+		$(BUILD)/include/libcowmap.h $(BUILD)/include/linux/cowmap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wall -Wextra -Werror -I$(BUILD)/include -o $@ $< \
+		-L$(LIB_DIR) -Wl,-rpath,$(LIB_DIR) -lcowmap
+
+# The selftests that link libcowmap: explicit rules override the
+# top-level pattern rule. Static: netlink.o is not pulled in.
+USER_TESTS := $(BUILD)/selftests/merge_offline_test $(BUILD)/selftests/lib_test \
+	$(BUILD)/selftests/cowmapctl_test
 $(USER_TESTS): $(BUILD)/selftests/%: selftests/%.c selftests/cowmap_test.h \
 		$(KSFT_HDRS) $(BUILD)/include/linux/cowmap.h $(LIB_A) userlib/libcowmap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -I$(CURDIR)/userlib -o $@ $< $(LIB_A) $(TEST_LDFLAGS)
+
+# Man pages: man/NAME.N -> build/man/NAME.N with @VERSION@ filled in; make
+# install (mk/install.mk) installs build/man/{cowmap,libcowmap}*.[1-8].
+MAN_SRCS := $(wildcard man/*.[1-8])
+MAN_OUT := $(patsubst man/%,$(BUILD)/man/%,$(MAN_SRCS))
+.PHONY: man
+all: man
+man: $(MAN_OUT)
+$(BUILD)/man/%: man/% VERSION
+	@mkdir -p $(dir $@)
+	sed -e 's/@VERSION@/$(VERSION)/g' $< >$@.tmp
+	@# Any groff warning (bad macro, bad escape, ...) fails the build.
+	@if command -v groff >/dev/null; then \
+		out=$$(LC_ALL=C.UTF-8 groff -man -ww -z -Tutf8 $@.tmp 2>&1); \
+		if [ -n "$$out" ]; then echo "$$out" >&2; rm -f $@.tmp; exit 1; fi; fi
+	mv $@.tmp $@
+
+include selftests/fuzz/fuzz.mk

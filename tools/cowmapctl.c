@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +180,38 @@ static int fail(const char *what, int e)
 	return EX_ERR;
 }
 
+/* --- netlink -------------------------------------------------------------- */
+
+static struct cowmap_nl *nl_open_or_fail(void)
+{
+	struct cowmap_nl *nl;
+	int c = cowmap_nl_open(&nl);
+
+	if (!c)
+		return nl;
+	if (c == -ENOENT)
+		err("no generic netlink family \"" COWMAP_GENL_NAME
+		    "\" (is the cowmap module loaded?)");
+	else
+		err("netlink: %s", strerror(-c));
+	return NULL;
+}
+
+/* A failed request: the kernel's extack message if it sent one. */
+static int nl_fail(struct cowmap_nl *nl, const char *what, int e)
+{
+	const char *x = cowmap_nl_extack(nl);
+
+	/* A log dump's .start cannot always attach its message. */
+	if (!x && e == -ENOENT)
+		x = "no such session";
+	if (x)
+		err("%s: %s (%s)", what, x, strerror(-e));
+	else
+		err("%s: %s", what, strerror(-e));
+	return EX_ERR;
+}
+
 /* --- help ------------------------------------------------------------------- */
 
 static const char help_main[] =
@@ -187,16 +220,21 @@ static const char help_main[] =
 "Commands:\n"
 "  map FILE [--write OFFSET:TEXT]... [--log LOGFILE] [--keep]\n"
 "                      attach a session, write through the mapping, commit\n"
+"  list [--json]       list the sessions (netlink)\n"
+"  status ID [--json]  one session (netlink)\n"
 "  dump ID | -l LOGFILE [--json | --raw -o FILE]\n"
 "                      print a session's or a log file's journal\n"
 "  merge -s SOURCE -l LOG... [--all DIR] [--in-place | -o OUT] [--skip | --force]\n"
 "        [--dry-run]   apply journals to a file (offline, no module needed)\n"
-"  status ID           status of an orphaned session\n"
+"  merge --session ID --into FILE [--skip | --force] [--dry-run] [--fsync]\n"
+"                      apply an orphaned session's journal in the kernel\n"
+"  trim ID             drop the merged records of an orphaned session\n"
 "  discard ID          drop an orphaned session and its journal\n"
-"  list, monitor       not yet available (need the netlink interface)\n"
+"  monitor [--json] [--count N]\n"
+"                      print cowmap events as they happen (netlink)\n"
 "\n"
 "'cowmapctl COMMAND --help' describes a command. Exit status: 0 success,\n"
-"1 error, 2 usage error, 3 merge conflicts. See docs/cowmapctl.md.\n";
+"1 error, 2 usage error, 3 merge conflicts. See cowmapctl(8).\n";
 
 static const char help_map[] =
 "Usage: cowmapctl map FILE [--write OFFSET:TEXT]... [--log LOGFILE] [--keep] [--json]\n"
@@ -217,16 +255,19 @@ static const char help_map[] =
 "Exit status: 0, or 1 on an error (module missing, write past the end, ...).\n";
 
 static const char help_dump[] =
-"Usage: cowmapctl dump ID [--json | --raw -o FILE] [--full] [-v]\n"
+"Usage: cowmapctl dump ID [--ioctl] [--json | --raw -o FILE] [--full] [-v]\n"
 "       cowmapctl dump -l LOGFILE [--json | --raw -o FILE] [--full] [-v]\n"
 "\n"
-"Print the journal of orphaned session ID (adopted for the dump, then\n"
-"orphaned again) or of a log file: a header line, then one line per record\n"
+"Print the journal of session ID (any session you can see, attached or\n"
+"orphaned, fetched over netlink) or of a log file: a header line, then one\n"
+"line per record\n"
 "   seq=1 offset=15 length=3 old=\"llo\" new=\"xxx\"\n"
 "with non-printable bytes as \\xNN. Every record's CRC is checked; damaged\n"
 "records are reported on stderr with their byte offset and skipped.\n"
 "\n"
 "  -l, --log LOGFILE   read LOGFILE instead of a session\n"
+"      --ioctl         read the session with COWMAP_IOC_DUMP instead: adopts\n"
+"                      the orphan ID for the dump, then orphans it again\n"
 "  -j, --json          one JSON object: header, records (text and hex), errors\n"
 "      --raw           write the journal in the binary format (needs -o)\n"
 "  -o, --output FILE   where --raw writes (atomically: temp file + rename)\n"
@@ -240,12 +281,14 @@ static const char help_merge[] =
 "Usage: cowmapctl merge -s SOURCE -l LOG [-l LOG]... [--all DIR]\n"
 "                       (--in-place | -o OUT | --dry-run) [--skip | --force]\n"
 "                       [--salvage] [--force-identity] [--json] [-v]\n"
-"       cowmapctl merge --session ID --into FILE   (not yet available)\n"
+"       cowmapctl merge --session ID --into FILE [--skip | --force] [--dry-run]\n"
+"                       [--fsync] [--trim] [--json]\n"
 "\n"
-"Apply journal records to SOURCE, offline. Records of all logs apply in order\n"
-"of commit time, then session id, then sequence number. A record applies if\n"
-"its range holds its old bytes, is already applied if it holds its new bytes,\n"
-"and conflicts otherwise (also when it runs past the end of the file).\n"
+"Offline (-s): apply journal records to SOURCE, no module needed. Records of\n"
+"all logs apply in order of commit time, then session id, then sequence\n"
+"number. A record applies if its range holds its old bytes, is already\n"
+"applied if it holds its new bytes, and conflicts otherwise (also when it\n"
+"runs past the end of the file).\n"
 "\n"
 "  -s, --source FILE      the file to merge into (or to copy, with -o)\n"
 "  -l, --log LOG          a journal file or raw dump (repeatable)\n"
@@ -264,18 +307,33 @@ static const char help_merge[] =
 "  -j, --json             print events and summary as JSON\n"
 "  -v, --verbose          print every record, not just conflicts\n"
 "\n"
-"Exit status: 0 everything applied or already applied; 3 conflicts (nothing\n"
-"written with all-or-nothing, the rest written with --skip); 1 error (I/O,\n"
-"damaged or foreign log); 2 usage error.\n";
+"Kernel (--session): adopt orphaned session ID and apply its journal to FILE\n"
+"with COWMAP_IOC_MERGE (FILE opened read-write; usually the session's own\n"
+"file), in sequence order, under FILE's inode lock. The session is closed\n"
+"again afterwards: it stays an orphan while it holds records.\n"
+"\n"
+"      --session ID       the orphaned session\n"
+"      --into FILE        the file to write\n"
+"      --skip, --force, --dry-run, --json   as above\n"
+"      --fsync            fsync FILE after writing (offline merges always do)\n"
+"      --trim             then drop the merged records; a session left with\n"
+"                         none is freed\n"
+"\n"
+"Exit status: 0 everything applied or already applied (or --force); 3\n"
+"conflicts (nothing written with all-or-nothing, the rest written with\n"
+"--skip); 1 error (I/O, no such session, damaged or foreign log); 2 usage\n"
+"error.\n";
 
 static const char help_status[] =
-"Usage: cowmapctl status ID [--json]\n"
+"Usage: cowmapctl status ID [--json] [--ioctl]\n"
 "\n"
-"Adopt orphaned session ID, print its status, and close it (it stays an\n"
-"orphan while it has records or written pages). The state shown is\n"
-"\"orphaned\": the one it has before and after this command.\n"
+"Print session ID as the kernel describes it over netlink (no session fd\n"
+"needed; attached and orphaned sessions of your uid, or all with\n"
+"CAP_SYS_ADMIN): state, owner, backing file, pages, journal.\n"
 "\n"
-"  -j, --json   one JSON object\n";
+"  -j, --json   one JSON object\n"
+"      --ioctl  adopt orphaned session ID and print all of struct\n"
+"               cowmap_status (fault and page counters), then close it again\n";
 
 static const char help_discard[] =
 "Usage: cowmapctl discard ID\n"
@@ -283,17 +341,37 @@ static const char help_discard[] =
 "Adopt orphaned session ID, drop its journal and written pages, and close it\n"
 "(it is then freed).\n";
 
+static const char help_trim[] =
+"Usage: cowmapctl trim ID\n"
+"\n"
+"Adopt orphaned session ID, drop the records a kernel merge marked merged\n"
+"(COWMAP_IOC_TRIM), and close it: it stays an orphan if records or\n"
+"uncommitted pages remain, and is freed otherwise.\n";
+
 static const char help_list[] =
 "Usage: cowmapctl list [--json]\n"
 "\n"
-"Not yet available: listing sessions needs the cowmap generic netlink\n"
-"family (issue 6). Exits with status 1.\n";
+"List the sessions the kernel has (netlink): attached and orphaned, yours\n"
+"only unless you have CAP_SYS_ADMIN. One line per session:\n"
+"  ID STATE PID UID RECORDS BYTES MERGED PAGES FILE [journal=PATH]\n"
+"PID is the process that attached it, PAGES its private pages.\n"
+"\n"
+"  -j, --json   {\"sessions\":[{...}, ...]}\n";
 
 static const char help_monitor[] =
-"Usage: cowmapctl monitor [--json]\n"
+"Usage: cowmapctl monitor [--json] [--count N] [--session ID] [--timestamp]\n"
+"                         [--quiet]\n"
 "\n"
-"Not yet available: events need the cowmap generic netlink family\n"
-"(issue 6). Exits with status 1.\n";
+"Print cowmap events as they happen, one line each, until SIGINT or SIGTERM\n"
+"(netlink multicast group \"events\"):\n"
+"  commit   session=3 uid=0 records=1 bytes=72\n"
+"Events: attach commit merge conflict orphan adopt discard limit dropped close.\n"
+"\n"
+"  -j, --json        one JSON object per line\n"
+"  -c, --count N     exit after N events\n"
+"  -s, --session ID  only the events of session ID\n"
+"  -t, --timestamp   prefix each event with the time it was received\n"
+"  -q, --quiet       no \"listening\" line on stderr\n";
 
 static int want_help(int argc, char **argv, const char *help)
 {
@@ -549,10 +627,16 @@ static int cmd_dump(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "full", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
+		{ "ioctl", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
 	const char *logpath = NULL, *out = NULL;
+	char label[64] = "";
+	struct cowmap_nl *nl = NULL;
+	void *nlbuf = NULL;
+	size_t nllen = 0;
+	int use_ioctl = 0;
 	struct cowmap_dump_iter *it = NULL;
 	struct cowmap_log *log = NULL;
 	struct dump_out o = { 0 };
@@ -574,9 +658,12 @@ static int cmd_dump(int argc, char **argv)
 		case 'o': out = optarg; break;
 		case 'f': o.full = 1; break;
 		case 'v': o.verbose = 1; break;
+		case 'I': use_ioctl = 1; break;
 		default: return usage_err("bad option");
 		}
 	}
+	if (logpath && use_ioctl)
+		return usage_err("--ioctl is for a session ID, not -l");
 	if (logpath ? optind != argc : optind != argc - 1)
 		return usage_err(logpath ? "ID and -l exclude each other" :
 				 "one session ID (or -l LOGFILE) expected");
@@ -587,16 +674,34 @@ static int cmd_dump(int argc, char **argv)
 	if (raw != !!out)
 		return usage_err(raw ? "--raw needs -o FILE" : "-o goes with --raw");
 
-	if (logpath) {
-		c = cowmap_log_open(logpath, &log, &le);
+	if (!logpath && !use_ioctl) {
+		/* Over netlink: no adoption, any visible session. */
+		snprintf(label, sizeof(label), "session %" PRIu64, id);
+		nl = nl_open_or_fail();
+		if (!nl)
+			return EX_ERR;
+		c = cowmap_nl_log_get(nl, id, &nlbuf, &nllen);
+		if (c) {
+			ret = nl_fail(nl, label, c);
+			cowmap_nl_close(nl);
+			return ret;
+		}
+		cowmap_nl_close(nl);
+	}
+	if (logpath || nlbuf) {
+		c = logpath ? cowmap_log_open(logpath, &log, &le) :
+		    cowmap_log_open_mem(nlbuf, nllen, &log, &le);
 		if (c) {
 			if (le.kind == COWMAP_LOGERR_IO)
-				err("%s: %s", logpath, strerror(-c));
+				err("%s: %s", logpath ? logpath : label, strerror(-c));
 			else
-				err("%s: offset %" PRIu64 ": %s", logpath, le.offset,
-				    cowmap_log_strerror(le.kind));
+				err("%s: offset %" PRIu64 ": %s", logpath ? logpath : label,
+				    le.offset, cowmap_log_strerror(le.kind));
+			free(nlbuf);
 			return EX_ERR;
 		}
+		if (!logpath)
+			logpath = label;
 		info = cowmap_log_info(log);
 	} else {
 		char what[64];
@@ -675,23 +780,25 @@ done:
 		}
 	}
 	cowmap_log_close(log);
+	free(nlbuf);
 	cowmap_dump_end(it);
 	if (fd >= 0)
 		close(fd);
 	return ret;
 }
 
-/* --- status, discard -------------------------------------------------------------- */
+/* --- status, list, discard, trim -------------------------------------------------- */
 
-static int adopt_arg(int argc, char **argv, const char *help, int *json, int *fd,
-		     uint64_t *id)
+/* "ID [--json] [--ioctl]": parse; 0, or the exit status (-1: --help shown). */
+static int id_arg(int argc, char **argv, const char *help, int *json, int *use_ioctl,
+		  uint64_t *id)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "ioctl", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
-	char what[64];
 	int c;
 
 	if (want_help(argc, argv, help))
@@ -699,19 +806,42 @@ static int adopt_arg(int argc, char **argv, const char *help, int *json, int *fd
 	while ((c = getopt_long(argc, argv, json ? "j" : "", opts, NULL)) != -1) {
 		if (c == 'j' && json)
 			*json = 1;
+		else if (c == 'I' && use_ioctl)
+			*use_ioctl = 1;
 		else
 			return usage_err("bad option");
 	}
 	if (optind != argc - 1)
-		return usage_err("one session ID expected");
+		return usage_err(optind < argc ? "one session ID expected, not '%s'" :
+				 "session ID missing", argv[argc - 1]);
 	if (parse_id(argv[optind], id))
 		return EX_USAGE;
-	*fd = cowmap_session_adopt(*id);
-	if (*fd < 0) {
-		snprintf(what, sizeof(what), "adopt session %" PRIu64, *id);
-		return fail(what, *fd);
-	}
 	return 0;
+}
+
+/* A new fd that adopted orphan @id, or -1 after an error message. */
+static int adopt_or_fail(uint64_t id)
+{
+	struct cowmap_nl_session s;
+	struct cowmap_nl *nl;
+	char what[64];
+	int fd = cowmap_session_adopt(id);
+
+	if (fd >= 0)
+		return fd;
+	snprintf(what, sizeof(what), "adopt session %" PRIu64, id);
+	/* Say why when the session exists but is not an orphan. */
+	if ((fd == -ENOENT || fd == -EBUSY) && !cowmap_nl_open(&nl)) {
+		if (!cowmap_nl_session_get(nl, id, &s) && s.state == COWMAP_STATE_ATTACHED) {
+			err("%s: session %" PRIu64 " is attached (process %u): only an orphan can be adopted",
+			    what, id, s.owner_pid);
+			cowmap_nl_close(nl);
+			return -1;
+		}
+		cowmap_nl_close(nl);
+	}
+	fail(what, fd);
+	return -1;
 }
 
 static const char *state_name(uint32_t s)
@@ -724,16 +854,32 @@ static const char *state_name(uint32_t s)
 	return "unknown";
 }
 
-static int cmd_status(int argc, char **argv)
+/* The JSON object of a session (the names of struct cowmap_status where it has them). */
+static void put_session_json(const struct cowmap_nl_session *s)
+{
+	printf("{\"session_id\":%" PRIu64 ",\"state\":\"%s\",\"owner_pid\":%u,"
+	       "\"owner_uid\":%u,\"dev_major\":%u,\"dev_minor\":%u,\"ino\":%" PRIu64
+	       ",\"size\":%" PRIu64 ",\"private_pages\":%" PRIu64 ",\"twin_pages\":%" PRIu64
+	       ",\"journal_records\":%" PRIu64 ",\"journal_bytes\":%" PRIu64
+	       ",\"merged_records\":%" PRIu64 ",\"path\":", s->session_id,
+	       state_name(s->state), s->owner_pid, s->owner_uid, s->dev_major,
+	       s->dev_minor, s->ino, s->size, s->private_pages, s->twin_pages,
+	       s->records, s->journal_bytes, s->merged);
+	put_json_str(stdout, s->path);
+	printf(",\"journal_path\":");
+	put_json_str(stdout, s->journal_path);
+	printf("}");
+}
+
+/* The old status: adopt the orphan and print all of struct cowmap_status. */
+static int status_ioctl(uint64_t id, int json)
 {
 	struct cowmap_status st;
 	const char *state;
-	int json = 0, fd, c;
-	uint64_t id;
+	int fd = adopt_or_fail(id), c;
 
-	c = adopt_arg(argc, argv, help_status, &json, &fd, &id);
-	if (c)
-		return c < 0 ? EX_OK : c;
+	if (fd < 0)
+		return EX_ERR;
 	c = cowmap_status(fd, &st);
 	close(fd);
 	if (c)
@@ -744,7 +890,7 @@ static int cmd_status(int argc, char **argv)
 		F(size), F(mappings), F(private_pages), F(twin_pages), F(base_pages),
 		F(faults), F(cow_copies), F(rearms), F(base_invalidations),
 		F(limit_hits), F(journal_records), F(journal_bytes), F(next_seq),
-		F(commits), F(journal_file_seq),
+		F(commits), F(journal_file_seq), F(merged_records),
 	};
 #undef F
 	/*
@@ -769,19 +915,162 @@ static int cmd_status(int argc, char **argv)
 	return EX_OK;
 }
 
+static int cmd_status(int argc, char **argv)
+{
+	struct cowmap_nl_session s;
+	struct cowmap_nl *nl;
+	int json = 0, use_ioctl = 0, c;
+	char what[64];
+	uint64_t id;
+
+	c = id_arg(argc, argv, help_status, &json, &use_ioctl, &id);
+	if (c)
+		return c < 0 ? EX_OK : c;
+	if (use_ioctl)
+		return status_ioctl(id, json);
+	nl = nl_open_or_fail();
+	if (!nl)
+		return EX_ERR;
+	c = cowmap_nl_session_get(nl, id, &s);
+	if (c) {
+		snprintf(what, sizeof(what), "session %" PRIu64, id);
+		c = nl_fail(nl, what, c);
+		cowmap_nl_close(nl);
+		return c;
+	}
+	if (json) {
+		put_session_json(&s);
+		putchar('\n');
+	} else {
+		printf("%-17s %" PRIu64 "\n", "session:", s.session_id);
+		printf("%-17s %s\n", "state:", state_name(s.state));
+		printf("%-17s %u\n", "owner_pid:", s.owner_pid);
+		printf("%-17s %u\n", "owner_uid:", s.owner_uid);
+		printf("%-17s %s\n", "path:", s.path ? s.path : "(unknown)");
+		printf("%-17s %u:%u\n", "device:", s.dev_major, s.dev_minor);
+		printf("%-17s %" PRIu64 "\n", "inode:", s.ino);
+		printf("%-17s %" PRIu64 "\n", "size:", s.size);
+		printf("%-17s %" PRIu64 "\n", "private_pages:", s.private_pages);
+		printf("%-17s %" PRIu64 "\n", "twin_pages:", s.twin_pages);
+		printf("%-17s %" PRIu64 "\n", "journal_records:", s.records);
+		printf("%-17s %" PRIu64 "\n", "journal_bytes:", s.journal_bytes);
+		printf("%-17s %" PRIu64 "\n", "merged_records:", s.merged);
+		printf("%-17s %s\n", "journal_path:", s.journal_path ? s.journal_path : "(none)");
+	}
+	cowmap_nl_close(nl);
+	return EX_OK;
+}
+
+struct list_out {
+	int json, n;
+};
+
+static void list_one(void *arg, const struct cowmap_nl_session *s)
+{
+	struct list_out *o = arg;
+
+	if (o->json) {
+		printf("%s\n", o->n++ ? "," : "");
+		put_session_json(s);
+		return;
+	}
+	o->n++;
+	printf("%-6" PRIu64 " %-9s %7u %5u %8" PRIu64 " %9" PRIu64 " %7" PRIu64
+	       " %6" PRIu64 " %s", s->session_id, state_name(s->state), s->owner_pid,
+	       s->owner_uid, s->records, s->journal_bytes, s->merged, s->private_pages,
+	       s->path ? s->path : "-");
+	if (s->journal_path)
+		printf(" journal=%s", s->journal_path);
+	putchar('\n');
+}
+
+static int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ }
+	};
+	struct list_out o = { 0 };
+	struct cowmap_nl *nl;
+	int c;
+
+	if (want_help(argc, argv, help_list))
+		return EX_OK;
+	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
+		if (c == 'j')
+			o.json = 1;
+		else
+			return usage_err("bad option");
+	}
+	if (optind != argc)
+		return usage_err("unexpected argument '%s'", argv[optind]);
+	nl = nl_open_or_fail();
+	if (!nl)
+		return EX_ERR;
+	if (o.json)
+		printf("{\"sessions\":[");
+	else
+		printf("%-6s %-9s %7s %5s %8s %9s %7s %6s %s\n", "ID", "STATE", "PID", "UID",
+		       "RECORDS", "BYTES", "MERGED", "PAGES", "FILE");
+	fflush(stdout);
+	c = cowmap_nl_sessions(nl, list_one, &o);
+	if (o.json)
+		printf("]}\n");
+	if (c < 0) {
+		fflush(stdout);
+		c = nl_fail(nl, "list", c);
+	} else {
+		c = EX_OK;
+	}
+	cowmap_nl_close(nl);
+	return c;
+}
+
 static int cmd_discard(int argc, char **argv)
 {
 	int fd, c;
 	uint64_t id;
 
-	c = adopt_arg(argc, argv, help_discard, NULL, &fd, &id);
+	c = id_arg(argc, argv, help_discard, NULL, NULL, &id);
 	if (c)
 		return c < 0 ? EX_OK : c;
+	fd = adopt_or_fail(id);
+	if (fd < 0)
+		return EX_ERR;
 	c = cowmap_discard(fd);
 	close(fd);
 	if (c)
 		return fail("discard", c);
 	printf("session %" PRIu64 " discarded\n", id);
+	return EX_OK;
+}
+
+static int cmd_trim(int argc, char **argv)
+{
+	struct cowmap_status before, after;
+	int fd, c;
+	uint64_t id;
+
+	c = id_arg(argc, argv, help_trim, NULL, NULL, &id);
+	if (c)
+		return c < 0 ? EX_OK : c;
+	fd = adopt_or_fail(id);
+	if (fd < 0)
+		return EX_ERR;
+	c = cowmap_status(fd, &before);
+	if (!c)
+		c = cowmap_trim(fd);
+	if (!c)
+		c = cowmap_status(fd, &after);
+	close(fd);
+	if (c)
+		return fail("trim", c);
+	printf("session %" PRIu64 ": %llu merged record%s trimmed, %llu left%s\n",
+	       id, (unsigned long long)(before.journal_records - after.journal_records),
+	       before.journal_records - after.journal_records == 1 ? "" : "s",
+	       (unsigned long long)after.journal_records,
+	       after.journal_records || after.twin_pages ? "" : "; session freed");
 	return EX_OK;
 }
 
@@ -901,9 +1190,172 @@ static void merge_event(void *arg, const struct cowmap_merger_event *ev)
 	}
 }
 
+/* Kernel merge: adopt the orphan, COWMAP_IOC_MERGE into a file, close. */
+struct kmerge {
+	uint64_t id;
+	const char *into;
+	unsigned int flags;
+	int json, trim, skip, force;
+};
+
+/* Expected vs found of a kernel conflict report, from the first difference. */
+static void show_kconflict(const struct cowmap_conflict *k)
+{
+	uint32_t rest = k->length - k->diff_at;
+	const char *more = k->diff_at + k->shown < k->length ? "..." : "";
+
+	/* The kernel shows bytes from the first one that is not the old one. */
+	printf("    first difference at +%u\n    expected \"", k->diff_at);
+	put_escaped(stdout, k->expected, k->shown);
+	printf("%s\" (", more);
+	put_hex(stdout, k->expected, k->shown);
+	printf("%s)\n", more);
+	if (!k->shown) {
+		printf("    found    nothing (the file ends before offset %llu)\n",
+		       (unsigned long long)(k->offset + k->diff_at));
+		return;
+	}
+	printf("    found    \"");
+	put_escaped(stdout, k->found, k->shown);
+	printf("%s\" (", more);
+	put_hex(stdout, k->found, k->shown);
+	printf("%s)%s\n", more, k->shown < rest && k->shown < COWMAP_CONFLICT_SHOW ?
+	       " [range runs past the end of the file]" : "");
+}
+
+static int kernel_merge(struct kmerge *km)
+{
+	struct cowmap_conflict *cf = NULL;
+	struct cowmap_status st, after;
+	struct cowmap_merge m;
+	unsigned int max = 0;
+	int fd, target, c, ret = EX_ERR, trimmed = 0;
+	const char *policy = km->skip ? "skip" : km->force ? "force" : "all-or-nothing";
+	int dry = !!(km->flags & COWMAP_MERGE_DRY_RUN);
+
+	target = open(km->into, O_RDWR | O_CLOEXEC);
+	if (target < 0) {
+		err("%s: %s", km->into, strerror(errno));
+		return EX_ERR;
+	}
+	fd = adopt_or_fail(km->id);
+	if (fd < 0) {
+		close(target);
+		return EX_ERR;
+	}
+	c = cowmap_status(fd, &st);
+	if (c) {
+		fail("status", c);
+		goto out;
+	}
+	/* Room for every conflict the journal could have (bounded). */
+	max = st.journal_records < 65536 ? st.journal_records : 65536;
+	cf = calloc(max ? max : 1, sizeof(*cf));
+	if (!cf) {
+		err("%s", strerror(ENOMEM));
+		goto out;
+	}
+	c = cowmap_merge(fd, target, km->flags, cf, max, &m);
+	if (c < 0) {
+		if (c == -EBADF)
+			err("merge into %s: %s (the file must be opened read-write)",
+			    km->into, strerror(-c));
+		else
+			fail("merge", c);
+		goto out;
+	}
+	if (km->trim && !dry) {
+		c = cowmap_trim(fd);
+		if (!c)
+			c = cowmap_status(fd, &after);
+		if (c) {
+			fail("trim", c);
+			goto out;
+		}
+		trimmed = 1;
+	}
+	ret = m.conflicts && !km->force ? EX_CONFLICT : EX_OK;
+	if (km->json) {
+		printf("{\"session_id\":%" PRIu64 ",\"into\":", km->id);
+		put_json_str(stdout, km->into);
+		printf(",\"policy\":\"%s\",\"dry_run\":%s,\"fsync\":%s,\"records\":%llu,"
+		       "\"applied\":%llu,\"already\":%llu,\"conflicts\":%llu,"
+		       "\"written\":%llu,\"conflict_reports\":[", policy,
+		       dry ? "true" : "false", km->flags & COWMAP_MERGE_FSYNC ? "true" : "false",
+		       (unsigned long long)m.records, (unsigned long long)m.applied,
+		       (unsigned long long)m.already, (unsigned long long)m.conflicts,
+		       (unsigned long long)m.written);
+		for (uint64_t i = 0; i < m.conflicts && i < max; i++) {
+			const struct cowmap_conflict *k = &cf[i];
+
+			printf("%s\n{\"session_id\":%llu,\"seq\":%llu,\"offset\":%llu,"
+			       "\"length\":%u,\"diff_at\":%u,\"forced\":%s,\"expected\":",
+			       i ? "," : "", (unsigned long long)k->session_id,
+			       (unsigned long long)k->seq, (unsigned long long)k->offset,
+			       k->length, k->diff_at, km->force ? "true" : "false");
+			put_json_bytes(stdout, k->expected, k->shown);
+			printf(",\"found\":");
+			put_json_bytes(stdout, k->found, k->shown);
+			printf(",\"expected_hex\":\"");
+			put_hex(stdout, k->expected, k->shown);
+			printf("\",\"found_hex\":\"");
+			put_hex(stdout, k->found, k->shown);
+			printf("\"}");
+		}
+		printf("],\"trimmed\":%s,\"records_left\":", trimmed ? "true" : "false");
+		if (trimmed)
+			printf("%llu", (unsigned long long)after.journal_records);
+		else
+			printf("null");
+		printf(",\"exit\":%d}\n", ret);
+		goto out;
+	}
+	for (uint64_t i = 0; i < m.conflicts && i < max; i++) {
+		const struct cowmap_conflict *k = &cf[i];
+
+		printf("%-9s session=%llu seq=%llu offset=%llu length=%u\n",
+		       km->force ? "forced" : "conflict", (unsigned long long)k->session_id,
+		       (unsigned long long)k->seq, (unsigned long long)k->offset, k->length);
+		show_kconflict(k);
+	}
+	if (m.conflicts > max)
+		printf("... and %llu more conflicts\n", (unsigned long long)(m.conflicts - max));
+	printf("merge: session %" PRIu64 ", %llu record%s: %llu applied, %llu already applied, "
+	       "%llu conflict%s", km->id, (unsigned long long)m.records,
+	       m.records == 1 ? "" : "s", (unsigned long long)m.applied,
+	       (unsigned long long)m.already, (unsigned long long)m.conflicts,
+	       m.conflicts == 1 ? "" : "s");
+	if (km->force && m.conflicts)
+		printf(" (%llu forced)", (unsigned long long)m.conflicts);
+	if (dry)
+		printf("; dry run, nothing written");
+	else if (m.written)
+		printf("; %llu bytes written to %s%s", (unsigned long long)m.written, km->into,
+		       km->flags & COWMAP_MERGE_FSYNC ? " (synced)" : "");
+	else if (m.conflicts && !km->skip && !km->force)
+		printf("; nothing written (all-or-nothing)");
+	else
+		printf("; nothing to write");
+	if (trimmed) {
+		if (after.journal_records || after.twin_pages)
+			printf("; trimmed, %llu record%s left",
+			       (unsigned long long)after.journal_records,
+			       after.journal_records == 1 ? "" : "s");
+		else
+			printf("; trimmed, session freed");
+	}
+	putchar('\n');
+out:
+	free(cf);
+	close(fd);	/* an orphan again if records remain */
+	close(target);
+	return ret;
+}
+
 static int cmd_merge(int argc, char **argv)
 {
-	enum { O_SKIP = 256, O_FORCE, O_SALVAGE, O_IDENT, O_SESSION, O_INTO };
+	enum { O_SKIP = 256, O_FORCE, O_SALVAGE, O_IDENT, O_SESSION, O_INTO, OPT_FSYNC,
+	       OPT_TRIM };
 	static const struct option opts[] = {
 		{ "source", required_argument, NULL, 's' },
 		{ "log", required_argument, NULL, 'l' },
@@ -917,14 +1369,17 @@ static int cmd_merge(int argc, char **argv)
 		{ "force-identity", no_argument, NULL, O_IDENT },
 		{ "session", required_argument, NULL, O_SESSION },
 		{ "into", required_argument, NULL, O_INTO },
+		{ "fsync", no_argument, NULL, OPT_FSYNC },
+		{ "trim", no_argument, NULL, OPT_TRIM },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
 	const char *source = NULL, *out = NULL, **logs = NULL, **dirs = NULL;
+	const char *session = NULL, *into = NULL;
 	size_t nlogs = 0, ndirs = 0;
-	int in_place = 0, kernel = 0, c, ret;
+	int in_place = 0, c, ret, do_fsync = 0, trim = 0;
 	unsigned int flags = 0;
 	enum cowmap_merger_policy policy = COWMAP_POLICY_ALL_OR_NOTHING;
 	int skip = 0, force = 0;
@@ -951,18 +1406,42 @@ static int cmd_merge(int argc, char **argv)
 		case O_FORCE: force = 1; break;
 		case O_SALVAGE: flags |= COWMAP_MERGER_SALVAGE; break;
 		case O_IDENT: flags |= COWMAP_MERGER_ANY_IDENTITY; break;
-		case O_SESSION: case O_INTO: kernel = 1; break;
+		case O_SESSION: session = optarg; break;
+		case O_INTO: into = optarg; break;
+		case OPT_FSYNC: do_fsync = 1; break;
+		case OPT_TRIM: trim = 1; break;
 		case 'j': o.json = 1; break;
 		case 'v': o.verbose = 1; break;
 		default: return usage_err("bad option");
 		}
 	}
-	if (kernel) {
-		err("kernel merge (--session ID --into FILE) is not yet available");
-		return EX_ERR;
-	}
 	if (optind != argc)
 		return usage_err("unexpected argument '%s'", argv[optind]);
+	if (skip && force)
+		return usage_err("--skip and --force exclude each other");
+	if (session || into) {
+		struct kmerge km = { .into = into, .json = o.json, .trim = trim,
+				     .skip = skip, .force = force };
+
+		if (!session || !into)
+			return usage_err(session ? "--session needs --into FILE" :
+					 "--into needs --session ID");
+		if (source || nlogs || ndirs || in_place || out ||
+		    (flags & (COWMAP_MERGER_SALVAGE | COWMAP_MERGER_ANY_IDENTITY)))
+			return usage_err("--session/--into (kernel merge) and -s/-l/--all/-i/-o/--salvage/--force-identity (offline merge) exclude each other");
+		if (parse_id(session, &km.id))
+			return EX_USAGE;
+		km.flags = (skip ? COWMAP_MERGE_SKIP : 0) | (force ? COWMAP_MERGE_FORCE : 0) |
+			   (flags & COWMAP_MERGER_DRY_RUN ? COWMAP_MERGE_DRY_RUN : 0) |
+			   (do_fsync ? COWMAP_MERGE_FSYNC : 0);
+		if (trim && (flags & COWMAP_MERGER_DRY_RUN))
+			return usage_err("--trim makes no sense with --dry-run");
+		free(logs);
+		free(dirs);
+		return kernel_merge(&km);
+	}
+	if (trim)
+		return usage_err("--trim is for a kernel merge (--session ID --into FILE)");
 	if (!source)
 		return usage_err("-s SOURCE missing");
 	if (!nlogs && !ndirs)
@@ -971,8 +1450,6 @@ static int cmd_merge(int argc, char **argv)
 		return usage_err("--in-place and -o exclude each other");
 	if (!in_place && !out && !(flags & COWMAP_MERGER_DRY_RUN))
 		return usage_err("say where to write: --in-place, -o OUT, or --dry-run");
-	if (skip && force)
-		return usage_err("--skip and --force exclude each other");
 	policy = skip ? COWMAP_POLICY_SKIP : force ? COWMAP_POLICY_FORCE :
 		 COWMAP_POLICY_ALL_OR_NOTHING;
 	pname = skip ? "skip" : force ? "force" : "all-or-nothing";
@@ -1059,14 +1536,135 @@ static int cmd_merge(int argc, char **argv)
 	return ret;
 }
 
-/* --- later ------------------------------------------------------------------------ */
+/* --- monitor ---------------------------------------------------------------------- */
 
-static int cmd_later(int argc, char **argv)
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig)
 {
-	if (want_help(argc, argv, !strcmp(cmd, "list") ? help_list : help_monitor))
+	stop_signal = sig;
+}
+
+static void print_event(const struct cowmap_nl_event *ev, int json, int stamp)
+{
+	const char *name = cowmap_nl_event_name(ev->event);
+	struct timespec now;
+	char unknown[32];
+
+	if (!name) {
+		snprintf(unknown, sizeof(unknown), "event-%u", ev->event);
+		name = unknown;
+	}
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (json) {
+		printf("{\"event\":\"%s\",\"session_id\":%" PRIu64 ",\"owner_uid\":%u",
+		       name, ev->session_id, ev->owner_uid);
+		if (stamp)
+			printf(",\"time_ns\":%llu", (unsigned long long)now.tv_sec *
+			       1000000000ULL + now.tv_nsec);
+		if (ev->present & COWMAP_NL_EV_HAS_RECORDS)
+			printf(",\"records\":%" PRIu64 ",\"journal_bytes\":%" PRIu64,
+			       ev->records, ev->journal_bytes);
+		if (ev->present & COWMAP_NL_EV_HAS_MERGE)
+			printf(",\"applied\":%" PRIu64 ",\"already\":%" PRIu64,
+			       ev->applied, ev->already);
+		if (ev->present & COWMAP_NL_EV_HAS_CONFLICTS)
+			printf(",\"conflicts\":%" PRIu64, ev->conflicts);
+		if (ev->present & COWMAP_NL_EV_HAS_LIMIT_HITS)
+			printf(",\"limit_hits\":%" PRIu64, ev->limit_hits);
+		printf("}\n");
+		return;
+	}
+	if (stamp) {
+		put_time(stdout, now.tv_sec * 1000000000ULL + now.tv_nsec);
+		putchar(' ');
+	}
+	printf("%-8s session=%" PRIu64 " uid=%u", name, ev->session_id, ev->owner_uid);
+	if (ev->present & COWMAP_NL_EV_HAS_RECORDS)
+		printf(" records=%" PRIu64 " bytes=%" PRIu64, ev->records, ev->journal_bytes);
+	if (ev->present & COWMAP_NL_EV_HAS_MERGE)
+		printf(" applied=%" PRIu64 " already=%" PRIu64, ev->applied, ev->already);
+	if (ev->present & COWMAP_NL_EV_HAS_CONFLICTS)
+		printf(" conflicts=%" PRIu64, ev->conflicts);
+	if (ev->present & COWMAP_NL_EV_HAS_LIMIT_HITS)
+		printf(" limit_hits=%" PRIu64, ev->limit_hits);
+	putchar('\n');
+}
+
+static int cmd_monitor(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "session", required_argument, NULL, 's' },
+		{ "timestamp", no_argument, NULL, 't' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ }
+	};
+	struct sigaction sa = { .sa_handler = on_stop };	/* no SA_RESTART */
+	uint64_t count = 0, seen = 0, only = 0;
+	int json = 0, stamp = 0, quiet = 0, c, ret = EX_OK;
+	struct cowmap_nl_event ev;
+	struct cowmap_nl *nl;
+
+	if (want_help(argc, argv, help_monitor))
 		return EX_OK;
-	err("not yet available (needs the cowmap generic netlink family)");
-	return EX_ERR;
+	while ((c = getopt_long(argc, argv, "jc:s:tq", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j': json = 1; break;
+		case 'c':
+			if (parse_u64(optarg, &count) || !count)
+				return usage_err("--count wants a positive number, not '%s'", optarg);
+			break;
+		case 's':
+			if (parse_id(optarg, &only))
+				return EX_USAGE;
+			break;
+		case 't': stamp = 1; break;
+		case 'q': quiet = 1; break;
+		default: return usage_err("bad option");
+		}
+	}
+	if (optind != argc)
+		return usage_err("unexpected argument '%s'", argv[optind]);
+	nl = nl_open_or_fail();
+	if (!nl)
+		return EX_ERR;
+	c = cowmap_nl_subscribe(nl);
+	if (c) {
+		cowmap_nl_close(nl);
+		err("cannot join the \"" COWMAP_MCGRP_EVENTS "\" group: %s", strerror(-c));
+		return EX_ERR;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	setvbuf(stdout, NULL, _IOLBF, 0);	/* one line per event, at once */
+	if (!quiet)
+		fprintf(stderr, "cowmapctl: monitor: listening for cowmap events%s\n",
+			count ? "" : " (Ctrl-C to stop)");
+	while (!stop_signal && (!count || seen < count)) {
+		/* A timeout, so that a signal between two polls is seen soon. */
+		c = cowmap_nl_event_next(nl, &ev, 250);
+		if (c == 0 || c == -EINTR)
+			continue;
+		if (c == -ENOBUFS) {
+			err("events were lost (the receive buffer overflowed)");
+			continue;
+		}
+		if (c < 0) {
+			err("netlink: %s", strerror(-c));
+			ret = EX_ERR;
+			break;
+		}
+		if (only && ev.session_id != only)
+			continue;
+		print_event(&ev, json, stamp);
+		seen++;
+	}
+	cowmap_nl_close(nl);
+	return ret;
 }
 
 static const struct {
@@ -1078,8 +1676,9 @@ static const struct {
 	{ "merge", cmd_merge },
 	{ "status", cmd_status },
 	{ "discard", cmd_discard },
-	{ "list", cmd_later },
-	{ "monitor", cmd_later },
+	{ "list", cmd_list },
+	{ "monitor", cmd_monitor },
+	{ "trim", cmd_trim },
 };
 
 int main(int argc, char **argv)

@@ -12,6 +12,7 @@ PKGS=(
 	qemu-system-x86 busybox-static e2fsprogs
 	libmnl-dev pkg-config sparse dkms
 	debhelper dh-dkms devscripts lintian fakeroot
+	clang libclang-rt-14-dev
 )
 
 need=()

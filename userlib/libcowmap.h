@@ -5,7 +5,11 @@
  * Sessions: open /dev/cowmap and negotiate the API (cowmap_open()), attach
  * to a file (cowmap_attach()), map it (cowmap_map()), commit writes
  * (cowmap_commit()), read the journal (cowmap_dump_begin() and friends),
- * adopt or discard an orphaned session (cowmap_adopt(), cowmap_discard()).
+ * adopt or discard an orphaned session (cowmap_adopt(), cowmap_discard()),
+ * merge its journal into a file in the kernel (cowmap_merge(), cowmap_trim()).
+ *
+ * Netlink: list and look up sessions, fetch a journal without a session
+ * fd, receive events (cowmap_nl_*(); libcowmap.so links libmnl for these).
  *
  * Offline: read a journal file or dump (cowmap_log_open()), write one
  * (cowmap_log_writer_open()), and merge journals into a file with conflict
@@ -174,6 +178,42 @@ int cowmap_session_adopt(uint64_t session_id);
  * Return: 0 or a negative errno.
  */
 int cowmap_discard(int fd);
+
+/**
+ * cowmap_merge() - apply the session's journal to a file (kernel merge)
+ * @fd: an attached or adopted session fd
+ * @target_fd: the file, opened O_RDWR (usually the backing file itself)
+ * @flags: COWMAP_MERGE_SKIP or COWMAP_MERGE_FORCE (not both),
+ *	COWMAP_MERGE_DRY_RUN, COWMAP_MERGE_FSYNC
+ * @conflicts: an array receiving the first @max conflict reports, or NULL
+ * @max: entries in @conflicts
+ * @out: receives the counts (records, applied, already, conflicts,
+ *	written); may be NULL
+ *
+ * See COWMAP_IOC_MERGE in <linux/cowmap.h>: records apply in sequence
+ * order; with the default policy nothing is written if any conflicts.
+ *
+ * Return: the number of conflicting records (0: everything applied or
+ * already applied; with COWMAP_MERGE_FORCE they were written anyway), or
+ * a negative errno: -EBADF (@target_fd not open
+ * O_RDWR), -EINVAL (flags, target), -EOPNOTSUPP, -ENOTTY (a module
+ * without kernel merge), I/O errors.
+ */
+int cowmap_merge(int fd, int target_fd, unsigned int flags,
+		 struct cowmap_conflict *conflicts, unsigned int max,
+		 struct cowmap_merge *out);
+
+/**
+ * cowmap_trim() - drop the records a merge marked merged
+ * @fd: an attached or adopted session fd
+ *
+ * Records still missing from the journal file are kept. Sequence numbers
+ * of the others do not change. A session left without records or
+ * uncommitted pages is freed when its fd is closed.
+ *
+ * Return: 0 or a negative errno (-ENOTTY: a module without trim).
+ */
+int cowmap_trim(int fd);
 
 /* --- The journal format, decoded ------------------------------------ */
 
@@ -657,6 +697,195 @@ int cowmap_merger_run(struct cowmap_merger *m, const char *source, const char *o
  * @m: the merge, or NULL
  */
 void cowmap_merger_free(struct cowmap_merger *m);
+
+/* --- Generic netlink: observe sessions (needs the module) ------------ */
+
+/*
+ * These functions live in libcowmap.so, which links libmnl. Static users of
+ * libcowmap.a that call them link -lmnl too (Debian ships no static
+ * libmnl: link it dynamically). A handle must not be used by two threads
+ * at once; use one handle for requests and another for events.
+ */
+
+struct cowmap_nl;
+
+/**
+ * cowmap_nl_open() - open a netlink handle on the "cowmap" family
+ * @nl: receives the handle
+ *
+ * Return: 0, or a negative errno: -ENOENT (no family "cowmap": the module
+ * is not loaded), -EPROTONOSUPPORT (no generic netlink), -ENOMEM.
+ */
+int cowmap_nl_open(struct cowmap_nl **nl);
+
+/**
+ * cowmap_nl_close() - close the handle
+ * @nl: the handle, or NULL
+ */
+void cowmap_nl_close(struct cowmap_nl *nl);
+
+/**
+ * cowmap_nl_fd() - the socket, to poll(2) for events
+ * @nl: the handle
+ *
+ * Return: the file descriptor (owned by the handle).
+ */
+int cowmap_nl_fd(const struct cowmap_nl *nl);
+
+/**
+ * cowmap_nl_extack() - the kernel's message about the last failed request
+ * @nl: the handle
+ *
+ * Return: the extended ACK message of the last error reply (for example
+ * "no such session"), or NULL if there was none. Valid until the next
+ * request on @nl.
+ */
+const char *cowmap_nl_extack(const struct cowmap_nl *nl);
+
+/**
+ * struct cowmap_nl_session - a session as COWMAP_CMD_SESSION_GET tells it
+ * @session_id: the id
+ * @state: COWMAP_STATE_ATTACHED or COWMAP_STATE_ORPHANED
+ * @owner_pid: the process that attached it
+ * @owner_uid: its owner
+ * @dev_major: backing file's device
+ * @dev_minor: backing file's device
+ * @ino: backing file's inode number
+ * @size: backing file's size now
+ * @private_pages: pages holding the session's own copies
+ * @twin_pages: pages written and not yet committed
+ * @records: journal records held in the kernel
+ * @journal_bytes: their size in the journal format
+ * @merged: records a kernel merge applied or found applied
+ * @path: the backing file's path, or NULL when the kernel cannot name it
+ * @journal_path: the journal file's path, or NULL without one
+ *
+ * The strings belong to the handle: valid until its next request (in a
+ * cowmap_nl_sessions() callback: during the callback).
+ */
+struct cowmap_nl_session {
+	uint64_t session_id;
+	uint32_t state;
+	uint32_t owner_pid;
+	uint32_t owner_uid;
+	uint32_t dev_major;
+	uint32_t dev_minor;
+	uint64_t ino;
+	uint64_t size;
+	uint64_t private_pages;
+	uint64_t twin_pages;
+	uint64_t records;
+	uint64_t journal_bytes;
+	uint64_t merged;
+	const char *path;
+	const char *journal_path;
+};
+
+typedef void (*cowmap_nl_session_cb)(void *arg, const struct cowmap_nl_session *s);
+
+/**
+ * cowmap_nl_session_get() - one session by id
+ * @nl: the handle
+ * @session_id: the id
+ * @s: receives the session
+ *
+ * A caller without CAP_SYS_ADMIN sees only sessions of its own uid.
+ *
+ * Return: 0 or a negative errno: -ENOENT (no such session, or another
+ * user's; cowmap_nl_extack() says "no such session").
+ */
+int cowmap_nl_session_get(struct cowmap_nl *nl, uint64_t session_id,
+			  struct cowmap_nl_session *s);
+
+/**
+ * cowmap_nl_sessions() - every visible session, in id order
+ * @nl: the handle
+ * @cb: called once per session
+ * @arg: passed to @cb
+ *
+ * Return: the number of sessions, or a negative errno.
+ */
+int cowmap_nl_sessions(struct cowmap_nl *nl, cowmap_nl_session_cb cb, void *arg);
+
+/**
+ * cowmap_nl_log_get() - a session's whole journal (COWMAP_CMD_LOG_GET)
+ * @nl: the handle
+ * @session_id: the session
+ * @buf: receives a malloc()ed buffer: the log header, then every record,
+ *	in the journal format (the bytes COWMAP_IOC_DUMP gives); free() it
+ * @len: receives its length
+ *
+ * No session fd is needed: any visible session, attached or orphaned.
+ * Read the result with cowmap_log_open_mem(), which checks every record.
+ *
+ * Return: 0 or a negative errno: -ENOENT (no such session), -EPROTO (an
+ * answer out of order), -ENOMEM.
+ */
+int cowmap_nl_log_get(struct cowmap_nl *nl, uint64_t session_id, void **buf,
+		      size_t *len);
+
+/**
+ * cowmap_nl_subscribe() - join the "events" multicast group
+ * @nl: the handle (use it for events only from now on)
+ *
+ * Return: 0 or a negative errno.
+ */
+int cowmap_nl_subscribe(struct cowmap_nl *nl);
+
+/* struct cowmap_nl_event.present */
+#define COWMAP_NL_EV_HAS_RECORDS	(1U << 0)	/* records, journal_bytes */
+#define COWMAP_NL_EV_HAS_MERGE		(1U << 1)	/* applied, already */
+#define COWMAP_NL_EV_HAS_CONFLICTS	(1U << 2)	/* conflicts */
+#define COWMAP_NL_EV_HAS_LIMIT_HITS	(1U << 3)	/* limit_hits */
+
+/**
+ * struct cowmap_nl_event - one event (COWMAP_CMD_EVENT)
+ * @event: COWMAP_EV_*
+ * @owner_uid: the session's owner
+ * @session_id: the session
+ * @records: COMMIT: records added
+ * @journal_bytes: COMMIT: journal bytes added
+ * @applied: MERGE: records applied
+ * @already: MERGE: records found already applied
+ * @conflicts: MERGE, CONFLICT: conflicting records
+ * @limit_hits: LIMIT: faults refused so far
+ * @present: COWMAP_NL_EV_HAS_*: which counts the event carried
+ */
+struct cowmap_nl_event {
+	uint32_t event;
+	uint32_t owner_uid;
+	uint64_t session_id;
+	uint64_t records;
+	uint64_t journal_bytes;
+	uint64_t applied;
+	uint64_t already;
+	uint64_t conflicts;
+	uint64_t limit_hits;
+	uint32_t present;
+};
+
+/**
+ * cowmap_nl_event_next() - wait for the next event
+ * @nl: a subscribed handle
+ * @ev: receives the event
+ * @timeout_ms: how long to wait: -1 forever, 0 not at all
+ *
+ * Return: 1 (an event), 0 (the timeout passed), or a negative errno:
+ * -EINTR (a signal arrived), -ENOBUFS (the socket overflowed and events
+ * were lost; the next call goes on with the following ones), -EINVAL (not
+ * subscribed).
+ */
+int cowmap_nl_event_next(struct cowmap_nl *nl, struct cowmap_nl_event *ev,
+			 int timeout_ms);
+
+/**
+ * cowmap_nl_event_name() - the name of an event
+ * @event: COWMAP_EV_*
+ *
+ * Return: "attach", "commit", "merge", "conflict", "orphan", "adopt",
+ * "discard", "limit", "dropped", "close", or NULL for an unknown value.
+ */
+const char *cowmap_nl_event_name(uint32_t event);
 
 #ifdef __cplusplus
 }

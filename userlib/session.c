@@ -142,6 +142,30 @@ API int cowmap_discard(int fd)
 	return xioctl(fd, COWMAP_IOC_DISCARD, NULL);
 }
 
+API int cowmap_merge(int fd, int target_fd, unsigned int flags,
+		     struct cowmap_conflict *conflicts, unsigned int max,
+		     struct cowmap_merge *out)
+{
+	struct cowmap_merge m = {
+		.target_fd = target_fd,
+		.flags = flags,
+		.conflicts_buf = conflicts ? (uintptr_t)conflicts : 0,
+		.conflicts_max = conflicts ? max : 0,
+	};
+	int ret = xioctl(fd, COWMAP_IOC_MERGE, &m);
+
+	if (ret)
+		return ret;
+	if (out)
+		*out = m;
+	return m.conflicts > INT32_MAX ? INT32_MAX : (int)m.conflicts;
+}
+
+API int cowmap_trim(int fd)
+{
+	return xioctl(fd, COWMAP_IOC_TRIM, NULL);
+}
+
 /* --- dump iteration ------------------------------------------------------ */
 
 #define DUMP_DEFAULT	(64u * 1024)
