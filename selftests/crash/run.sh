@@ -10,7 +10,7 @@ KERNEL=6.1
 if [ "${1:-}" = --kernel ]; then
 	KERNEL=$2
 fi
-make -s "$PWD/build/crash/crashtest"
+make -s "$PWD/build/crash/crashtest" tools
 DISK=build/vm/crash-$KERNEL.img
 LOG=build/vm/crash-$KERNEL.log
 : >"$LOG"
@@ -35,10 +35,18 @@ scenario() {	# NAME CMD1 CMD2
 }
 
 echo "TAP version 13"
-echo "1..1"
+echo "1..3"
 scenario journal-survives-power-off \
 	"/crash/crashtest journal /mnt/ext4" \
 	"/crash/crashtest journal-check /mnt/ext4"
+# A merge in progress when the power goes (at a random moment): the
+# offline in-place merge completes it in the second boot, exactly.
+scenario kernel-merge-power-off-completes \
+	"/crash/crashtest kmerge /mnt/ext4" \
+	"/crash/crashtest merge-check /mnt/ext4"
+scenario offline-merge-power-off-completes \
+	"/crash/crashtest omerge /mnt/ext4" \
+	"/crash/crashtest merge-check /mnt/ext4"
 rm -f "$DISK"
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
