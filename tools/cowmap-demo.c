@@ -1,147 +1,130 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * cowmap-demo FILE: several processes write to FILE through their own
- * cowmap sessions; each sees its own bytes, the file does not change.
- * Runs in the test VM (tools/demo); cowmapctl replaces it later.
+ * cowmap-demo write FILE NAME FIND REPLACE [--wait PATH]
+ *
+ * One writer of the demo (tools/demo): opens its own cowmap session on
+ * FILE, replaces the first FIND with REPLACE (same length) through the
+ * session's mapping, shows its view next to the file's, commits, writes its
+ * session id to NAME.id and creates NAME.ready. With --wait it stays until
+ * PATH exists, so that the session can be seen attached. Then it exits
+ * without discarding: the session stays as an orphan, to be merged.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <linux/cowmap.h>
+#include "libcowmap.h"
 
-static void die(const char *what)
+static const char *who = "demo";
+
+static void die(const char *what, int err)
 {
-	fprintf(stderr, "cowmap-demo: %s: %s\n", what, strerror(errno));
+	fprintf(stderr, "cowmap-demo: %s: %s: %s\n", who, what, strerror(err));
 	exit(1);
 }
 
-/* A new session on @file: open, handshake, attach. */
-static int session(int file)
+/* The line of @buf (@len bytes) around offset @off. */
+static void show_line(const char *label, const char *buf, size_t len, size_t off)
 {
-	struct cowmap_api api = { .api = COWMAP_API };
-	struct cowmap_attach at = { .fd = file };
-	int fd = open(COWMAP_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	size_t a = off, b = off;
 
+	while (a > 0 && buf[a - 1] != '\n')
+		a--;
+	while (b < len && buf[b] != '\n')
+		b++;
+	printf("[%-5s]   %-10s %.*s\n", who, label, (int)(b - a), buf + a);
+}
+
+static int cmd_write(int argc, char **argv)
+{
+	const char *file, *find, *repl, *wait = NULL;
+	char idpath[300], *content;
+	struct cowmap_commit c;
+	struct stat st;
+	uint64_t id;
+	char *map, *at;
+	size_t n;
+	int fd, ffd, ret;
+	FILE *f;
+
+	if (argc == 8 && !strcmp(argv[6], "--wait"))
+		wait = argv[7];
+	else if (argc != 6)
+		return 2;
+	file = argv[2];
+	who = argv[3];
+	find = argv[4];
+	repl = argv[5];
+	n = strlen(find);
+	if (!n || strlen(repl) != n) {
+		fprintf(stderr, "cowmap-demo: FIND and REPLACE must have the same length\n");
+		return 2;
+	}
+
+	ffd = open(file, O_RDONLY);
+	if (ffd < 0 || fstat(ffd, &st))
+		die(file, errno);
+	content = calloc(1, st.st_size + 1);
+	if (!content || pread(ffd, content, st.st_size, 0) != st.st_size)
+		die(file, errno);
+	at = strstr(content, find);
+	if (!at) {
+		fprintf(stderr, "cowmap-demo: %s: \"%s\" not in %s\n", who, find, file);
+		return 1;
+	}
+
+	/* A session of our own: writes go to private copies of the pages. */
+	fd = cowmap_session_open(file, NULL, &id);
 	if (fd < 0)
-		die("open " COWMAP_DEVICE_PATH);
-	if (ioctl(fd, COWMAP_IOC_API, &api))
-		die("API handshake");
-	if (ioctl(fd, COWMAP_IOC_ATTACH, &at))
-		die("attach");
-	printf("  pid %d: session %llu, API %u\n", getpid(),
-	       (unsigned long long)at.session_id, api.api);
-	return fd;
-}
+		die("session", -fd);
+	ret = cowmap_map(fd, st.st_size, 0, PROT_READ | PROT_WRITE, (void **)&map);
+	if (ret)
+		die("mmap", -ret);
+	printf("[%-5s] pid %d, session %" PRIu64 ": writes \"%s\" over \"%s\" at offset %zu\n",
+	       who, getpid(), id, repl, find, (size_t)(at - content));
+	memcpy(map + (at - content), repl, n);
+	show_line("I see:", map, st.st_size, at - content);
+	if (pread(ffd, content, st.st_size, 0) != st.st_size)
+		die(file, errno);
+	show_line("the file:", content, st.st_size, at - content);
 
-static void show(const char *who, const char *buf, size_t len)
-{
-	printf("  %-28s \"%.*s\"\n", who, (int)len, buf);
-}
+	ret = cowmap_commit(fd, 0, &c);
+	if (ret < 0)
+		die("commit", -ret);
+	printf("[%-5s]   committed %u record%s (%llu journal bytes)\n", who, c.records,
+	       c.records == 1 ? "" : "s", (unsigned long long)c.bytes);
+	fflush(stdout);
 
-/* Commit the session's writes, show what it recorded, then drop it all. */
-static void commit_and_discard(int fd)
-{
-	struct cowmap_status st = { 0 };
-	struct cowmap_commit c = { 0 };
+	snprintf(idpath, sizeof(idpath), "%s.id", who);
+	f = fopen(idpath, "w");
+	if (!f || fprintf(f, "%" PRIu64 "\n", id) < 0 || fclose(f))
+		die(idpath, errno);
+	snprintf(idpath, sizeof(idpath), "%s.ready", who);
+	close(open(idpath, O_WRONLY | O_CREAT, 0644));
 
-	if (ioctl(fd, COWMAP_IOC_COMMIT, &c))
-		die("commit");
-	if (ioctl(fd, COWMAP_IOC_STATUS, &st))
-		die("status");
-	printf("  pid %d: session %llu: %llu private pages, %llu copies; commit: %u records, %llu journal bytes\n",
-	       getpid(), (unsigned long long)st.session_id,
-	       (unsigned long long)st.private_pages,
-	       (unsigned long long)st.cow_copies, c.records,
-	       (unsigned long long)c.bytes);
-	/* cowmapctl will merge these; the demo leaves no orphan behind. */
-	if (ioctl(fd, COWMAP_IOC_DISCARD, 0))
-		die("discard");
-}
-
-/* One writer: its own session, a write at @off, a look at its view. */
-static void writer(int file, size_t len, off_t off, const char *text)
-{
-	char who[64];
-	int fd = session(file);
-	char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	if (m == MAP_FAILED)
-		die("mmap");
-	memcpy(m + off, text, strlen(text));
-	snprintf(who, sizeof(who), "pid %d sees:", getpid());
-	show(who, m, len);
-	munmap(m, len);
-	commit_and_discard(fd);
+	for (int i = 0; wait && access(wait, F_OK) && i < 1200; i++)
+		usleep(50000);
+	/* No discard: closing keeps the session, with its record, as an orphan. */
+	munmap(map, st.st_size);
 	close(fd);
+	close(ffd);
+	free(content);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	static const char *texts[] = { "xxx", "yyy", "zzz" };
-	char buf[4096], who[64];
-	struct stat st;
-	int file, fd, pfd[2];
-	ssize_t len;
-	char *m, c;
-	pid_t pid;
+	int ret = 2;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: cowmap-demo FILE\n");
-		return 2;
-	}
-	file = open(argv[1], O_RDONLY);
-	if (file < 0 || fstat(file, &st))
-		die(argv[1]);
-	len = pread(file, buf, sizeof(buf), 0);
-	if (len <= 20)
-		die("the file needs more than 20 bytes");
-	printf("file %s before:\n", argv[1]);
-	show("file:", buf, len);
-
-	printf("\nthree processes, each with its own session, write at offset 15:\n");
-	for (int i = 0; i < 3; i++) {
-		pid = fork();
-		if (pid == 0) {
-			writer(file, len, 15, texts[i]);
-			_exit(0);
-		}
-		waitpid(pid, NULL, 0);
-	}
-
-	printf("\na forked child shares its parent's session:\n");
-	fd = session(file);
-	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED || pipe(pfd))
-		die("mmap");
-	memcpy(m + 2, "PARENT", 6);
-	pid = fork();
-	if (pid == 0) {
-		memcpy(m + len - 8, "CHILD", 5);
-		snprintf(who, sizeof(who), "child %d sees:", getpid());
-		show(who, m, len);
-		if (write(pfd[1], "x", 1) != 1)
-			_exit(1);
-		_exit(0);
-	}
-	if (read(pfd[0], &c, 1) != 1)
-		die("pipe");
-	waitpid(pid, NULL, 0);
-	snprintf(who, sizeof(who), "parent %d sees:", getpid());
-	show(who, m, len);
-	munmap(m, len);
-	commit_and_discard(fd);
-	close(fd);
-
-	printf("\nfile %s after all of that:\n", argv[1]);
-	len = pread(file, buf, sizeof(buf), 0);
-	show("file:", buf, len);
-	return 0;
+	if (argc > 1 && !strcmp(argv[1], "write"))
+		ret = cmd_write(argc, argv);
+	if (ret == 2)
+		fprintf(stderr, "usage: cowmap-demo write FILE NAME FIND REPLACE [--wait PATH]\n");
+	return ret;
 }
