@@ -14,10 +14,12 @@
 BENCH_KERNEL = $(or $(KERNEL),6.1)
 BENCH_BIN := $(BUILD)/bench/cowbench
 
-$(BENCH_BIN): bench/cowbench.c uapi/cowmap.h $(BUILD)/include/linux/cowmap.h
+# Rows 8a/8b run the offline merge of libcowmap (mk/user.mk builds it).
+$(BENCH_BIN): bench/cowbench.c uapi/cowmap.h $(BUILD)/include/linux/cowmap.h \
+		userlib/libcowmap.h $(BUILD)/lib/libcowmap.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE -I$(BUILD)/include -o $@ $< \
-		-static -pthread -lm
+	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE -I$(BUILD)/include -Iuserlib -o $@ $< \
+		$(BUILD)/lib/libcowmap.a -static -pthread -lm
 
 .PHONY: bench bench-quick
 bench: $(BENCH_BIN)
