@@ -9,6 +9,8 @@
 #                       <linux/cowmap.h>, and libcowmap / cowmapctl / man
 #                       pages if they have been built
 # make uninstall        remove exactly those files again
+# make install-check    both into a scratch DESTDIR, for PREFIX=/usr/local
+#                       and /usr (tools/install-check)
 # make dkms-src [DESTDIR=]   the DKMS source tree /usr/src/cowmap-$(VERSION)
 # make dkms-install     dkms-src + dkms add + dkms install for every kernel
 #                       with headers (DKMS_KERNELS=); 6.1-6.12 only
@@ -46,7 +48,7 @@ KVER = $(shell sed -n 's/^\#define UTS_RELEASE "\(.*\)"/\1/p' \
 	$(KDIR)/include/generated/utsrelease.h 2>/dev/null)
 INSTALL_DATA := install -D -m 644
 
-.PHONY: install uninstall install-module install-udev install-modules-load \
+.PHONY: install uninstall install-check install-module install-udev install-modules-load \
 	install-headers install-userspace dkms-src dkms-install dkms-uninstall \
 	dkms-check deb version-check
 
@@ -116,6 +118,10 @@ install-userspace:
 
 # The module is removed from every kernel it was installed for (one
 # "make install KDIR=..." per kernel), then depmod for those kernels.
+# make install + make uninstall into scratch DESTDIRs, checked file by file.
+install-check:
+	tools/install-check $(KDIR)
+
 uninstall:
 	@set -e; for m in $(DESTDIR)/lib/modules/*/$(INSTALL_MOD_DIR)/cowmap.ko*; do \
 		[ -e "$$m" ] || continue; \
