@@ -20,6 +20,7 @@ KSRC_TAR := /usr/src/linux-source-6.1.tar.xz
 KSFT := $(BUILD)/ksft
 KSFT_HDRS := $(KSFT)/kselftest_harness.h $(KSFT)/kselftest.h
 CHECKPATCH := $(KSFT)/checkpatch/scripts/checkpatch.pl
+KERNELDOC := $(KSFT)/checkpatch/scripts/kernel-doc
 
 CC ?= gcc
 CFLAGS ?= -O2 -g
@@ -54,7 +55,7 @@ $(BUILD)/include/linux/cowmap.h: uapi/cowmap.h
 	@mkdir -p $(dir $@)
 	cp $< $@
 
-$(KSFT_HDRS) $(CHECKPATCH) &:
+$(KSFT_HDRS) $(CHECKPATCH) $(KERNELDOC) &:
 	@test -f $(KSRC_TAR) || tools/deps.sh
 	@mkdir -p $(KSFT)/checkpatch
 	tar -xJf $(KSRC_TAR) -C $(KSFT) --strip-components=4 \
@@ -63,8 +64,9 @@ $(KSFT_HDRS) $(CHECKPATCH) &:
 	tar -xJf $(KSRC_TAR) -C $(KSFT)/checkpatch --strip-components=1 \
 		linux-source-6.1/scripts/checkpatch.pl \
 		linux-source-6.1/scripts/spelling.txt \
-		linux-source-6.1/scripts/const_structs.checkpatch
-	@touch $(KSFT_HDRS) $(CHECKPATCH)
+		linux-source-6.1/scripts/const_structs.checkpatch \
+		linux-source-6.1/scripts/kernel-doc
+	@touch $(KSFT_HDRS) $(CHECKPATCH) $(KERNELDOC)
 
 $(BUILD)/selftests/%: selftests/%.c $(wildcard selftests/*.h) $(KSFT_HDRS) $(BUILD)/include/linux/cowmap.h
 	@mkdir -p $(dir $@)
@@ -94,7 +96,7 @@ $(BUILD)/crash/crashtest: selftests/crash/crashtest.c $(wildcard selftests/*.h) 
 HDR_61 = $(lastword $(sort $(wildcard /usr/src/linux-headers-6.1.*-amd64)))
 HDR_612 = $(lastword $(sort $(filter-out %-rt-amd64 %-cloud-amd64,$(wildcard /usr/src/linux-headers-6.12.*-amd64))))
 
-lint: $(CHECKPATCH)
+lint: $(CHECKPATCH) $(KERNELDOC)
 	@for k in $(HDR_61) $(HDR_612); do \
 		echo "== W=1 + sparse build against $$k"; \
 		rm -rf $(BUILD)/lint; \
@@ -108,6 +110,10 @@ lint: $(CHECKPATCH)
 	@# Version checks are what the compat header is for.
 	$(CHECKPATCH) --strict --no-tree --terse --show-types \
 		--ignore LINUX_VERSION_CODE,CONSTANT_COMPARISON -f kmod/compat.h
+	@# kernel-doc: the uapi header and the library header, every comment
+	@# well formed and every member described; any warning fails.
+	@out=$$($(KERNELDOC) -none uapi/cowmap.h userlib/libcowmap.h 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out" >&2; echo "lint: kernel-doc warnings" >&2; exit 1; fi
 
 check:
 	tools/check $(KERNELS)
