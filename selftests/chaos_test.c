@@ -13,7 +13,7 @@
  * returns success or an error the interface documents for it (an EFAULT,
  * EIO, ENOTTY or EBADF on a well-formed call is a failure), and at the end,
  * with every session discarded, the module holds no private page
- * (pages_in_use is 0). COWMAP_CHAOS_SECONDS sets the duration (default 15);
+ * (pages_in_use is 0). COWMAP_CHAOS_SECONDS sets the duration (default 30);
  * the seed is printed and COWMAP_CHAOS_SEED replays it.
  */
 #include <glob.h>
@@ -475,7 +475,7 @@ TEST(random_sequences)
 {
 	const char *env = getenv("COWMAP_CHAOS_SECONDS");
 	const char *seed_env = getenv("COWMAP_CHAOS_SEED");
-	int secs = env ? atoi(env) : 15;
+	int secs = env ? atoi(env) : 30;
 	uint64_t seed = seed_env ? strtoull(seed_env, NULL, 0) :
 			(uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
 	pid_t pids[WORKERS];
