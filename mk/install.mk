@@ -17,6 +17,9 @@
 # make dkms-uninstall   dkms remove --all + remove the source tree
 # make dkms-check       DKMS on the host for 6.1 and 6.12, modprobe in QEMU,
 #                       then remove everything (root; tools/dkms-check)
+# make deb-check        make deb, apt-get install the four packages, check
+#                       them (DKMS for 6.1 and 6.12, dkms-check --installed,
+#                       library, CLI), then purge (root; tools/deb-check)
 # make deb              build/deb/: cowmap-dkms, libcowmap0, libcowmap-dev,
 #                       cowmap-tools (+ their -dbgsym) + lintian
 # make version-check    debian/changelog's version must equal VERSION
@@ -50,7 +53,7 @@ INSTALL_DATA := install -D -m 644
 
 .PHONY: install uninstall install-check install-module install-udev install-modules-load \
 	install-headers install-userspace dkms-src dkms-install dkms-uninstall \
-	dkms-check deb version-check
+	dkms-check deb-check deb version-check
 
 install: install-module install-udev install-headers install-userspace
 ifeq ($(MODULES_LOAD),1)
@@ -200,6 +203,10 @@ dkms-uninstall:
 
 dkms-check: version-check
 	tools/dkms-check
+
+# tools/deb-check runs make deb itself (which runs version-check).
+deb-check:
+	tools/deb-check
 
 # ---------------------------------------------------------------- Debian ---
 
