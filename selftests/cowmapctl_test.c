@@ -116,10 +116,16 @@ static pid_t spawn(const char *out, const char *err, const char *fmt, ...)
 	if (vasprintf(&cmd, fmt, ap) < 0)
 		abort();
 	va_end(ap);
+	/*
+	 * Emptied here, before the fork: a caller that waits for a word in
+	 * @err must not find it in an earlier command's output.
+	 */
+	close(open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+	close(open(err, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
 	pid = fork();
 	if (pid == 0) {
-		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int o = open(out, O_WRONLY | O_APPEND);
+		int e = open(err, O_WRONLY | O_APPEND);
 
 		dup2(o, 1);
 		dup2(e, 2);
