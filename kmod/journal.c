@@ -270,10 +270,11 @@ static struct cowmap_chunk *cowmap_chunk_alloc(u64 first_seq, size_t want)
 	c = kzalloc(struct_size(c, dropped, 2 * longs), GFP_KERNEL_ACCOUNT);
 	if (!c)
 		return NULL;
+	/* A failure is the committer's ENOMEM, not a splat in the log. */
 	if (want <= PAGE_SIZE)
 		c->data = kmalloc(cap, GFP_KERNEL_ACCOUNT);
 	else
-		c->data = __vmalloc(cap, GFP_KERNEL_ACCOUNT);
+		c->data = __vmalloc(cap, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
 	if (!c->data) {
 		kfree(c);
 		return NULL;
