@@ -621,11 +621,13 @@ ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 	struct cowmap_file *cf = file->private_data;
 	const struct cowmap_log_record *h;
 	struct cowmap_log_header hd;
-	loff_t pos = *ppos, rpos;
+	loff_t pos = *ppos, rpos, run_rpos = 0;
+	unsigned int run_ci = 0;
+	const u8 *run = NULL;
 	struct cowmap_jpos p;
-	size_t done = 0;
+	size_t done = 0, plen = 0;
+	u64 seq, run_seq = 0;
 	ssize_t ret = 0;
-	u64 seq;
 
 	if (!s)
 		return -EINVAL;
@@ -653,25 +655,50 @@ ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 		seq = 1;
 		rpos = COWMAP_HDR_SIZE;
 	}
+	/*
+	 * What is next to each other in a chunk is copied in one go. On a
+	 * fault, the bytes copied count, and the cache goes back to the first
+	 * record of the run.
+	 */
 	h = cowmap_journal_seek(s, seq, &p);
-	while (done < count && h) {
-		u32 size = le32_to_cpu(h->size);
-		size_t off, n;
+	for (;;) {
+		const u8 *src = NULL;
+		size_t off = 0, n = 0, left;
+		u32 size = 0;
 
-		if (rpos + size <= pos) {
-			rpos += size;
-			seq = le64_to_cpu(h->seq) + 1;
-			h = cowmap_journal_next(s, &p);
-			continue;
+		if (h && done + plen < count) {
+			size = le32_to_cpu(h->size);
+			if (rpos + size <= pos) {
+				rpos += size;
+				seq = le64_to_cpu(h->seq) + 1;
+				h = cowmap_journal_next(s, &p);
+				continue;
+			}
+			off = pos + plen - rpos;
+			n = min_t(size_t, size - off, count - done - plen);
+			src = (const u8 *)h + off;
 		}
-		off = pos - rpos;
-		n = min_t(size_t, size - off, count - done);
-		if (copy_to_user(buf + done, (const u8 *)h + off, n)) {
-			ret = -EFAULT;
+		if (plen && (!src || p.ci != run_ci || src != run + plen)) {
+			left = copy_to_user(buf + done, run, plen);
+			done += plen - left;
+			pos += plen - left;
+			plen = 0;
+			if (left) {
+				rpos = run_rpos;
+				seq = run_seq;
+				ret = -EFAULT;
+				break;
+			}
+		}
+		if (!src)
 			break;
+		if (!plen) {
+			run = src;
+			run_ci = p.ci;
+			run_rpos = rpos;
+			run_seq = seq;
 		}
-		done += n;
-		pos += n;
+		plen += n;
 		if (off + n == size) {
 			rpos += size;
 			seq = le64_to_cpu(h->seq) + 1;
