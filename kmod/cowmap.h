@@ -35,12 +35,33 @@ struct cowmap_page {
 	bool fresh;	/* made for a write that has not reached it yet */
 };
 
-/* A committed record: immutable once published in the journal. */
-struct cowmap_rec {
-	u64 seq;
-	u32 size;
-	bool merged;	/* applied by a kernel merge; under jlock and lock */
-	u8 data[];	/* struct cowmap_log_record, old, new, padding */
+/*
+ * A chunk of the journal: committed records back to back in @data, in the
+ * journal format (struct cowmap_log_record, old, new, padding), with
+ * consecutive sequence numbers from @first_seq. Records are immutable once
+ * published; a commit appends to the last chunk while its free tail has
+ * room. A trim marks records dropped; the chunk is freed when none is
+ * left. @data comes from kmalloc() up to a page and from vmalloc() above
+ * (page granular: no power-of-two rounding), at most COWMAP_CHUNK_MAX.
+ * Every field changes only with the session's @jlock (written) and @lock
+ * held.
+ */
+struct cowmap_chunk {
+	u64 first_seq;
+	u32 nr;		/* records in @data, dropped ones included */
+	u32 live;	/* records not dropped */
+	u32 used;	/* bytes of @data holding records */
+	u32 cap;	/* bytes of @data */
+	u8 *data;
+	unsigned long *merged;	/* record i applied by a kernel merge */
+	unsigned long dropped[];	/* record i dropped by a trim; then @merged */
+};
+
+/* A place in the journal: record @idx of chunk @ci, at byte @off of it. */
+struct cowmap_jpos {
+	unsigned int ci;
+	u32 idx;
+	u32 off;
 };
 
 /*
@@ -105,7 +126,9 @@ struct cowmap_session {
 	 * the fields below change only with @jlock and @lock both held.
 	 */
 	struct rw_semaphore jlock;
-	struct xarray journal;	/* seq -> struct cowmap_rec * */
+	struct cowmap_chunk **chunks;	/* in sequence order */
+	unsigned int nr_chunks;
+	unsigned int chunks_cap;	/* entries allocated in @chunks */
 	u64 next_seq;
 	u64 nr_records;
 	u64 journal_bytes;
@@ -187,5 +210,12 @@ int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d);
 ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 		    loff_t *ppos);
 void cowmap_journal_free(struct cowmap_session *s);
+const struct cowmap_log_record *
+cowmap_journal_seek(struct cowmap_session *s, u64 seq, struct cowmap_jpos *p);
+const struct cowmap_log_record *
+cowmap_journal_next(struct cowmap_session *s, struct cowmap_jpos *p);
+bool cowmap_journal_set_merged(struct cowmap_session *s,
+			       const struct cowmap_jpos *p);
+void cowmap_journal_trim(struct cowmap_session *s);
 
 #endif /* _COWMAP_H */

@@ -23,12 +23,18 @@
 #include <linux/timekeeping.h>
 #include <linux/uaccess.h>
 #include <linux/uidgid.h>
+#include <linux/vmalloc.h>
 
 #include "compat.h"
 #include "cowmap.h"
 
 #define COWMAP_HDR_SIZE sizeof(struct cowmap_log_header)
 #define COWMAP_REC_HDR	sizeof(struct cowmap_log_record)
+/* The smallest record: one changed byte. A chunk holds at most cap / this. */
+#define COWMAP_REC_MIN	ALIGN(COWMAP_REC_HDR + 2, 8)
+/* A new chunk's smallest size, and the largest (two whole runs fit). */
+#define COWMAP_CHUNK_MIN	512
+#define COWMAP_CHUNK_MAX	(256 * 1024)
 
 static u32 cowmap_crc(const void *p, size_t len)
 {
@@ -100,27 +106,33 @@ int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
  */
 static int cowmap_jfile_write(struct cowmap_session *s, bool durable)
 {
-	unsigned long seq = s->jfile_seq + 1;
-	struct cowmap_rec *rec;
+	const struct cowmap_log_record *h;
+	struct cowmap_jpos p;
 	int ret = 0;
 
 	lockdep_assert_held_write(&s->jlock);
 	if (!s->jfile)
 		return 0;
 
-	while ((rec = xa_find(&s->journal, &seq, ULONG_MAX, XA_PRESENT))) {
+	/*
+	 * Records after jfile_seq are never dropped (a trim keeps what the
+	 * file lacks), so the rest of their chunk is one contiguous write.
+	 */
+	for (h = cowmap_journal_seek(s, s->jfile_seq + 1, &p); h;
+	     h = cowmap_journal_seek(s, s->jfile_seq + 1, &p)) {
+		struct cowmap_chunk *c = s->chunks[p.ci];
+		size_t len = c->used - p.off;
 		loff_t pos = s->jfile_len;
-		ssize_t n = kernel_write(s->jfile, rec->data, rec->size, &pos);
+		ssize_t n = kernel_write(s->jfile, h, len, &pos);
 
-		if (n != rec->size) {
+		if (n != len) {
 			ret = n < 0 ? n : -EIO;
 			/* Best effort: no torn record in front of the retry. */
 			vfs_truncate(&s->jfile->f_path, s->jfile_len);
 			return ret;
 		}
 		s->jfile_len = pos;
-		WRITE_ONCE(s->jfile_seq, seq);
-		seq++;
+		WRITE_ONCE(s->jfile_seq, c->first_seq + c->nr - 1);
 	}
 	if (durable)
 		ret = vfs_fsync(s->jfile, 0);
@@ -237,57 +249,173 @@ static void cowmap_copy_run(struct cowmap_session *s, loff_t off, u32 len,
 	}
 }
 
-static void cowmap_free_recs(struct cowmap_rec **recs, size_t n)
+static void cowmap_chunk_free(struct cowmap_chunk *c)
 {
-	while (n--)
-		kvfree(recs[n]);
-	kvfree(recs);
+	kvfree(c->data);
+	kfree(c);
 }
 
-/* Build the records of @r, numbered from @seq. */
-static struct cowmap_rec **cowmap_build(struct cowmap_session *s,
-					struct cowmap_runs *r, u64 seq)
+/*
+ * A chunk for at least @want bytes of records: kmalloc() up to a page, with
+ * the whole bucket used; vmalloc() above, page granular. Its bitmaps are
+ * sized for the most records @cap bytes can hold.
+ */
+static struct cowmap_chunk *cowmap_chunk_alloc(u64 first_seq, size_t want)
 {
+	size_t cap = want <= PAGE_SIZE ? kmalloc_size_roundup(want) :
+					 PAGE_ALIGN(want);
+	size_t longs = BITS_TO_LONGS(cap / COWMAP_REC_MIN);
+	struct cowmap_chunk *c;
+
+	c = kzalloc(struct_size(c, dropped, 2 * longs), GFP_KERNEL_ACCOUNT);
+	if (!c)
+		return NULL;
+	/* A failure is the committer's ENOMEM, not a splat in the log. */
+	if (want <= PAGE_SIZE)
+		c->data = kmalloc(cap, GFP_KERNEL_ACCOUNT);
+	else
+		c->data = __vmalloc(cap, GFP_KERNEL_ACCOUNT | __GFP_NOWARN);
+	if (!c->data) {
+		kfree(c);
+		return NULL;
+	}
+	c->first_seq = first_seq;
+	c->cap = cap;
+	c->merged = c->dropped + longs;
+	return c;
+}
+
+/* Room in @s->chunks for @n more chunks. */
+static int cowmap_chunks_reserve(struct cowmap_session *s, size_t n)
+{
+	struct cowmap_chunk **v;
+	size_t cap;
+
+	if (s->nr_chunks + n <= s->chunks_cap)
+		return 0;
+	cap = max_t(size_t, 2 * s->chunks_cap, s->nr_chunks + n);
+	cap = max_t(size_t, cap, 8);
+	if (cap > UINT_MAX)
+		return -ENOMEM;
+	v = kvmalloc_array(cap, sizeof(*v), GFP_KERNEL_ACCOUNT);
+	if (!v)
+		return -ENOMEM;
+	if (s->nr_chunks)
+		memcpy(v, s->chunks, s->nr_chunks * sizeof(*v));
+	kvfree(s->chunks);
+	s->chunks = v;
+	s->chunks_cap = cap;
+	return 0;
+}
+
+/* Write the record of @run, numbered @seq, at the end of @c. */
+static void cowmap_put_rec(struct cowmap_session *s, struct cowmap_chunk *c,
+			   const struct cowmap_run *run, u64 seq, u64 time,
+			   u32 pid, u32 uid)
+{
+	size_t size = cowmap_rec_size(run->len);
+	struct cowmap_log_record *h = (void *)(c->data + c->used);
+	u8 *old = (u8 *)(h + 1), *end = (u8 *)h + size;
+
+	memset(h, 0, sizeof(*h));
+	h->magic = cpu_to_le32(COWMAP_REC_MAGIC);
+	h->size = cpu_to_le32(size);
+	h->seq = cpu_to_le64(seq);
+	h->session_id = cpu_to_le64(s->id);
+	h->offset = cpu_to_le64(run->off);
+	h->length = cpu_to_le32(run->len);
+	h->time_ns = cpu_to_le64(time);
+	h->pid = cpu_to_le32(pid);
+	h->uid = cpu_to_le32(uid);
+	cowmap_copy_run(s, run->off, run->len, old, old + run->len);
+	memset(old + 2 * run->len, 0, end - (old + 2 * run->len));
+	h->crc = cpu_to_le32(cowmap_crc(h, size));
+	c->used += size;
+	c->nr++;
+	c->live++;
+}
+
+/*
+ * Append the records of @r, numbered from @s->next_seq: into the free tail
+ * of the last chunk first, then into new chunks of up to COWMAP_CHUNK_MAX
+ * bytes, each sized to what it gets. The last new chunk is at least twice
+ * the old last chunk (up to the maximum), so small commits share chunks.
+ * Every allocation happens before the journal changes: on failure it is
+ * as it was. Under @jlock (write) and @lock.
+ */
+static int cowmap_journal_add(struct cowmap_session *s,
+			      const struct cowmap_runs *r)
+{
+	struct cowmap_chunk *tail = s->nr_chunks ?
+				    s->chunks[s->nr_chunks - 1] : NULL;
+	size_t grow = tail ? min_t(size_t, 2 * tail->cap, COWMAP_CHUNK_MAX) :
+			     COWMAP_CHUNK_MIN;
 	u64 time = ktime_get_real_ns();
 	u32 pid = task_tgid_nr(current);
 	u32 uid = from_kuid_munged(&init_user_ns, current_uid());
-	struct cowmap_rec **recs;
+	size_t i, t = 0, k = 0, n = 0, fill;
+	unsigned int first = s->nr_chunks;
 	struct mem_cgroup *old;
-	size_t i;
+	int ret;
+
+	/* The sequence numbers of a chunk are consecutive. */
+	if (tail && tail->first_seq + tail->nr == s->next_seq) {
+		for (fill = tail->used; t < r->n; t++) {
+			fill += cowmap_rec_size(r->v[t].len);
+			if (fill > tail->cap)
+				break;
+		}
+	}
+	for (i = t, fill = 0; i < r->n; i++) {
+		size_t size = cowmap_rec_size(r->v[i].len);
+
+		if (!fill || fill + size > COWMAP_CHUNK_MAX) {
+			k++;
+			fill = 0;
+		}
+		fill += size;
+	}
 
 	old = set_active_memcg(s->memcg);
-	recs = kvcalloc(r->n, sizeof(*recs), GFP_KERNEL_ACCOUNT);
-	for (i = 0; recs && i < r->n; i++) {
-		struct cowmap_run *run = &r->v[i];
-		size_t size = cowmap_rec_size(run->len);
-		struct cowmap_log_record *h;
+	ret = cowmap_chunks_reserve(s, k);
+	for (i = t; !ret && i < r->n; n++) {
+		u64 seq = s->next_seq + i;
 
-		recs[i] = kvzalloc(struct_size(recs[i], data, size),
-				   GFP_KERNEL_ACCOUNT);
-		if (!recs[i]) {
-			cowmap_free_recs(recs, i);
-			recs = NULL;
-			break;
+		for (fill = 0; i < r->n; i++) {
+			size_t size = cowmap_rec_size(r->v[i].len);
+
+			if (fill && fill + size > COWMAP_CHUNK_MAX)
+				break;
+			fill += size;
 		}
-		recs[i]->seq = seq + i;
-		recs[i]->size = size;
-		h = (struct cowmap_log_record *)recs[i]->data;
-		h->magic = cpu_to_le32(COWMAP_REC_MAGIC);
-		h->size = cpu_to_le32(size);
-		h->seq = cpu_to_le64(seq + i);
-		h->session_id = cpu_to_le64(s->id);
-		h->offset = cpu_to_le64(run->off);
-		h->length = cpu_to_le32(run->len);
-		h->time_ns = cpu_to_le64(time);
-		h->pid = cpu_to_le32(pid);
-		h->uid = cpu_to_le32(uid);
-		cowmap_copy_run(s, run->off, run->len,
-				recs[i]->data + COWMAP_REC_HDR,
-				recs[i]->data + COWMAP_REC_HDR + run->len);
-		h->crc = cpu_to_le32(cowmap_crc(recs[i]->data, size));
+		if (i == r->n)
+			fill = max(fill, grow);
+		s->chunks[first + n] = cowmap_chunk_alloc(seq, fill);
+		if (!s->chunks[first + n])
+			ret = -ENOMEM;
 	}
 	set_active_memcg(old);
-	return recs;
+	if (ret) {
+		while (n--)
+			if (s->chunks[first + n])
+				cowmap_chunk_free(s->chunks[first + n]);
+		return ret;
+	}
+
+	for (i = 0; i < t; i++)
+		cowmap_put_rec(s, tail, &r->v[i], s->next_seq + i, time, pid,
+			       uid);
+	for (n = 0; n < k; n++) {
+		struct cowmap_chunk *c = s->chunks[first + n];
+		u64 end = n + 1 < k ? s->chunks[first + n + 1]->first_seq :
+				      s->next_seq + r->n;
+
+		for (; s->next_seq + i < end; i++)
+			cowmap_put_rec(s, c, &r->v[i], s->next_seq + i, time,
+				       pid, uid);
+	}
+	s->nr_chunks += k;
+	return 0;
 }
 
 /* Unmap every page written since the last commit; returns their number. */
@@ -359,11 +487,9 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 {
 	bool durable = c->flags & COWMAP_COMMIT_DURABLE;
 	struct cowmap_runs r = { };
-	struct cowmap_rec **recs = NULL;
 	struct cowmap_page *cp;
 	unsigned long idx;
 	int ret = 0, fret;
-	size_t i;
 	loff_t eof;
 
 	if (c->flags & ~COWMAP_COMMIT_DURABLE || c->records || c->bytes ||
@@ -393,28 +519,15 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 		goto unlock;
 	}
 	if (r.n) {
-		recs = cowmap_build(s, &r, s->next_seq);
-		if (!recs) {
-			ret = -ENOMEM;
+		ret = cowmap_journal_add(s, &r);
+		if (ret)
 			goto unlock;
-		}
-		for (i = 0; i < r.n; i++) {
-			ret = xa_insert(&s->journal, recs[i]->seq, recs[i],
-					GFP_KERNEL_ACCOUNT);
-			if (ret) {
-				while (i--)
-					xa_erase(&s->journal, recs[i]->seq);
-				cowmap_free_recs(recs, r.n);
-				goto unlock;
-			}
-		}
 		c->first_seq = s->next_seq;
 		c->records = r.n;
 		c->bytes = r.bytes;
 		s->next_seq += r.n;
 		s->nr_records += r.n;
 		s->journal_bytes += r.bytes;
-		kvfree(recs);	/* the records now belong to the journal */
 	}
 	cowmap_clean_written(s, eof);
 	s->commits++;
@@ -433,10 +546,13 @@ unlock:
 int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d)
 {
 	u8 __user *buf = u64_to_user_ptr(d->buf);
-	unsigned long idx = d->cursor;
-	struct cowmap_log_header h;
-	struct cowmap_rec *rec;
-	u32 used = 0;
+	const struct cowmap_log_record *h;
+	struct cowmap_log_header hd;
+	const u8 *run = NULL;
+	unsigned int run_ci = 0;
+	struct cowmap_jpos p;
+	u64 seq = d->cursor;
+	u32 used = 0, len = 0;
 	int ret = 0;
 
 	if (d->flags || d->bytes || d->records || d->needed || d->reserved0 ||
@@ -445,34 +561,50 @@ int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d)
 
 	down_read(&s->jlock);
 	if (d->cursor == 0) {
-		if (d->buf_size < sizeof(h)) {
-			d->needed = sizeof(h);
+		if (d->buf_size < sizeof(hd)) {
+			d->needed = sizeof(hd);
 			goto out;
 		}
-		cowmap_log_header(s, &h);
-		if (copy_to_user(buf, &h, sizeof(h))) {
+		cowmap_log_header(s, &hd);
+		if (copy_to_user(buf, &hd, sizeof(hd))) {
 			ret = -EFAULT;
 			goto out;
 		}
-		used = sizeof(h);
-		idx = 1;
+		used = sizeof(hd);
+		seq = 1;
 		d->cursor = 1;
 	}
-	while ((rec = xa_find(&s->journal, &idx, ULONG_MAX, XA_PRESENT))) {
-		if (rec->size > d->buf_size - used) {
-			if (!used)
-				d->needed = rec->size;
+	/* Records next to each other in a chunk are copied in one go. */
+	for (h = cowmap_journal_seek(s, seq, &p); h;
+	     h = cowmap_journal_next(s, &p)) {
+		u32 size = le32_to_cpu(h->size);
+
+		if (size > d->buf_size - used - len) {
+			if (!used && !len)
+				d->needed = size;
 			break;
 		}
-		if (copy_to_user(buf + used, rec->data, rec->size)) {
-			ret = -EFAULT;
-			goto out;
+		if (len && (p.ci != run_ci || (const u8 *)h != run + len)) {
+			if (copy_to_user(buf + used, run, len)) {
+				ret = -EFAULT;
+				goto out;
+			}
+			used += len;
+			len = 0;
 		}
-		used += rec->size;
+		if (!len) {
+			run = (const u8 *)h;
+			run_ci = p.ci;
+		}
+		len += size;
 		d->records++;
-		d->cursor = ++idx;
+		d->cursor = le64_to_cpu(h->seq) + 1;
 	}
-	d->bytes = used;
+	if (len && copy_to_user(buf + used, run, len)) {
+		ret = -EFAULT;
+		goto out;
+	}
+	d->bytes = used + len;
 out:
 	up_read(&s->jlock);
 	return ret;
@@ -487,11 +619,14 @@ ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 {
 	struct cowmap_session *s = cowmap_file_session(file);
 	struct cowmap_file *cf = file->private_data;
-	struct cowmap_log_header h;
-	struct cowmap_rec *rec;
-	loff_t pos = *ppos, rpos;
-	unsigned long seq;
-	size_t done = 0;
+	const struct cowmap_log_record *h;
+	struct cowmap_log_header hd;
+	loff_t pos = *ppos, rpos, run_rpos = 0;
+	unsigned int run_ci = 0;
+	const u8 *run = NULL;
+	struct cowmap_jpos p;
+	size_t done = 0, plen = 0;
+	u64 seq, run_seq = 0;
 	ssize_t ret = 0;
 
 	if (!s)
@@ -504,8 +639,8 @@ ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 	if (pos < (loff_t)COWMAP_HDR_SIZE && count) {
 		size_t n = min_t(size_t, count, COWMAP_HDR_SIZE - pos);
 
-		cowmap_log_header(s, &h);
-		if (copy_to_user(buf, (u8 *)&h + pos, n)) {
+		cowmap_log_header(s, &hd);
+		if (copy_to_user(buf, (u8 *)&hd + pos, n)) {
 			ret = -EFAULT;
 			goto out;
 		}
@@ -520,26 +655,54 @@ ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 		seq = 1;
 		rpos = COWMAP_HDR_SIZE;
 	}
-	while (done < count &&
-	       (rec = xa_find(&s->journal, &seq, ULONG_MAX, XA_PRESENT))) {
-		size_t off, n;
+	/*
+	 * What is next to each other in a chunk is copied in one go. On a
+	 * fault, the bytes copied count, and the cache goes back to the first
+	 * record of the run.
+	 */
+	h = cowmap_journal_seek(s, seq, &p);
+	for (;;) {
+		const u8 *src = NULL;
+		size_t off = 0, n = 0, left;
+		u32 size = 0;
 
-		if (rpos + rec->size <= pos) {
-			rpos += rec->size;
-			seq++;
-			continue;
+		if (h && done + plen < count) {
+			size = le32_to_cpu(h->size);
+			if (rpos + size <= pos) {
+				rpos += size;
+				seq = le64_to_cpu(h->seq) + 1;
+				h = cowmap_journal_next(s, &p);
+				continue;
+			}
+			off = pos + plen - rpos;
+			n = min_t(size_t, size - off, count - done - plen);
+			src = (const u8 *)h + off;
 		}
-		off = pos - rpos;
-		n = min_t(size_t, rec->size - off, count - done);
-		if (copy_to_user(buf + done, rec->data + off, n)) {
-			ret = -EFAULT;
+		if (plen && (!src || p.ci != run_ci || src != run + plen)) {
+			left = copy_to_user(buf + done, run, plen);
+			done += plen - left;
+			pos += plen - left;
+			plen = 0;
+			if (left) {
+				rpos = run_rpos;
+				seq = run_seq;
+				ret = -EFAULT;
+				break;
+			}
+		}
+		if (!src)
 			break;
+		if (!plen) {
+			run = src;
+			run_ci = p.ci;
+			run_rpos = rpos;
+			run_seq = seq;
 		}
-		done += n;
-		pos += n;
-		if (off + n == rec->size) {
-			rpos += rec->size;
-			seq++;
+		plen += n;
+		if (off + n == size) {
+			rpos += size;
+			seq = le64_to_cpu(h->seq) + 1;
+			h = cowmap_journal_next(s, &p);
 		}
 	}
 	cf->rd_pos = rpos;
@@ -553,15 +716,136 @@ out:
 	return done;
 }
 
+/* From @p, the first record not dropped, or NULL at the end. */
+static const struct cowmap_log_record *
+cowmap_journal_settle(struct cowmap_session *s, struct cowmap_jpos *p)
+{
+	for (; p->ci < s->nr_chunks; p->ci++, p->idx = 0, p->off = 0) {
+		struct cowmap_chunk *c = s->chunks[p->ci];
+
+		for (; p->idx < c->nr; p->idx++) {
+			const struct cowmap_log_record *h =
+				(const void *)(c->data + p->off);
+
+			if (!test_bit(p->idx, c->dropped))
+				return h;
+			p->off += le32_to_cpu(h->size);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * The first record with a sequence number of at least @seq, its place in
+ * @p; NULL (and @p at the end) if there is none. The chunk is found by a
+ * binary search, the record by walking the chunk. Under @jlock.
+ */
+const struct cowmap_log_record *
+cowmap_journal_seek(struct cowmap_session *s, u64 seq, struct cowmap_jpos *p)
+{
+	unsigned int lo = 0, hi = s->nr_chunks;
+	struct cowmap_chunk *c;
+
+	/* lo: the number of chunks starting at or before @seq. */
+	while (lo < hi) {
+		unsigned int mid = lo + (hi - lo) / 2;
+
+		if (s->chunks[mid]->first_seq <= seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*p = (struct cowmap_jpos){ .ci = lo ? lo - 1 : 0 };
+	if (lo) {
+		c = s->chunks[p->ci];
+		while (p->idx < c->nr && c->first_seq + p->idx < seq) {
+			const struct cowmap_log_record *h =
+				(const void *)(c->data + p->off);
+
+			p->off += le32_to_cpu(h->size);
+			p->idx++;
+		}
+	}
+	return cowmap_journal_settle(s, p);
+}
+
+/* The record after the one at @p, which moves there. Under @jlock. */
+const struct cowmap_log_record *
+cowmap_journal_next(struct cowmap_session *s, struct cowmap_jpos *p)
+{
+	const struct cowmap_log_record *h =
+		(const void *)(s->chunks[p->ci]->data + p->off);
+
+	p->off += le32_to_cpu(h->size);
+	p->idx++;
+	return cowmap_journal_settle(s, p);
+}
+
+/*
+ * Mark the record at @p merged; false if it was already. Under @jlock
+ * (write) and @lock.
+ */
+bool cowmap_journal_set_merged(struct cowmap_session *s,
+			       const struct cowmap_jpos *p)
+{
+	lockdep_assert_held_write(&s->jlock);
+	lockdep_assert_held(&s->lock);
+	if (__test_and_set_bit(p->idx, s->chunks[p->ci]->merged))
+		return false;
+	s->nr_merged++;
+	return true;
+}
+
+/*
+ * Drop the merged records the journal file has (all of them without a
+ * file). A chunk is freed when its last record goes; until then, its
+ * dropped records keep their bytes. Under @jlock (write) and @lock.
+ */
+void cowmap_journal_trim(struct cowmap_session *s)
+{
+	unsigned int ci, keep = 0;
+
+	lockdep_assert_held_write(&s->jlock);
+	lockdep_assert_held(&s->lock);
+	for (ci = 0; ci < s->nr_chunks; ci++) {
+		struct cowmap_chunk *c = s->chunks[ci];
+		u32 idx, off = 0;
+
+		for (idx = 0; idx < c->nr; idx++) {
+			const struct cowmap_log_record *h =
+				(const void *)(c->data + off);
+			u32 size = le32_to_cpu(h->size);
+
+			off += size;
+			if (test_bit(idx, c->dropped) ||
+			    !test_bit(idx, c->merged) ||
+			    (s->jfile && c->first_seq + idx > s->jfile_seq))
+				continue;
+			__set_bit(idx, c->dropped);
+			c->live--;
+			s->nr_records--;
+			s->nr_merged--;
+			s->journal_bytes -= size;
+		}
+		if (c->live)
+			s->chunks[keep++] = c;
+		else
+			cowmap_chunk_free(c);
+	}
+	s->nr_chunks = keep;
+}
+
 /* Drop every record. Under @jlock (write) and @lock. */
 void cowmap_journal_free(struct cowmap_session *s)
 {
-	struct cowmap_rec *rec;
-	unsigned long idx;
+	unsigned int ci;
 
-	xa_for_each(&s->journal, idx, rec)
-		kvfree(rec);
-	xa_destroy(&s->journal);
+	for (ci = 0; ci < s->nr_chunks; ci++)
+		cowmap_chunk_free(s->chunks[ci]);
+	kvfree(s->chunks);
+	s->chunks = NULL;
+	s->nr_chunks = 0;
+	s->chunks_cap = 0;
 	s->nr_records = 0;
 	s->nr_merged = 0;
 	s->journal_bytes = 0;

@@ -22,8 +22,6 @@
 #include "compat.h"
 #include "cowmap.h"
 
-#define COWMAP_REC_HDR	sizeof(struct cowmap_log_record)
-
 /* A byte range of the target, read into @buf, changed if @dirty. */
 struct cowmap_extent {
 	loff_t off;
@@ -38,31 +36,26 @@ struct cowmap_merger {
 	struct file *target;
 	struct cowmap_merge *m;
 	struct cowmap_conflict __user *ubuf;
-	struct cowmap_rec **recs;
+	const struct cowmap_log_record **recs;	/* in sequence order */
 	size_t nrecs;
 	struct cowmap_extent *ext;
 	size_t next;
 };
 
-static const struct cowmap_log_record *cowmap_rec_hdr(struct cowmap_rec *rec)
+static loff_t cowmap_rec_off(const struct cowmap_log_record *h)
 {
-	return (const struct cowmap_log_record *)rec->data;
+	return le64_to_cpu(h->offset);
 }
 
-static loff_t cowmap_rec_off(struct cowmap_rec *rec)
+static u32 cowmap_rec_len(const struct cowmap_log_record *h)
 {
-	return le64_to_cpu(cowmap_rec_hdr(rec)->offset);
-}
-
-static u32 cowmap_rec_len(struct cowmap_rec *rec)
-{
-	return le32_to_cpu(cowmap_rec_hdr(rec)->length);
+	return le32_to_cpu(h->length);
 }
 
 static int cowmap_cmp_off(const void *a, const void *b)
 {
-	loff_t x = cowmap_rec_off(*(struct cowmap_rec **)a);
-	loff_t y = cowmap_rec_off(*(struct cowmap_rec **)b);
+	loff_t x = cowmap_rec_off(*(const struct cowmap_log_record **)a);
+	loff_t y = cowmap_rec_off(*(const struct cowmap_log_record **)b);
 
 	return x < y ? -1 : x > y;
 }
@@ -70,7 +63,7 @@ static int cowmap_cmp_off(const void *a, const void *b)
 /* The union of the records' ranges, as sorted, disjoint extents. */
 static int cowmap_build_extents(struct cowmap_merger *mg)
 {
-	struct cowmap_rec **by_off;
+	const struct cowmap_log_record **by_off;
 	struct cowmap_extent *e;
 	size_t i;
 
@@ -137,7 +130,8 @@ static struct cowmap_extent *cowmap_find_extent(struct cowmap_merger *mg,
 	return &mg->ext[lo];
 }
 
-static int cowmap_report(struct cowmap_merger *mg, struct cowmap_rec *rec,
+static int cowmap_report(struct cowmap_merger *mg,
+			 const struct cowmap_log_record *rec,
 			 const u8 *old, const u8 *found, size_t avail)
 {
 	struct cowmap_conflict c = { };
@@ -148,8 +142,8 @@ static int cowmap_report(struct cowmap_merger *mg, struct cowmap_rec *rec,
 	/* From the first byte that is not the old one (shown as expected). */
 	while (at < len && at < avail && found[at] == old[at])
 		at++;
-	c.session_id = le64_to_cpu(cowmap_rec_hdr(rec)->session_id);
-	c.seq = rec->seq;
+	c.session_id = le64_to_cpu(rec->session_id);
+	c.seq = le64_to_cpu(rec->seq);
 	c.offset = cowmap_rec_off(rec);
 	c.length = len;
 	c.diff_at = at;
@@ -175,10 +169,10 @@ static int cowmap_check(struct cowmap_merger *mg, bool *merged)
 	int ret;
 
 	for (i = 0; i < mg->nrecs; i++) {
-		struct cowmap_rec *rec = mg->recs[i];
+		const struct cowmap_log_record *rec = mg->recs[i];
 		loff_t off = cowmap_rec_off(rec);
 		u32 len = cowmap_rec_len(rec);
-		const u8 *old = rec->data + COWMAP_REC_HDR, *new = old + len;
+		const u8 *old = (const u8 *)(rec + 1), *new = old + len;
 		struct cowmap_extent *e = cowmap_find_extent(mg, off);
 		size_t at = off - e->off;
 		u8 *cur = e->buf + at;
@@ -275,8 +269,8 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	const u32 flags = COWMAP_MERGE_SKIP | COWMAP_MERGE_FORCE |
 			  COWMAP_MERGE_DRY_RUN | COWMAP_MERGE_FSYNC;
 	struct cowmap_merger mg = { .s = s, .m = m };
-	struct cowmap_rec *rec;
-	unsigned long idx;
+	const struct cowmap_log_record *rec;
+	struct cowmap_jpos p;
 	bool *merged = NULL;
 	struct inode *inode;
 	bool write;
@@ -307,7 +301,8 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	ret = -ENOMEM;
 	if (!mg.recs || !merged)
 		goto out_unlock;
-	xa_for_each(&s->journal, idx, rec)
+	for (rec = cowmap_journal_seek(s, 1, &p); rec;
+	     rec = cowmap_journal_next(s, &p))
 		mg.recs[mg.nrecs++] = rec;
 	m->records = mg.nrecs;
 	ret = 0;
@@ -331,12 +326,12 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	file_end_write(mg.target);
 
 	if (write && !ret) {
+		/* The same walk as above: @jlock was held all along. */
 		mutex_lock(&s->lock);
-		for (i = 0; i < mg.nrecs; i++)
-			if (merged[i] && !mg.recs[i]->merged) {
-				mg.recs[i]->merged = true;
-				s->nr_merged++;
-			}
+		for (i = 0, rec = cowmap_journal_seek(s, 1, &p); rec;
+		     i++, rec = cowmap_journal_next(s, &p))
+			if (merged[i])
+				cowmap_journal_set_merged(s, &p);
 		mutex_unlock(&s->lock);
 	}
 	if (m->written)
@@ -365,20 +360,9 @@ out_fput:
 /* Drop merged records (that the journal file has, if there is one). */
 void cowmap_trim(struct cowmap_session *s)
 {
-	struct cowmap_rec *rec;
-	unsigned long idx;
-
 	down_write(&s->jlock);
 	mutex_lock(&s->lock);
-	xa_for_each(&s->journal, idx, rec) {
-		if (!rec->merged || (s->jfile && rec->seq > s->jfile_seq))
-			continue;
-		xa_erase(&s->journal, idx);
-		s->nr_records--;
-		s->nr_merged--;
-		s->journal_bytes -= rec->size;
-		kvfree(rec);
-	}
+	cowmap_journal_trim(s);
 	mutex_unlock(&s->lock);
 	up_write(&s->jlock);
 }

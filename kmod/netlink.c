@@ -234,10 +234,10 @@ static int cowmap_nl_session_dumpit(struct sk_buff *skb, struct netlink_callback
  */
 static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
+	const struct cowmap_log_record *rec = NULL;
 	struct cowmap_log_header h;
-	struct cowmap_rec *rec = NULL;
 	struct cowmap_session *s;
-	unsigned long seq;
+	struct cowmap_jpos p;
 	void *hdr;
 	int sent = 0;
 
@@ -273,11 +273,11 @@ static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb
 		cb->args[1] = 1;
 		sent++;
 	}
-	seq = cb->args[1];
-	while ((rec = xa_find(&s->journal, &seq, ULONG_MAX, XA_PRESENT))) {
-		if (nla_put(skb, COWMAP_A_RECORD, rec->size, rec->data))
+	for (rec = cowmap_journal_seek(s, cb->args[1], &p); rec;
+	     rec = cowmap_journal_next(s, &p)) {
+		if (nla_put(skb, COWMAP_A_RECORD, le32_to_cpu(rec->size), rec))
 			break;
-		cb->args[1] = ++seq;
+		cb->args[1] = le64_to_cpu(rec->seq) + 1;
 		sent++;
 	}
 	up_read(&s->jlock);

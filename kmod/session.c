@@ -149,7 +149,6 @@ static struct cowmap_session *cowmap_session_alloc(void)
 	init_rwsem(&s->jlock);
 	xa_init(&s->pages);
 	xa_init(&s->base);
-	xa_init(&s->journal);
 	atomic_set(&s->nr_vmas, 0);
 	s->next_seq = 1;
 	s->inode = inode;

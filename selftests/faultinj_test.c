@@ -242,6 +242,58 @@ TEST_F(fi, commit)
 	EXPECT_LT(0, self->sw.errors);
 }
 
+/*
+ * The same for a commit that appends to the journal's last chunk and needs
+ * a new one from vmalloc (a whole-page record): a failure anywhere leaves
+ * the journal as it was, and the retry numbers the records on from there.
+ */
+TEST_F(fi, commit_into_chunks)
+{
+	struct cowmap_status st;
+	int n, ret, fired;
+
+	NEED_INJECTION();
+	for (n = 1; n <= MAX_NTH; n++) {
+		int fd = cm_session(self->file);
+		uint8_t *m = cm_map(fd, 16 * PG, 0);
+		struct log l = { 0 };
+
+		ASSERT_NE(MAP_FAILED, m);
+		m[10 * PG] ^= 0x42;
+		ASSERT_EQ(1, cm_commit(fd, 0));
+		for (int i = 0; i < 40; i++)
+			m[i * 97] ^= 0x42;
+		for (int i = 0; i < (int)PG; i++)
+			m[5 * PG + i] ^= 0x42;
+		fail_nth(n);
+		ret = cm_commit(fd, 0);
+		fired = fail_fired();
+		ASSERT_EQ(0, cm_status(fd, &st));
+		if (ret < 0) {
+			self->sw.errors++;
+			EXPECT_EQ(1, st.journal_records);
+			EXPECT_LT(0, st.twin_pages);	/* still to commit */
+			EXPECT_EQ(41, cm_commit(fd, 0));
+		} else {
+			EXPECT_EQ(41, ret);
+			EXPECT_EQ(0, st.twin_pages);
+		}
+		ASSERT_EQ(0, dump_all(fd, &l, 1 << 16));
+		ASSERT_EQ(42, l.n);
+		for (int i = 0; i < l.n; i++)
+			EXPECT_EQ(i + 1, l.recs[i].seq);
+		free(l.buf);
+		munmap(m, 16 * PG);
+		cm_end(fd);
+		if (!fired)
+			break;
+		self->sw.runs++;
+	}
+	TH_LOG("%d injected failures: %d errors", self->sw.runs, self->sw.errors);
+	EXPECT_GE(MAX_NTH, n);
+	EXPECT_LT(0, self->sw.errors);
+}
+
 static int op_dump(int fd)
 {
 	struct log l = { 0 };

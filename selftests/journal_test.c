@@ -338,6 +338,43 @@ TEST_F(jr, read_stream_equals_dump)
 	free(buf);
 }
 
+/*
+ * read(2) into a buffer that ends in a PROT_NONE page: the bytes before the
+ * fault are returned, and the next read goes on from there.
+ */
+TEST_F(jr, read_into_a_short_buffer)
+{
+	uint8_t *b = mmap(NULL, 2 * PG, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	uint8_t *all = malloc(1 << 20);
+	size_t len, first;
+	ssize_t n;
+
+	ASSERT_NE(MAP_FAILED, b);
+	ASSERT_EQ(0, mprotect(b + PG, PG, PROT_NONE));
+	for (int i = 0; i < 30; i++)
+		self->map[i * 500 + 3] ^= 0x0F;
+	ASSERT_EQ(30, cm_commit(self->fd, 0));
+	ASSERT_EQ(0, dump_all(self->fd, &self->log, 4096));
+	/* Header and the start of the records fit; the rest faults. */
+	n = read(self->fd, b + PG - 300, 1000);
+	ASSERT_LE(64, n);
+	ASSERT_GE(300, n);
+	EXPECT_EQ(0, memcmp(b + PG - 300, self->log.buf, n));
+	first = n;
+	/* Nothing fits: EFAULT, and the position stays. */
+	EXPECT_EQ(-1, read(self->fd, b + PG, 100));
+	EXPECT_EQ(EFAULT, errno);
+	len = first;
+	while ((n = read(self->fd, all + len, 333)) > 0)
+		len += n;
+	ASSERT_EQ(0, n);
+	ASSERT_EQ(self->log.len, len);
+	EXPECT_EQ(0, memcmp(all + first, self->log.buf + first, len - first));
+	munmap(b, 2 * PG);
+	free(all);
+}
+
 TEST_F(jr, flipped_bit_and_truncation_detected)
 {
 	for (int i = 0; i < 5; i++)

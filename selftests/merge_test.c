@@ -2,8 +2,9 @@
 /*
  * Kernel merge: the seed's demo, the apply / already-applied / conflict
  * rule under each policy, several sessions on one file, visibility to other
- * sessions, trim, an interrupted merge, bad input, and a property test
- * against a model of the rule computed in user space.
+ * sessions, trim (also of records packed in several chunks), an
+ * interrupted merge, bad input, and a property test against a model of
+ * the rule computed in user space.
  */
 #include "cowmap_test.h"
 #include "cowmap_log.h"
@@ -282,6 +283,133 @@ TEST(records_in_sequence_and_trim)
 	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_TRIM, 1));
 	EXPECT_EQ(EINVAL, errno);
 	free(l.buf);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/*
+ * The kernel keeps records packed in chunks of up to 256 KiB: many small
+ * commits sharing chunks, one commit spreading over several, a trim that
+ * drops most records of a chunk but not all. Dump, read(2) and later
+ * commits must not notice.
+ */
+#define CH_PAGES	64
+#define CH_SMALL	40	/* commits of one record each */
+#define CH_BIG		3900	/* records of one commit: over 256 KiB */
+#define CH_TOTAL	(CH_SMALL + CH_BIG)
+
+static off_t ch_off(int i)	/* the byte record seq i + 1 changes */
+{
+	return i < CH_SMALL ? 32 * PG + i * 16 : (off_t)(i - CH_SMALL) * 16;
+}
+
+static int ch_stream_is_dump(int fd, const struct log *l)
+{
+	uint8_t *buf = malloc(l->len + 1);
+	size_t len = 0;
+	ssize_t n;
+
+	while ((n = pread(fd, buf + len, 4000, len)) > 0)
+		len += n;
+	n = len == l->len && !memcmp(buf, l->buf, len);
+	free(buf);
+	return n;
+}
+
+TEST(chunked_journal_trim)
+{
+	static struct log l1, l2;
+	/*
+	 * Chunks start at records 7, 21, 49 and 3689 (docs/design.md, the
+	 * journal storage): the second goes whole, the others keep a few.
+	 */
+	static const int conflict[] = { 0, 6, 21, 39, 40, 48, 49, 1000, 3600,
+					3688, 3689, CH_TOTAL - 1 };
+	const int nc = sizeof(conflict) / sizeof(conflict[0]);
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "mchunk", CH_PAGES * PG, O_RDWR);
+	int fd = cm_session(file);
+	struct cowmap_status st;
+	struct cowmap_merge m;
+	uint8_t *map;
+
+	ASSERT_LE(0, fd);
+	map = cm_map(fd, CH_PAGES * PG, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	for (int i = 0; i < CH_SMALL; i++) {
+		map[ch_off(i)] ^= 0xFF;
+		ASSERT_EQ(1, cm_commit(fd, 0));
+	}
+	for (int i = CH_SMALL; i < CH_TOTAL; i++)
+		map[ch_off(i)] ^= 0xFF;
+	ASSERT_EQ(CH_BIG, cm_commit(fd, 0));
+
+	/* Every record, in order, whatever the buffer. */
+	ASSERT_EQ(0, dump_all(fd, &l1, 1 << 20));
+	ASSERT_EQ(CH_TOTAL, l1.n);
+	for (int i = 0; i < CH_TOTAL; i++) {
+		uint8_t old = cm_pat(ch_off(i), 0), new = old ^ 0xFF;
+
+		ASSERT_EQ(i + 1, l1.recs[i].seq);
+		ASSERT_TRUE(rec_is(&l1.recs[i], ch_off(i), &old, &new, 1));
+	}
+	ASSERT_EQ(0, dump_all(fd, &l2, 1000));
+	ASSERT_EQ(l1.len, l2.len);
+	EXPECT_EQ(0, memcmp(l1.buf, l2.buf, l1.len));
+	free(l2.buf);
+	EXPECT_TRUE(ch_stream_is_dump(fd, &l1));
+
+	/* Some records conflict; a skipping merge applies the rest. */
+	for (int i = 0; i < nc; i++) {
+		uint8_t b = cm_pat(ch_off(conflict[i]), 0) ^ 0x0F;
+
+		ASSERT_EQ(1, pwrite(file, &b, 1, ch_off(conflict[i])));
+	}
+	ASSERT_EQ(0, merge(fd, file, COWMAP_MERGE_SKIP, &m, NULL, 0));
+	EXPECT_EQ(CH_TOTAL, m.records);
+	EXPECT_EQ(CH_TOTAL - nc, m.applied);
+	EXPECT_EQ(nc, m.conflicts);
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_TRIM, 0));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(nc, st.journal_records);
+	EXPECT_EQ(0, st.merged_records);
+	EXPECT_EQ(nc * 72, st.journal_bytes);
+	free(l1.buf);
+	ASSERT_EQ(0, dump_all(fd, &l1, 4096));
+	ASSERT_EQ(nc, l1.n);
+	for (int i = 0; i < nc; i++)
+		EXPECT_EQ(conflict[i] + 1, l1.recs[i].seq);
+	EXPECT_TRUE(ch_stream_is_dump(fd, &l1));
+
+	/* New records keep their numbers after the gaps. */
+	map[20 * PG + 8] ^= 0xFF;
+	ASSERT_EQ(1, cm_commit(fd, 0));
+	free(l1.buf);
+	ASSERT_EQ(0, dump_all(fd, &l1, 4096));
+	ASSERT_EQ(nc + 1, l1.n);
+	EXPECT_EQ(CH_TOTAL + 1, l1.recs[nc].seq);
+	EXPECT_TRUE(ch_stream_is_dump(fd, &l1));
+	free(l1.buf);
+
+	/* Nothing merged: a trim keeps everything. Forced: all goes. */
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_TRIM, 0));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(nc + 1, st.journal_records);
+	ASSERT_EQ(0, merge(fd, file, COWMAP_MERGE_FORCE, &m, NULL, 0));
+	EXPECT_EQ(nc + 1, m.records);
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_TRIM, 0));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(0, st.journal_records);
+	EXPECT_EQ(0, st.journal_bytes);
+	map[21 * PG] ^= 0xFF;
+	ASSERT_EQ(1, cm_commit(fd, 0));
+	ASSERT_EQ(0, dump_all(fd, &l1, 4096));
+	ASSERT_EQ(1, l1.n);
+	EXPECT_EQ(CH_TOTAL + 2, l1.recs[0].seq);
+	free(l1.buf);
+
+	munmap(map, CH_PAGES * PG);
 	cm_end(fd);
 	close(file);
 	unlink(path);
