@@ -142,6 +142,35 @@ static void cowmap_destroy_page(struct cowmap_session *s, struct cowmap_page *cp
 	kfree(cp);
 }
 
+/*
+ * Copy @src to @a and @b in one pass. Each word of the live page is read
+ * once and stored twice, so the two copies agree even if someone writes the
+ * file meanwhile, and the source is read once instead of twice.
+ */
+static void cowmap_copy_twice(struct page *a, struct page *b, struct page *src)
+{
+	const u64 *s = kmap_local_page(src);
+	u64 *x = kmap_local_page(a);
+	u64 *y = kmap_local_page(b);
+	unsigned int i;
+
+	for (i = 0; i < PAGE_SIZE / sizeof(u64); i += 4) {
+		u64 v0 = s[i], v1 = s[i + 1], v2 = s[i + 2], v3 = s[i + 3];
+
+		x[i] = v0;
+		x[i + 1] = v1;
+		x[i + 2] = v2;
+		x[i + 3] = v3;
+		y[i] = v0;
+		y[i + 1] = v1;
+		y[i + 2] = v2;
+		y[i + 3] = v3;
+	}
+	kunmap_local(y);
+	kunmap_local(x);
+	kunmap_local(s);
+}
+
 /* A private copy of @base and its twin, not yet published. */
 static struct cowmap_page *cowmap_copy_base(struct cowmap_session *s,
 					    struct page *base)
@@ -160,12 +189,7 @@ static struct cowmap_page *cowmap_copy_base(struct cowmap_session *s,
 		cowmap_destroy_page(s, cp);
 		return NULL;
 	}
-	/*
-	 * Copy once from the live page, so the twin and the private copy agree
-	 * even if someone writes the file meanwhile.
-	 */
-	copy_highpage(cp->twin, base);
-	copy_highpage(cp->priv, cp->twin);
+	cowmap_copy_twice(cp->twin, cp->priv, base);
 	return cp;
 }
 
