@@ -368,15 +368,22 @@ static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
 	unsigned int i;
 
 	do {
+		unsigned int next = UINT_MAX;	/* the slot after the last store */
+
 		xas_lock(&xas);
 		while (todo) {
 			i = __ffs(todo);
-			xas_set(&xas, first + i);
+			/* Neighbours: step along the leaf, no walk from the root. */
+			if (i == next)
+				xas_next(&xas);
+			else
+				xas_set(&xas, first + i);
 			xas_store(&xas, pages[i]);
 			if (xas_error(&xas))
 				break;
 			todo &= ~BIT(i);
 			s->nr_base++;
+			next = i + 1;
 		}
 		xas_unlock(&xas);
 	} while (xas_nomem(&xas, GFP_KERNEL_ACCOUNT));
@@ -453,14 +460,22 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	}
 	rcu_read_unlock();
 
-	if (need & BIT(self)) {
+	/*
+	 * One batch lookup for the faulting page too; it alone may need I/O,
+	 * and is read only if the batch did not find it cached and up to date.
+	 */
+	if (need)
+		cowmap_peek_bases(s, first, need, pages);
+	if ((need & BIT(self)) && !pages[self]) {
 		page = cowmap_read_base(s, vmf->pgoff);
-		if (IS_ERR(page))
+		if (IS_ERR(page)) {
+			for (i = 0; i < p.nr; i++)
+				if (pages[i])
+					cowmap_put_base(pages[i]);
 			return VM_FAULT_SIGBUS;
+		}
 		pages[self] = page;
 	}
-	if (need & ~BIT(self))
-		cowmap_peek_bases(s, first, need & ~BIT(self), pages);
 
 	new = 0;
 	for (i = 0; i < p.nr; i++) {
