@@ -21,6 +21,7 @@
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
 #include <linux/pagemap.h>
+#include <linux/pagevec.h>
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
@@ -106,21 +107,6 @@ static struct page *cowmap_read_base(struct cowmap_session *s, pgoff_t pgoff)
 	return folio_file_page(folio, pgoff);
 }
 
-/* Like cowmap_read_base(), but only if it is cached and up to date. */
-static struct page *cowmap_peek_base(struct cowmap_session *s, pgoff_t pgoff)
-{
-	struct address_space *m = s->backing->f_mapping;
-	struct folio *folio = cowmap_filemap_get_folio(m, pgoff);
-
-	if (!folio)
-		return NULL;
-	if (!folio_test_uptodate(folio) || READ_ONCE(folio->mapping) != m) {
-		folio_put(folio);
-		return NULL;
-	}
-	return folio_file_page(folio, pgoff);
-}
-
 static void cowmap_put_base(struct page *page)
 {
 	folio_put(page_folio(page));
@@ -143,33 +129,6 @@ static void cowmap_forget_base(struct cowmap_session *s, pgoff_t pgoff)
 	}
 }
 
-/*
- * Make @page (whose folio reference this consumes) the base page mapped at
- * @pgoff. Returns the page to map, or NULL when out of memory.
- */
-static struct page *cowmap_keep_base(struct cowmap_session *s, pgoff_t pgoff,
-				     struct page *page)
-{
-	struct page *old = xa_load(&s->base, pgoff);
-
-	if (old == page) {
-		cowmap_put_base(page);
-		return old;
-	}
-	if (old) {
-		/* The file's page changed under an existing PTE: replace it. */
-		cowmap_zap(s, pgoff, 1);
-		cowmap_forget_base(s, pgoff);
-		s->base_invalidations++;
-	}
-	if (xa_is_err(xa_store(&s->base, pgoff, page, GFP_KERNEL_ACCOUNT))) {
-		cowmap_put_base(page);
-		return NULL;
-	}
-	s->nr_base++;
-	return page;
-}
-
 static void cowmap_destroy_page(struct cowmap_session *s, struct cowmap_page *cp)
 {
 	if (cp->priv) {
@@ -181,6 +140,35 @@ static void cowmap_destroy_page(struct cowmap_session *s, struct cowmap_page *cp
 		s->nr_twins--;
 	}
 	kfree(cp);
+}
+
+/*
+ * Copy @src to @a and @b in one pass. Each word of the live page is read
+ * once and stored twice, so the two copies agree even if someone writes the
+ * file meanwhile, and the source is read once instead of twice.
+ */
+static void cowmap_copy_twice(struct page *a, struct page *b, struct page *src)
+{
+	const u64 *s = kmap_local_page(src);
+	u64 *x = kmap_local_page(a);
+	u64 *y = kmap_local_page(b);
+	unsigned int i;
+
+	for (i = 0; i < PAGE_SIZE / sizeof(u64); i += 4) {
+		u64 v0 = s[i], v1 = s[i + 1], v2 = s[i + 2], v3 = s[i + 3];
+
+		x[i] = v0;
+		x[i + 1] = v1;
+		x[i + 2] = v2;
+		x[i + 3] = v3;
+		y[i] = v0;
+		y[i + 1] = v1;
+		y[i + 2] = v2;
+		y[i + 3] = v3;
+	}
+	kunmap_local(y);
+	kunmap_local(x);
+	kunmap_local(s);
 }
 
 /* A private copy of @base and its twin, not yet published. */
@@ -201,12 +189,7 @@ static struct cowmap_page *cowmap_copy_base(struct cowmap_session *s,
 		cowmap_destroy_page(s, cp);
 		return NULL;
 	}
-	/*
-	 * Copy once from the live page, so the twin and the private copy agree
-	 * even if someone writes the file meanwhile.
-	 */
-	copy_highpage(cp->twin, base);
-	copy_highpage(cp->priv, cp->twin);
+	cowmap_copy_twice(cp->twin, cp->priv, base);
 	return cp;
 }
 
@@ -262,64 +245,267 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 }
 
 /*
- * Map @pgoff at @addr for reading. @may_read: the faulting page itself,
- * which may need I/O; neighbours are mapped only if already cached.
+ * PTEs to set in one page-table walk: slot i is the page at @addr + i pages.
+ * Slots not in @map are left alone, and so is any PTE already present.
  */
-static vm_fault_t cowmap_map_read(struct cowmap_session *s,
-				  struct vm_area_struct *vma, pgoff_t pgoff,
-				  unsigned long addr, bool may_read)
+struct cowmap_ptes {
+	struct mm_struct *mm;
+	unsigned long addr;
+	unsigned int nr;
+	unsigned long map;		/* slots to map */
+	unsigned long writable;		/* ... of which writable */
+	pgprot_t prot;			/* read-only (write-notify) */
+	pgprot_t wprot;
+	unsigned long pfn[COWMAP_FAULT_AROUND];
+};
+
+static int cowmap_set_pte(pte_t *pte, unsigned long addr, void *data)
 {
-	struct cowmap_page *cp = xa_load(&s->pages, pgoff);
-	struct page *page;
+	struct cowmap_ptes *p = data;
+	unsigned int i = (addr - p->addr) >> PAGE_SHIFT;
+	pgprot_t prot;
 
-	if (cp) {
-		/*
-		 * Written since the last commit: no need to notice it again.
-		 * A fresh copy is read-only until its write comes through
-		 * ->pfn_mkwrite and says it arrived.
-		 */
-		pgprot_t prot = cp->twin && !cp->fresh ?
-				vm_get_page_prot(vma->vm_flags) : vma->vm_page_prot;
-
-		return vmf_insert_pfn_prot(vma, addr, page_to_pfn(cp->priv), prot);
-	}
-
-	page = xa_load(&s->base, pgoff);
-	if (!page || !cowmap_base_valid(s, page)) {
-		page = may_read ? cowmap_read_base(s, pgoff) :
-				  cowmap_peek_base(s, pgoff);
-		if (IS_ERR_OR_NULL(page))
-			return VM_FAULT_SIGBUS;
-		page = cowmap_keep_base(s, pgoff, page);
-		if (!page)
-			return VM_FAULT_SIGBUS;
-	}
-	return vmf_insert_pfn(vma, addr, page_to_pfn(page));
+	if (!(p->map & BIT(i)) || !pte_none(ptep_get(pte)))
+		return 0;
+	prot = p->writable & BIT(i) ? p->wprot : p->prot;
+	set_pte_at(p->mm, addr, pte, pte_mkspecial(pfn_pte(p->pfn[i], prot)));
+	return 0;
 }
 
+/*
+ * Set the PTEs of @p under one page-table lock, as remap_pfn_range() does,
+ * instead of one vmf_insert_pfn() per page, which walks the page table,
+ * takes the PTE lock and looks up the PFN's PAT memory type each time. That
+ * lookup is needed for device memory; every PFN mapped here is ordinary
+ * RAM (page cache or our own pages), whose type is write-back unless a
+ * driver changed it with set_memory_*() on pages it owns, so it is the
+ * cache mode vm_page_prot already has. Like vmf_insert_pfn(), this takes no
+ * reference and no rmap: the PTEs are special. update_mmu_cache() is a
+ * no-op on x86.
+ */
+static vm_fault_t cowmap_set_ptes(struct cowmap_ptes *p)
+{
+	if (!p->map)
+		return VM_FAULT_NOPAGE;
+	if (apply_to_page_range(p->mm, p->addr, p->nr << PAGE_SHIFT,
+				cowmap_set_pte, p))
+		return VM_FAULT_SIGBUS;	/* no page table; never VM_FAULT_OOM */
+	return VM_FAULT_NOPAGE;
+}
+
+/* Map @pfn at @vmf->address; @writable: with vm_get_page_prot(vm_flags). */
+static vm_fault_t cowmap_map_one(struct vm_fault *vmf, unsigned long pfn,
+				 bool writable)
+{
+	struct cowmap_ptes p = {
+		.mm = vmf->vma->vm_mm,
+		.addr = vmf->address & PAGE_MASK,
+		.nr = 1,
+		.map = 1,
+		.writable = writable,
+		.prot = vmf->vma->vm_page_prot,
+		.wprot = vm_get_page_prot(vmf->vma->vm_flags),
+	};
+
+	p.pfn[0] = pfn;
+	return cowmap_set_ptes(&p);
+}
+
+/*
+ * Look up the pages of the window in @need (bitmap of slots, from @first) in
+ * the page cache, in one batch, and put those cached and up to date in
+ * @pages, each with its own folio reference. No I/O is started.
+ */
+static void cowmap_peek_bases(struct cowmap_session *s, pgoff_t first,
+			      unsigned long need, struct page **pages)
+{
+	struct address_space *m = s->backing->f_mapping;
+	pgoff_t start = first + __ffs(need);
+	pgoff_t end = first + __fls(need);
+	struct folio_batch fbatch;
+	unsigned int i, j;
+
+	folio_batch_init(&fbatch);
+	while (start <= end && filemap_get_folios(m, &start, end, &fbatch)) {
+		for (i = 0; i < folio_batch_count(&fbatch); i++) {
+			struct folio *folio = fbatch.folios[i];
+			pgoff_t idx = max(folio->index, first);
+			pgoff_t hi = min(folio->index + folio_nr_pages(folio) - 1,
+					 end);
+			bool ref = true;	/* the batch's reference, unused */
+
+			if (!folio_test_uptodate(folio) ||
+			    READ_ONCE(folio->mapping) != m)
+				goto put;
+			for (; idx <= hi; idx++) {
+				j = idx - first;
+				if (!(need & BIT(j)))
+					continue;
+				if (ref)
+					ref = false;
+				else
+					folio_get(folio);
+				pages[j] = folio_file_page(folio, idx);
+			}
+put:
+			if (ref)
+				folio_put(folio);
+		}
+		folio_batch_init(&fbatch);
+	}
+}
+
+/*
+ * Record the base pages in @pages (slots in @new, from @first) in ->base,
+ * under one xarray lock. A page that cannot be recorded (no memory) loses
+ * its slot in @new and its reference.
+ */
+static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
+					unsigned long new, struct page **pages)
+{
+	XA_STATE(xas, &s->base, first);
+	unsigned long todo = new;
+	unsigned int i;
+
+	do {
+		unsigned int next = UINT_MAX;	/* the slot after the last store */
+
+		xas_lock(&xas);
+		while (todo) {
+			i = __ffs(todo);
+			/* Neighbours: step along the leaf, no walk from the root. */
+			if (i == next)
+				xas_next(&xas);
+			else
+				xas_set(&xas, first + i);
+			xas_store(&xas, pages[i]);
+			if (xas_error(&xas))
+				break;
+			todo &= ~BIT(i);
+			s->nr_base++;
+			next = i + 1;
+		}
+		xas_unlock(&xas);
+	} while (xas_nomem(&xas, GFP_KERNEL_ACCOUNT));
+
+	while (todo) {
+		i = __ffs(todo);
+		todo &= ~BIT(i);
+		new &= ~BIT(i);
+		cowmap_put_base(pages[i]);
+	}
+	return new;
+}
+
+/*
+ * A read fault, with fault-around: map the aligned window of 16 pages
+ * around the faulting one, within the VMA and the file. The faulting page
+ * is read if needed; its neighbours are mapped only if they are already
+ * cached and up to date. All of it with one walk of each xarray, one batch
+ * lookup in the page cache, one xarray lock for the new base references,
+ * and one page-table lock for the PTEs.
+ */
 static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 				    struct vm_fault *vmf, pgoff_t eof)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	pgoff_t first, last, idx;
-	vm_fault_t ret;
+	struct page *pages[COWMAP_FAULT_AROUND] = { };
+	struct page *old[COWMAP_FAULT_AROUND] = { };
+	XA_STATE(xp, &s->pages, 0);
+	XA_STATE(xb, &s->base, 0);
+	unsigned long need = 0, new;
+	struct cowmap_ptes p;
+	struct cowmap_page *cp;
+	struct page *page;
+	unsigned int i, self;
+	pgoff_t first, last;
 
-	ret = cowmap_map_read(s, vma, vmf->pgoff, vmf->address, true);
-	if (ret != VM_FAULT_NOPAGE)
-		return ret;
-
-	/* Fault-around: the aligned window of neighbours inside VMA and file. */
 	first = max(round_down(vmf->pgoff, COWMAP_FAULT_AROUND), vma->vm_pgoff);
 	last = min3(round_down(vmf->pgoff, COWMAP_FAULT_AROUND) +
 		    COWMAP_FAULT_AROUND, vma->vm_pgoff + vma_pages(vma), eof);
-	for (idx = first; idx < last; idx++) {
-		unsigned long addr = vma->vm_start +
-				     ((idx - vma->vm_pgoff) << PAGE_SHIFT);
+	self = vmf->pgoff - first;
 
-		if (idx != vmf->pgoff)
-			cowmap_map_read(s, vma, idx, addr, false);
+	p.mm = vma->vm_mm;
+	p.addr = vma->vm_start + ((first - vma->vm_pgoff) << PAGE_SHIFT);
+	p.nr = last - first;
+	p.map = 0;
+	p.writable = 0;
+	p.prot = vma->vm_page_prot;
+	p.wprot = vm_get_page_prot(vma->vm_flags);
+
+	/* Only fault.c changes either xarray, and always under s->lock. */
+	xas_set(&xp, first);
+	xas_set(&xb, first);
+	rcu_read_lock();
+	for (i = 0; i < p.nr; i++) {
+		cp = i ? xas_next(&xp) : xas_load(&xp);
+		page = i ? xas_next(&xb) : xas_load(&xb);
+		if (cp) {
+			/*
+			 * Written since the last commit: no need to notice it
+			 * again. A fresh copy is read-only until its write
+			 * comes through ->pfn_mkwrite and says it arrived.
+			 */
+			p.pfn[i] = page_to_pfn(cp->priv);
+			p.map |= BIT(i);
+			if (cp->twin && !cp->fresh)
+				p.writable |= BIT(i);
+		} else if (page && cowmap_base_valid(s, page)) {
+			p.pfn[i] = page_to_pfn(page);
+			p.map |= BIT(i);
+		} else {
+			old[i] = page;
+			need |= BIT(i);
+		}
 	}
-	return VM_FAULT_NOPAGE;
+	rcu_read_unlock();
+
+	/*
+	 * One batch lookup for the faulting page too; it alone may need I/O,
+	 * and is read only if the batch did not find it cached and up to date.
+	 */
+	if (need)
+		cowmap_peek_bases(s, first, need, pages);
+	if ((need & BIT(self)) && !pages[self]) {
+		page = cowmap_read_base(s, vmf->pgoff);
+		if (IS_ERR(page)) {
+			for (i = 0; i < p.nr; i++)
+				if (pages[i])
+					cowmap_put_base(pages[i]);
+			return VM_FAULT_SIGBUS;
+		}
+		pages[self] = page;
+	}
+
+	new = 0;
+	for (i = 0; i < p.nr; i++) {
+		if (!pages[i])
+			continue;
+		if (pages[i] == old[i]) {
+			/* The same page, valid again: keep one reference. */
+			cowmap_put_base(pages[i]);
+			p.pfn[i] = page_to_pfn(pages[i]);
+			p.map |= BIT(i);
+			continue;
+		}
+		if (old[i]) {
+			/* The file's page changed under an existing PTE. */
+			cowmap_zap(s, first + i, 1);
+			cowmap_forget_base(s, first + i);
+			s->base_invalidations++;
+		}
+		new |= BIT(i);
+	}
+	new = cowmap_store_bases(s, first, new, pages);
+	if ((need & BIT(self)) && !(p.map & BIT(self)) && !(new & BIT(self)))
+		return VM_FAULT_SIGBUS;
+	for (i = 0; i < p.nr; i++) {
+		if (new & BIT(i)) {
+			p.pfn[i] = page_to_pfn(pages[i]);
+			p.map |= BIT(i);
+		}
+	}
+	return cowmap_set_ptes(&p);
 }
 
 /*
@@ -360,9 +546,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 		if (IS_ERR(cp)) {
 			ret = VM_FAULT_SIGBUS;
 		} else {
-			ret = vmf_insert_pfn_prot(vma, vmf->address,
-						  page_to_pfn(cp->priv),
-						  vm_get_page_prot(vma->vm_flags));
+			ret = cowmap_map_one(vmf, page_to_pfn(cp->priv), true);
 			if (ret == VM_FAULT_NOPAGE)
 				cp->fresh = false;	/* the write goes there now */
 		}
