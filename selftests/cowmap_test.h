@@ -174,6 +174,43 @@ static inline void *cm_map(int fd, size_t len, off_t off)
 	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);
 }
 
+/* Write @len bytes of @buf as the whole of @path. 0, or -1 with errno. */
+static inline int cm_put_file(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int ok = fd >= 0 && write(fd, buf, len) == (ssize_t)len;
+
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/* The whole of @path, malloc'ed and NUL-terminated; *@len its size. */
+static __attribute__((noinline, unused)) char *cm_get_file(const char *path, size_t *len)
+{
+	struct stat st;
+	char *buf;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st)) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	buf = malloc(st.st_size + 1);
+	if (buf && pread(fd, buf, st.st_size, 0) != st.st_size) {
+		free(buf);
+		buf = NULL;
+	}
+	close(fd);
+	if (buf) {
+		buf[st.st_size] = 0;
+		if (len)
+			*len = st.st_size;
+	}
+	return buf;
+}
+
 /* Module parameters, read and written through sysfs. */
 static inline long cm_param_get(const char *name)
 {

@@ -136,40 +136,6 @@ static pid_t spawn(const char *out, const char *err, const char *fmt, ...)
 	return pid;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || fstat(fd, &st)) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	buf = malloc(st.st_size + 1);
-	if (read(fd, buf, st.st_size) != st.st_size) {
-		free(buf);
-		close(fd);
-		return NULL;
-	}
-	buf[st.st_size] = 0;
-	if (len)
-		*len = st.st_size;
-	close(fd);
-	return buf;
-}
-
-static int put_file(const char *path, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	int ok = fd >= 0 && write(fd, buf, len) == (ssize_t)len;
-
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -1;
-}
-
 /* Overwrite @path's bytes in place (same inode), then fsync. */
 static int rewrite_file(const char *path, const void *buf, size_t len)
 {
@@ -184,7 +150,7 @@ static int rewrite_file(const char *path, const void *buf, size_t len)
 static int file_is(const char *path, const void *want, size_t len)
 {
 	size_t n;
-	char *buf = slurp(path, &n);
+	char *buf = cm_get_file(path, &n);
 	int ok = buf && n == len && !memcmp(buf, want, len);
 
 	free(buf);
@@ -193,8 +159,8 @@ static int file_is(const char *path, const void *want, size_t len)
 
 static int files_equal(const char *a, const char *b)
 {
-	size_t na, nb;
-	char *x = slurp(a, &na), *y = slurp(b, &nb);
+	size_t na = 0, nb = 0;
+	char *x = cm_get_file(a, &na), *y = cm_get_file(b, &nb);
 	int ok = x && y && na == nb && !memcmp(x, y, na);
 
 	free(x);
@@ -205,7 +171,7 @@ static int files_equal(const char *a, const char *b)
 static int wait_for_text(const char *path, const char *needle, int ms)
 {
 	for (int t = 0; t < ms; t += 20) {
-		char *s = slurp(path, NULL);
+		char *s = cm_get_file(path, NULL);
 		int found = s && strstr(s, needle);
 
 		free(s);
@@ -367,7 +333,7 @@ TEST_F(ctl, unknown_sessions_are_errors)
 	char *f = in(self, "f");
 	struct res r;
 
-	ASSERT_EQ(0, put_file(f, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(f, SEED, strlen(SEED)));
 	/* Netlink lookups: the kernel's extack message is shown. */
 	EXPECT_EQ(1, sh(&r, "cowmapctl status 987654321"));
 	EXPECT_NE(NULL, strstr(r.err, "session 987654321: no such session")) TH_LOG("%s", r.err);
@@ -403,7 +369,7 @@ TEST_F(ctl, list_and_status_show_kept_and_attached_sessions)
 	struct cowmap_status st;
 	struct res r;
 
-	ASSERT_EQ(0, put_file(f, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(f, SEED, strlen(SEED)));
 	id = keep(self, "%s --write 15:xxx --log %s", f, log);
 	ASSERT_NE(0, id);
 	/* An attached session of this process, next to it. */
@@ -501,7 +467,7 @@ TEST_F(ctl, dump_over_netlink_equals_the_kernel_stream)
 	uint64_t id;
 	int fd;
 
-	ASSERT_EQ(0, put_file(f, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(f, SEED, strlen(SEED)));
 	id = keep(self, "%s --write 0:ABC --write '15:\\x01\\\\\\\"'", f);
 	ASSERT_NE(0, id);
 	/* Text: the dump of the session equals the dump of its raw copy. */
@@ -529,7 +495,7 @@ TEST_F(ctl, dump_over_netlink_equals_the_kernel_stream)
 	ASSERT_LE(0, fd);
 	kbytes = read_stream(fd, &klen);
 	close(fd);	/* an orphan again */
-	fbytes = slurp(raw, &flen);
+	fbytes = cm_get_file(raw, &flen);
 	ASSERT_NE(NULL, kbytes);
 	ASSERT_NE(NULL, fbytes);
 	ASSERT_EQ(klen, flen);
@@ -566,7 +532,7 @@ TEST_F_TIMEOUT(ctl, dump_of_a_large_attached_journal, 120)
 			(unsigned long long)st.session_id, raw));
 	res_free(&r);
 	kbytes = read_stream(fd, &klen);
-	fbytes = slurp(raw, &flen);
+	fbytes = cm_get_file(raw, &flen);
 	ASSERT_NE(NULL, kbytes);
 	ASSERT_NE(NULL, fbytes);
 	ASSERT_EQ(klen, flen);
@@ -610,7 +576,7 @@ TEST_F_TIMEOUT(ctl, kernel_and_offline_merge_agree, 120)
 	struct res r;
 	char want[256];
 
-	ASSERT_EQ(0, put_file(f, orig, size));
+	ASSERT_EQ(0, cm_put_file(f, orig, size));
 	memcpy(model, orig, size);
 	for (int i = 0; i < 8; i++)
 		snprintf(logs[i], sizeof(logs[i]), "%s/%c.log", self->dir, 'a' + i);
@@ -697,7 +663,7 @@ TEST_F(ctl, kernel_merge_policies_json_trim)
 	uint64_t id;
 	char want[256];
 
-	ASSERT_EQ(0, put_file(f, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(f, SEED, strlen(SEED)));
 	/* Two records: "Hello" -> "HELLO" at 13, "---" -> "+++" at 0. */
 	id = keep(self, "%s -w 0:+++ -w 14:ELLO", f);
 	ASSERT_NE(0, id);
@@ -792,7 +758,7 @@ TEST_F_TIMEOUT(ctl, monitor_prints_events_in_order, 120)
 	pid_t mon;
 	int n = 0;
 
-	ASSERT_EQ(0, put_file(f, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(f, SEED, strlen(SEED)));
 	mon = spawn(out, err, "exec cowmapctl monitor --count 11");
 	ASSERT_TRUE(wait_for_text(err, "listening", 10000));
 	id = keep(self, "%s --write 15:xxx", f);
@@ -803,7 +769,7 @@ TEST_F_TIMEOUT(ctl, monitor_prints_events_in_order, 120)
 	ASSERT_EQ(0, sh(&r, "cowmapctl discard %llu", (unsigned long long)id));
 	res_free(&r);
 	ASSERT_EQ(0, wait_pid(mon, 10000));
-	text = slurp(out, NULL);
+	text = cm_get_file(out, NULL);
 	ASSERT_NE(NULL, text);
 	for (p = strtok(text, "\n"); p; p = strtok(NULL, "\n"), n++) {
 		ASSERT_GT(11, n) TH_LOG("extra line: %s", p);
@@ -814,7 +780,7 @@ TEST_F_TIMEOUT(ctl, monitor_prints_events_in_order, 120)
 	}
 	EXPECT_EQ(11, n);
 	free(text);
-	text = slurp(out, NULL);
+	text = cm_get_file(out, NULL);
 	EXPECT_NE(NULL, strstr(text, "commit   session=")) TH_LOG("%s", text);
 	EXPECT_NE(NULL, strstr(text, " records=1 bytes=72\n")) TH_LOG("%s", text);
 	EXPECT_NE(NULL, strstr(text, " applied=1 already=0 conflicts=0\n")) TH_LOG("%s", text);
@@ -834,7 +800,7 @@ TEST_F_TIMEOUT(ctl, monitor_prints_events_in_order, 120)
 	EXPECT_TRUE(wait_for_text(out, line, 10000));
 	kill(mon, SIGTERM);
 	EXPECT_EQ(0, wait_pid(mon, 10000));
-	text = slurp(out, NULL);
+	text = cm_get_file(out, NULL);
 	snprintf(line, sizeof(line), "{\"event\":\"adopt\",\"session_id\":%llu,\"owner_uid\":%u,\"time_ns\":",
 		 (unsigned long long)id, getuid());
 	EXPECT_EQ(0, strncmp(text, line, strlen(line))) TH_LOG("%s", text);
@@ -856,8 +822,8 @@ TEST_F(ctl, seed_demo_kernel_and_offline)
 	struct res r;
 	uint64_t id;
 
-	ASSERT_EQ(0, put_file(f0, SEED, strlen(SEED)));
-	ASSERT_EQ(0, put_file(f1, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(f0, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(f1, SEED, strlen(SEED)));
 
 	/* Kernel merge of a kept session. */
 	id = keep(self, "%s --write 15:xxx", f0);
@@ -947,7 +913,7 @@ TEST_F_TIMEOUT(ctl, kill9_during_offline_in_place_merge, 600)
 
 	srandom(seed);
 	TH_LOG("seed %llu", (unsigned long long)seed);
-	ASSERT_EQ(0, put_file(f, orig, size));
+	ASSERT_EQ(0, cm_put_file(f, orig, size));
 	memcpy(model, orig, size);
 	snprintf(intent, sizeof(intent), "%s/.data.cowmap-intent", self->dir);
 	/* A session with a journal file: 3 commits of small scattered changes. */
@@ -1054,7 +1020,7 @@ TEST_F(ctl, example_program)
 		SKIP(return, "cowmap-example not in PATH");
 	}
 	res_free(&r);
-	ASSERT_EQ(0, put_file(f, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(f, SEED, strlen(SEED)));
 	ASSERT_EQ(0, sh(&r, "cowmap-example %s", f)) TH_LOG("%s", r.err);
 	EXPECT_NE(NULL, strstr(r.out, "sees \"------------ HELLO WORLD! ------------\"\n"))
 		TH_LOG("%s", r.out);

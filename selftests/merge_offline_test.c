@@ -53,46 +53,10 @@ static char *path_in(const char *dir, const char *name)
 	return p;
 }
 
-static int put_file(const char *path, const void *buf, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	int ok = fd >= 0 && write(fd, buf, len) == (ssize_t)len;
-
-	if (fd >= 0)
-		close(fd);
-	return ok ? 0 : -1;
-}
-
-/* The whole file, malloc'ed and NUL-terminated; *len gets its size. */
-static char *get_file(const char *path, size_t *len)
-{
-	struct stat st;
-	char *buf;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-	if (fd < 0 || fstat(fd, &st)) {
-		if (fd >= 0)
-			close(fd);
-		return NULL;
-	}
-	buf = malloc(st.st_size + 1);
-	if (buf && pread(fd, buf, st.st_size, 0) != st.st_size) {
-		free(buf);
-		buf = NULL;
-	}
-	close(fd);
-	if (buf) {
-		buf[st.st_size] = 0;
-		if (len)
-			*len = st.st_size;
-	}
-	return buf;
-}
-
 static int file_is(const char *path, const char *want)
 {
 	size_t len;
-	char *got = get_file(path, &len);
+	char *got = cm_get_file(path, &len);
 	int ok = got && len == strlen(want) && !memcmp(got, want, len);
 
 	free(got);
@@ -319,8 +283,8 @@ TEST(writer_append_and_atomic)
 	src = path_in(dir, "src");
 	log = path_in(dir, "log");
 	other = path_in(dir, "other");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
-	ASSERT_EQ(0, put_file(other, "x", 1));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(other, "x", 1));
 	info_of(src, &info);
 	/* atomic: nothing at the path until close */
 	ASSERT_EQ(0, cowmap_log_writer_open(log, &info, COWMAP_LOGW_ATOMIC, &w));
@@ -363,7 +327,7 @@ TEST(seed_demo_in_place)
 	ASSERT_NE(NULL, dir);
 	src = path_in(dir, "file0");
 	log = path_in(dir, "file0.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(log, src, r, 1));
 	ASSERT_TRUE(file_is(src, SEED));	/* untouched until the merge */
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
@@ -394,7 +358,7 @@ TEST(seed_demo_out)
 	src = path_in(dir, "file0");
 	log = path_in(dir, "file0.log");
 	out = path_in(dir, "merged");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, chmod(src, 0640));
 	ASSERT_EQ(0, write_log(log, src, r, 1));
 	ASSERT_EQ(0, merge(src, out, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
@@ -427,7 +391,7 @@ TEST(conflict_all_or_nothing)
 	ASSERT_NE(NULL, dir);
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
-	ASSERT_EQ(0, put_file(src, CFILE, strlen(CFILE)));
+	ASSERT_EQ(0, cm_put_file(src, CFILE, strlen(CFILE)));
 	ASSERT_EQ(0, write_log(log, src, conflict_recs, 2));
 	ASSERT_EQ(1, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
 			   (const char *[]){ log, NULL }));
@@ -456,7 +420,7 @@ TEST(conflict_skip)
 	ASSERT_NE(NULL, dir);
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
-	ASSERT_EQ(0, put_file(src, CFILE, strlen(CFILE)));
+	ASSERT_EQ(0, cm_put_file(src, CFILE, strlen(CFILE)));
 	ASSERT_EQ(0, write_log(log, src, conflict_recs, 2));
 	ASSERT_EQ(1, merge(src, NULL, COWMAP_POLICY_SKIP, 0, &st, NULL,
 			   (const char *[]){ log, NULL }));
@@ -478,7 +442,7 @@ TEST(conflict_force)
 	ASSERT_NE(NULL, dir);
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
-	ASSERT_EQ(0, put_file(src, CFILE, strlen(CFILE)));
+	ASSERT_EQ(0, cm_put_file(src, CFILE, strlen(CFILE)));
 	ASSERT_EQ(0, write_log(log, src, conflict_recs, 2));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_FORCE, 0, &st, &ev,
 			   (const char *[]){ log, NULL }));
@@ -502,7 +466,7 @@ TEST(dry_run_writes_nothing)
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
 	out = path_in(dir, "out");
-	ASSERT_EQ(0, put_file(src, CFILE, strlen(CFILE)));
+	ASSERT_EQ(0, cm_put_file(src, CFILE, strlen(CFILE)));
 	ASSERT_EQ(0, write_log(log, src, conflict_recs, 2));
 	ASSERT_EQ(0, stat(src, &a));
 	for (int pol = 0; pol <= COWMAP_POLICY_FORCE; pol++) {
@@ -538,7 +502,7 @@ TEST(already_applied_and_chain)
 	ASSERT_NE(NULL, dir);
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(log, src, r, 3));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
 			   (const char *[]){ log, NULL }));
@@ -550,7 +514,7 @@ TEST(already_applied_and_chain)
 	ASSERT_EQ(3u, st.already);
 	ASSERT_TRUE(file_is(src, want));
 	/* a file that has only the first commit merged completes */
-	ASSERT_EQ(0, put_file(src, "------------ Jello World! ------------", strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, "------------ Jello World! ------------", strlen(SEED)));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
 			   (const char *[]){ log, NULL }));
 	ASSERT_EQ(1u, st.already);
@@ -577,7 +541,7 @@ TEST(reverted_bytes_rerun_is_idempotent)
 	src = path_in(dir, "f");
 	la = path_in(dir, "a.log");
 	lb = path_in(dir, "b.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(la, src, a, 2));
 	ASSERT_EQ(0, write_log(lb, src, b, 1));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
@@ -595,7 +559,7 @@ TEST(reverted_bytes_rerun_is_idempotent)
 	ASSERT_EQ(1u, st.applied);
 	ASSERT_TRUE(file_is(src, want_ab));
 	/* and from scratch, everything applies */
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
 			   (const char *[]){ lb, la, NULL }));
 	ASSERT_EQ(3u, st.applied);
@@ -619,7 +583,7 @@ TEST(clock_stepped_back_keeps_session_order)
 	src = path_in(dir, "f");
 	la = path_in(dir, "a.log");
 	lb = path_in(dir, "b.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(la, src, a, 2));
 	ASSERT_EQ(0, write_log(lb, src, b, 1));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
@@ -643,7 +607,7 @@ TEST(two_logs_disjoint_ranges_one_page)
 	src = path_in(dir, "f");
 	la = path_in(dir, "a.log");
 	lb = path_in(dir, "b.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(la, src, a, 1));
 	ASSERT_EQ(0, write_log(lb, src, b, 2));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
@@ -666,7 +630,7 @@ TEST(two_logs_same_bytes_conflict)
 	src = path_in(dir, "f");
 	la = path_in(dir, "a.log");
 	lb = path_in(dir, "b.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(la, src, a, 1));
 	ASSERT_EQ(0, write_log(lb, src, b, 1));
 	/* given in either order, the earlier commit wins, the later conflicts */
@@ -709,7 +673,7 @@ TEST(order_is_time_session_seq)
 	lb = path_in(dir, "b.log");
 	lc = path_in(dir, "c.log");
 	ld = path_in(dir, "d.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(la, src, a, 1));
 	ASSERT_EQ(0, write_log(lb, src, b, 1));
 	ASSERT_EQ(0, write_log(lc, src, c, 1));
@@ -731,7 +695,7 @@ TEST(range_past_end_of_file)
 	ASSERT_NE(NULL, dir);
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(log, src, r, 1));
 	ASSERT_EQ(1, merge(src, NULL, COWMAP_POLICY_SKIP, 0, &st, &ev,
 			   (const char *[]){ log, NULL }));
@@ -787,14 +751,14 @@ TEST(out_is_atomic)
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
 	out = path_in(dir, "out");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(log, src, r, 1));
 	/* killed after the temp file is complete, before the rename */
 	ASSERT_EQ(128 + SIGKILL, merge_killed(src, out, log, COWMAP_MSTAGE_TEMP_SYNCED, 0));
 	ASSERT_NE(0, access(out, F_OK));		/* no OUT at all */
 	ASSERT_EQ(1, count_entries(dir, ".out.cowmap-"));	/* the killed run's temp */
 	/* an existing OUT keeps its old content */
-	ASSERT_EQ(0, put_file(out, "old", 3));
+	ASSERT_EQ(0, cm_put_file(out, "old", 3));
 	ASSERT_EQ(128 + SIGKILL, merge_killed(src, out, log, COWMAP_MSTAGE_TEMP_SYNCED, 0));
 	ASSERT_TRUE(file_is(out, "old"));
 	ASSERT_EQ(2, count_entries(dir, ".out.cowmap-"));
@@ -826,7 +790,7 @@ static int spread_merged(const char *path)
 {
 	char want[10000];
 	size_t len;
-	char *got = get_file(path, &len);
+	char *got = cm_get_file(path, &len);
 	int ok;
 
 	spread_file(want);
@@ -851,13 +815,13 @@ TEST(in_place_interrupted_completes)
 	log = path_in(dir, "f.log");
 	intent = path_in(dir, ".f.cowmap-intent");
 	spread_file(buf);
-	ASSERT_EQ(0, put_file(src, buf, sizeof(buf)));
+	ASSERT_EQ(0, cm_put_file(src, buf, sizeof(buf)));
 	ASSERT_EQ(0, write_log(log, src, spread, 3));
 
 	/* killed after the first of three runs */
 	ASSERT_EQ(128 + SIGKILL, merge_killed(src, NULL, log, COWMAP_MSTAGE_RUN_WRITTEN, 0));
 	ASSERT_EQ(0, access(intent, F_OK));
-	got = get_file(src, &len);
+	got = cm_get_file(src, &len);
 	ASSERT_NE(NULL, got);
 	ASSERT_EQ(0, memcmp(got + 100, "AAAA", 4));
 	ASSERT_EQ(0, memcmp(got + 5000, "bbbb", 4));
@@ -878,7 +842,7 @@ TEST(in_place_interrupted_completes)
 	ASSERT_NE(0, access(intent, F_OK));
 
 	/* killed with the intent durable but nothing written yet */
-	ASSERT_EQ(0, put_file(src, buf, sizeof(buf)));
+	ASSERT_EQ(0, cm_put_file(src, buf, sizeof(buf)));
 	ASSERT_EQ(128 + SIGKILL, merge_killed(src, NULL, log, COWMAP_MSTAGE_INTENT_SYNCED, 0));
 	ASSERT_EQ(0, access(intent, F_OK));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
@@ -886,7 +850,7 @@ TEST(in_place_interrupted_completes)
 	ASSERT_TRUE(spread_merged(src));
 
 	/* a torn write inside a run (power loss): bytes are old or new */
-	ASSERT_EQ(0, put_file(src, buf, sizeof(buf)));
+	ASSERT_EQ(0, cm_put_file(src, buf, sizeof(buf)));
 	ASSERT_EQ(128 + SIGKILL, merge_killed(src, NULL, log, COWMAP_MSTAGE_RUN_WRITTEN, 0));
 	ASSERT_EQ(0, poke(src, 5000, "BB"));	/* half of run 2 */
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
@@ -905,17 +869,17 @@ TEST(intent_file_torn_or_stale)
 	log = path_in(dir, "f.log");
 	intent = path_in(dir, ".f.cowmap-intent");
 	spread_file(buf);
-	ASSERT_EQ(0, put_file(src, buf, sizeof(buf)));
+	ASSERT_EQ(0, cm_put_file(src, buf, sizeof(buf)));
 	ASSERT_EQ(0, write_log(log, src, spread, 3));
 	/* an incomplete intent file: the source was never written; removed */
-	ASSERT_EQ(0, put_file(intent, "COWMAPIN\1\0\0\0", 12));
+	ASSERT_EQ(0, cm_put_file(intent, "COWMAPIN\1\0\0\0", 12));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
 			   (const char *[]){ log, NULL }));
 	ASSERT_EQ(0, st.recovered);
 	ASSERT_TRUE(spread_merged(src));
 	ASSERT_NE(0, access(intent, F_OK));
 	/* an intent whose pre-image no longer matches: refused, kept */
-	ASSERT_EQ(0, put_file(src, buf, sizeof(buf)));
+	ASSERT_EQ(0, cm_put_file(src, buf, sizeof(buf)));
 	ASSERT_EQ(128 + SIGKILL, merge_killed(src, NULL, log, COWMAP_MSTAGE_INTENT_SYNCED, 0));
 	ASSERT_EQ(0, poke(src, 9000, "zzzz"));
 	ASSERT_EQ(-ESTALE, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
@@ -957,7 +921,7 @@ TEST(bit_flip_reported_with_offset)
 	ASSERT_NE(NULL, dir);
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(log, src, three, 3));
 	ASSERT_EQ(0, flip(log, 136 + 64 + 1, 0x10));	/* an old byte of record 2 */
 
@@ -1021,7 +985,7 @@ TEST(truncated_and_zero_filled_tail)
 	ASSERT_NE(NULL, dir);
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 
 	for (int cut = 1; cut < 72; cut += 7) {
 		ASSERT_EQ(0, write_log(log, src, three, 3));
@@ -1036,7 +1000,7 @@ TEST(truncated_and_zero_filled_tail)
 		cowmap_log_close(l);
 	}
 	/* the merge warns and uses the complete records */
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
 			   (const char *[]){ log, NULL }));
 	ASSERT_EQ(1, ev.n[COWMAP_MEV_LOG_WARNING]);
@@ -1079,17 +1043,17 @@ TEST(bad_headers)
 	ASSERT_NE(NULL, dir);
 	src = path_in(dir, "f");
 	log = path_in(dir, "f.log");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	/* not a log */
-	ASSERT_EQ(0, put_file(log, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(log, SEED, strlen(SEED)));
 	ASSERT_EQ(-EBADMSG, cowmap_log_open(log, &l, &err));
 	ASSERT_EQ(COWMAP_LOGERR_BAD_MAGIC, err.kind);
 	/* empty, short */
-	ASSERT_EQ(0, put_file(log, "", 0));
+	ASSERT_EQ(0, cm_put_file(log, "", 0));
 	ASSERT_EQ(-EBADMSG, cowmap_log_open(log, &l, &err));
 	ASSERT_EQ(COWMAP_LOGERR_SHORT_HEADER, err.kind);
 	cowmap_log_encode_header(&info, h);
-	ASSERT_EQ(0, put_file(log, h, 40));
+	ASSERT_EQ(0, cm_put_file(log, h, 40));
 	ASSERT_EQ(-EBADMSG, cowmap_log_open(log, &l, &err));
 	ASSERT_EQ(COWMAP_LOGERR_SHORT_HEADER, err.kind);
 	/* header CRC */
@@ -1107,7 +1071,7 @@ TEST(bad_headers)
 	h[61] = crc >> 8;
 	h[62] = crc >> 16;
 	h[63] = crc >> 24;
-	ASSERT_EQ(0, put_file(log, h, 64));
+	ASSERT_EQ(0, cm_put_file(log, h, 64));
 	ASSERT_EQ(-EPROTONOSUPPORT, cowmap_log_open(log, &l, &err));
 	ASSERT_EQ(COWMAP_LOGERR_BAD_VERSION, err.kind);
 	/* the merge refuses */
@@ -1138,12 +1102,12 @@ TEST(identity_and_all_dir)
 	lb = path_in(logs, "b.log");
 	lother = path_in(logs, "other.log");
 	junk = path_in(logs, "README");
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
-	ASSERT_EQ(0, put_file(copy, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(copy, SEED, strlen(SEED)));
 	ASSERT_EQ(0, write_log(la, src, a, 1));
 	ASSERT_EQ(0, write_log(lb, src, b, 1));
 	ASSERT_EQ(0, write_log(lother, copy, o, 1));
-	ASSERT_EQ(0, put_file(junk, "hello", 5));
+	ASSERT_EQ(0, cm_put_file(junk, "hello", 5));
 
 	/* an explicit log of another file is refused */
 	ASSERT_EQ(-EXDEV, merge(copy, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
@@ -1165,7 +1129,7 @@ TEST(identity_and_all_dir)
 	cowmap_merger_free(m);
 	ASSERT_TRUE(file_is(src, "AAA--------- Hexxx World! ------------"));
 	/* --all --force-identity: all three logs */
-	ASSERT_EQ(0, put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
 	ASSERT_EQ(0, cowmap_merger_new(NULL, NULL, &m));
 	ASSERT_EQ(3, cowmap_merger_add_dir(m, logs, src, 1));
 	ASSERT_EQ(0, cowmap_merger_run(m, src, NULL, COWMAP_POLICY_ALL_OR_NOTHING,
@@ -1530,7 +1494,7 @@ TEST_F_TIMEOUT(prop, property_skip_random_order_matches_model, 600)
 		int nlogs, conflicts, ret;
 
 		make_world(&w, 0);
-		ASSERT_EQ(0, put_file(src, w.base, w.size));
+		ASSERT_EQ(0, cm_put_file(src, w.base, w.size));
 		ASSERT_EQ(0, write_world_logs(&w, dir, src, logs, &nlogs));
 
 		/* skip */
@@ -1539,7 +1503,7 @@ TEST_F_TIMEOUT(prop, property_skip_random_order_matches_model, 600)
 		ret = merge(src, NULL, COWMAP_POLICY_SKIP, 0, &st, NULL,
 			    (const char *const *)logs);
 		ASSERT_EQ(conflicts, ret) TH_LOG("iteration %d", it);
-		got = get_file(src, &len);
+		got = cm_get_file(src, &len);
 		ASSERT_EQ(w.size, len);
 		ASSERT_EQ(0, memcmp(got, want, w.size)) TH_LOG("iteration %d", it);
 		free(got);
@@ -1554,18 +1518,18 @@ TEST_F_TIMEOUT(prop, property_skip_random_order_matches_model, 600)
 			ASSERT_EQ(0, st.written) TH_LOG("iteration %d", it);
 			ASSERT_EQ(0u, st.applied) TH_LOG("iteration %d", it);
 		}
-		got = get_file(src, &len);
+		got = cm_get_file(src, &len);
 		ASSERT_EQ(0, memcmp(got, want, w.size)) TH_LOG("iteration %d", it);
 		free(got);
 
 		/* all-or-nothing, into a new file */
 		memcpy(want, w.base, w.size);
 		conflicts = model(&w, want, 1);
-		ASSERT_EQ(0, put_file(src, w.base, w.size));
+		ASSERT_EQ(0, cm_put_file(src, w.base, w.size));
 		ret = merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
 			    (const char *const *)logs);
 		ASSERT_EQ(conflicts, ret);
-		got = get_file(src, &len);
+		got = cm_get_file(src, &len);
 		ASSERT_EQ(0, memcmp(got, want, w.size)) TH_LOG("iteration %d", it);
 		free(got);
 
@@ -1600,13 +1564,13 @@ TEST_F_TIMEOUT(prop, property_disjoint_sessions_all_merge, 600)
 		want = memcpy(malloc(w.size), w.base, w.size);
 		for (size_t i = 0; i < w.n; i++)
 			memcpy(want + w.recs[i].offset, w.recs[i].new_, w.recs[i].len);
-		ASSERT_EQ(0, put_file(src, w.base, w.size));
+		ASSERT_EQ(0, cm_put_file(src, w.base, w.size));
 		ASSERT_EQ(0, write_world_logs(&w, dir, src, logs, &nlogs));
 		ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
 				   (const char *const *)logs)) TH_LOG("iteration %d", it);
 		/* reverted bytes may make a record count as already applied */
 		ASSERT_EQ(w.n, st.applied + st.already);
-		got = get_file(src, &len);
+		got = cm_get_file(src, &len);
 		ASSERT_EQ(0, memcmp(got, want, w.size)) TH_LOG("iteration %d", it);
 		free(got);
 		for (int i = 0; i < nlogs; i++) {
