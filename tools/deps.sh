@@ -13,6 +13,7 @@ PKGS=(
 	libmnl-dev pkg-config sparse dkms
 	debhelper dh-dkms devscripts lintian fakeroot
 	clang libclang-rt-14-dev
+	man-db groff-base
 )
 
 need=()
