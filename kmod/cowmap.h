@@ -26,8 +26,10 @@ struct cowmap_notify;
  *	or NULL when the page has not been written since (then any PTE that
  *	maps @priv is read-only, so the next write is noticed).
  * @fresh: made by ->pfn_mkwrite, whose write is retried through ->fault;
- *	if that retry fails (the file shrank meanwhile), the page was never
- *	written and must go, or the session would show a stale copy.
+ *	until the write reaches it the page holds only the file's bytes of
+ *	that moment, so it goes (and the retry copies again) when that retry
+ *	fails past the end of the file or when the file is modified; marked
+ *	COWMAP_FRESH in ->pages so the fsnotify hook finds it at once.
  */
 struct cowmap_page {
 	struct page *priv;

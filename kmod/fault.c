@@ -254,6 +254,7 @@ struct cowmap_ptes {
 	unsigned int nr;
 	unsigned long map;		/* slots to map */
 	unsigned long writable;		/* ... of which writable */
+	unsigned long done;		/* out: slots whose PTE was set */
 	pgprot_t prot;			/* read-only (write-notify) */
 	pgprot_t wprot;
 	unsigned long pfn[COWMAP_FAULT_AROUND];
@@ -269,6 +270,7 @@ static int cowmap_set_pte(pte_t *pte, unsigned long addr, void *data)
 		return 0;
 	prot = p->writable & BIT(i) ? p->wprot : p->prot;
 	set_pte_at(p->mm, addr, pte, pte_mkspecial(pfn_pte(p->pfn[i], prot)));
+	p->done |= BIT(i);
 	return 0;
 }
 
@@ -293,10 +295,14 @@ static vm_fault_t cowmap_set_ptes(struct cowmap_ptes *p)
 	return VM_FAULT_NOPAGE;
 }
 
-/* Map @pfn at @vmf->address; @writable: with vm_get_page_prot(vm_flags). */
+/*
+ * Map @pfn at @vmf->address; @writable: with vm_get_page_prot(vm_flags).
+ * *@set: whether this call set the PTE (it leaves one already there).
+ */
 static vm_fault_t cowmap_map_one(struct vm_fault *vmf, unsigned long pfn,
-				 bool writable)
+				 bool writable, bool *set)
 {
+	vm_fault_t ret;
 	struct cowmap_ptes p = {
 		.mm = vmf->vma->vm_mm,
 		.addr = vmf->address & PAGE_MASK,
@@ -308,7 +314,9 @@ static vm_fault_t cowmap_map_one(struct vm_fault *vmf, unsigned long pfn,
 	};
 
 	p.pfn[0] = pfn;
-	return cowmap_set_ptes(&p);
+	ret = cowmap_set_ptes(&p);
+	*set = p.done;
+	return ret;
 }
 
 /*
@@ -430,6 +438,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	p.nr = last - first;
 	p.map = 0;
 	p.writable = 0;
+	p.done = 0;
 	p.prot = vma->vm_page_prot;
 	p.wprot = vm_get_page_prot(vma->vm_flags);
 
@@ -508,6 +517,19 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	return cowmap_set_ptes(&p);
 }
 
+/* Fresh copies carry this mark in ->pages, so that they are found at once. */
+#define COWMAP_FRESH	XA_MARK_0
+
+static void cowmap_set_fresh(struct cowmap_session *s, pgoff_t pgoff,
+			     struct cowmap_page *cp, bool fresh)
+{
+	cp->fresh = fresh;
+	if (fresh)
+		xa_set_mark(&s->pages, pgoff, COWMAP_FRESH);
+	else
+		xa_clear_mark(&s->pages, pgoff, COWMAP_FRESH);
+}
+
 /*
  * A write past the end of the file fails. If ->pfn_mkwrite made a private
  * copy for this very write before the file shrank, the write never reached
@@ -546,9 +568,17 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 		if (IS_ERR(cp)) {
 			ret = VM_FAULT_SIGBUS;
 		} else {
-			ret = cowmap_map_one(vmf, page_to_pfn(cp->priv), true);
-			if (ret == VM_FAULT_NOPAGE)
-				cp->fresh = false;	/* the write goes there now */
+			bool set;
+
+			ret = cowmap_map_one(vmf, page_to_pfn(cp->priv), true,
+					     &set);
+			/*
+			 * The write goes there now. If a PTE was there already
+			 * (a reader mapped the copy read-only meanwhile), the
+			 * write comes back through ->pfn_mkwrite instead.
+			 */
+			if (ret == VM_FAULT_NOPAGE && set)
+				cowmap_set_fresh(s, vmf->pgoff, cp, false);
 		}
 	} else {
 		ret = cowmap_read_fault(s, vmf, eof);
@@ -568,6 +598,8 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	mutex_lock(&s->lock);
 	s->faults++;
 	if (vmf->pgoff >= cowmap_eof_pgoff(s)) {
+		/* As in cowmap_fault(): a copy made for this write must go. */
+		cowmap_drop_fresh(s, vmf->pgoff);
 		ret = VM_FAULT_SIGBUS;
 		goto out;
 	}
@@ -580,7 +612,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 		ret = VM_FAULT_SIGBUS;
 	} else if (was_private) {
 		/* The core makes this PTE writable. */
-		cp->fresh = false;
+		cowmap_set_fresh(s, vmf->pgoff, cp, false);
 		ret = 0;
 	} else {
 		/*
@@ -590,7 +622,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 		 * before: see cowmap_drop_fresh().
 		 */
 		cowmap_zap(s, vmf->pgoff, 1);
-		cp->fresh = created;
+		cowmap_set_fresh(s, vmf->pgoff, cp, created);
 		ret = VM_FAULT_NOPAGE;
 	}
 out:
@@ -663,6 +695,7 @@ int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
  */
 void cowmap_invalidate_base(struct cowmap_session *s)
 {
+	struct cowmap_page *cp;
 	unsigned long idx;
 	struct page *page;
 	pgoff_t eof;
@@ -683,6 +716,13 @@ void cowmap_invalidate_base(struct cowmap_session *s)
 		cowmap_forget_base(s, idx);
 		s->base_invalidations++;
 	}
+	/*
+	 * A fresh copy was taken for a write that has not reached it yet: it
+	 * shows the file as it was then. Drop it; the retried write copies
+	 * the file as it is now.
+	 */
+	xa_for_each_marked(&s->pages, idx, cp, COWMAP_FRESH)
+		cowmap_drop_fresh(s, idx);
 out:
 	mutex_unlock(&s->lock);
 }
