@@ -35,7 +35,9 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 if [ ! -f "$BPO_LIST" ]; then
-	echo 'deb http://deb.debian.org/debian bookworm-backports main' > "$BPO_LIST"
+	# Backports from the mirror the machine's apt already uses.
+	mirror=$("$(dirname "$0")"/apt-mirror bookworm) || exit 1
+	echo "deb $mirror bookworm-backports main" > "$BPO_LIST"
 fi
 apt-get update -q
 if [ ${#need[@]} -gt 0 ]; then
