@@ -5,7 +5,9 @@
 # make selftests     static kselftest programs in build/selftests/
 # make check         lint + the suite in QEMU on KERNELS (default: 6.1 6.12 debug)
 # make check KERNEL=6.12   one kernel only
-# make lint          W=1 builds on both Debian header sets, checkpatch, sparse
+# make lint          W=1 builds on both Debian header sets, checkpatch, sparse,
+#                    library, tools and selftests with -Werror (build/lint-user)
+# WERROR=1           any compiler warning in user space fails the build
 # make demo          the demo in QEMU
 
 VERSION := $(shell cat VERSION)
@@ -24,7 +26,9 @@ KERNELDOC := $(KSFT)/checkpatch/scripts/kernel-doc
 
 CC ?= gcc
 CFLAGS ?= -O2 -g
-WARN := -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare
+WERROR ?= 0
+WERROR_FLAG := $(if $(filter 1,$(WERROR)),-Werror)
+WARN := -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare $(WERROR_FLAG)
 TEST_CFLAGS := $(CFLAGS) $(WARN) -D_GNU_SOURCE -I$(BUILD)/include -I$(KSFT) -pthread
 TEST_LDFLAGS := -static -pthread
 
@@ -114,6 +118,13 @@ lint: $(CHECKPATCH) $(KERNELDOC)
 	@# well formed and every member described; any warning fails.
 	@out=$$($(KERNELDOC) -none uapi/cowmap.h userlib/libcowmap.h 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" >&2; echo "lint: kernel-doc warnings" >&2; exit 1; fi
+	@# User space with -Werror, from scratch in a build dir of its own, so
+	@# that no object built without -Werror is reused.
+	@echo "== library, tools, selftests, cowbench with -Werror in $(BUILD)/lint-user"
+	@rm -rf $(BUILD)/lint-user
+	@$(MAKE) --no-print-directory -s BUILD=$(BUILD)/lint-user KSFT=$(KSFT) WERROR=1 \
+		lib tools selftests $(BUILD)/lint-user/bench/cowbench
+	@rm -rf $(BUILD)/lint-user
 
 check:
 	tools/check $(KERNELS)

@@ -30,7 +30,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 
-USER_CFLAGS := $(CFLAGS) -Wall -Wextra -D_GNU_SOURCE -pthread \
+USER_CFLAGS := $(CFLAGS) -Wall -Wextra $(WERROR_FLAG) -D_GNU_SOURCE -pthread \
 	-I$(CURDIR)/userlib -I$(BUILD)/include -DCOWMAP_VERSION='"$(VERSION)"'
 
 LIB_DIR := $(BUILD)/lib
