@@ -269,8 +269,9 @@ API int cowmap_nl_open(struct cowmap_nl **nlp)
 	nlh = nl_req_put(nl, buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1, 0);
 	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, COWMAP_GENL_NAME);
 	ret = nl_talk(nl, nlh, family_cb, nl);
-	if (!ret && !nl->family)
-		ret = -ENOENT;
+	/* No family "cowmap": the module is not loaded (as in cowmap_open()). */
+	if (ret == -ENOENT || (!ret && !nl->family))
+		ret = -ENODEV;
 	if (ret)
 		goto fail;
 	*nlp = nl;
