@@ -55,6 +55,7 @@ DEPS_PARTS_module := module
 DEPS_PARTS_install := module
 DEPS_PARTS_lib := user
 DEPS_PARTS_tools := user
+DEPS_PARTS_host-tests := user
 DEPS_PARTS_selftests := selftests
 DEPS_PARTS := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),$(DEPS_PARTS_$(g))))
 ifneq ($(DEPS_PARTS),)
@@ -154,10 +155,10 @@ lint-run: $(CHECKPATCH) $(KERNELDOC)
 	if [ -n "$$out" ]; then echo "$$out" >&2; echo "lint: kernel-doc warnings" >&2; exit 1; fi
 	@# User space with -Werror, from scratch in a build dir of its own, so
 	@# that no object built without -Werror is reused.
-	@echo "== library, tools, selftests, cowbench with -Werror in $(BUILD)/lint-user"
+	@echo "== library, tools, selftests, host tests, cowbench with -Werror in $(BUILD)/lint-user"
 	@rm -rf $(BUILD)/lint-user
 	@$(MAKE) --no-print-directory -s BUILD=$(BUILD)/lint-user KSFT=$(KSFT) WERROR=1 \
-		lib tools selftests $(BUILD)/lint-user/bench/cowbench
+		lib tools selftests host-tests $(BUILD)/lint-user/bench/cowbench
 	@rm -rf $(BUILD)/lint-user
 
 check:

@@ -118,6 +118,16 @@ $(USER_TESTS): $(BUILD)/selftests/%: selftests/%.c selftests/cowmap_test.h \
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -I$(CURDIR)/userlib -o $@ $< $(LIB_A) $(TEST_LDFLAGS)
 
+# Programs of tools/host-check, which runs on the build machine (no module):
+# not kselftests, not in the VM's test list.
+HOST_TESTS := $(BUILD)/host/lib-errno
+.PHONY: host-tests
+host-tests: $(HOST_TESTS)
+$(HOST_TESTS): $(BUILD)/host/%: selftests/host/%.c $(LIB_A) userlib/libcowmap.h \
+		$(BUILD)/include/linux/cowmap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -o $@ $< $(LIB_A) -lmnl
+
 # Man pages: man/NAME.N -> build/man/NAME.N with @VERSION@ filled in; make
 # install (mk/install.mk) installs build/man/{cowmap,libcowmap}*.[1-8].
 MAN_SRCS := $(wildcard man/*.[1-8])
