@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# make               module (against KDIR), library, tools, selftests
+# make               module (against KDIR), library, tools, selftests (these
+#                    only with linux-source-6.1); never installs anything:
+#                    missing packages are listed (tools/build-deps)
 # make module        the module only; KDIR= kernel build dir, OBJDIR= output
 # make selftests     static kselftest programs in build/selftests/
 # make check         lint + the suite in QEMU on KERNELS (default: 6.1 6.12 debug)
 # make check KERNEL=6.12   one kernel only
-# make lint          W=1 builds on both Debian header sets, checkpatch, sparse
+# make lint          W=1 builds on both Debian header sets, checkpatch, sparse,
+#                    library, tools and selftests with -Werror (build/lint-user)
+# WERROR=1           any compiler warning in user space fails the build
 # make demo          the demo in QEMU
 
 VERSION := $(shell cat VERSION)
@@ -24,7 +28,9 @@ KERNELDOC := $(KSFT)/checkpatch/scripts/kernel-doc
 
 CC ?= gcc
 CFLAGS ?= -O2 -g
-WARN := -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare
+WERROR ?= 0
+WERROR_FLAG := $(if $(filter 1,$(WERROR)),-Werror)
+WARN := -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare $(WERROR_FLAG)
 TEST_CFLAGS := $(CFLAGS) $(WARN) -D_GNU_SOURCE -I$(BUILD)/include -I$(KSFT) -pthread
 TEST_LDFLAGS := -static -pthread
 
@@ -38,15 +44,41 @@ ifdef KERNEL
 KERNELS := $(KERNEL)
 endif
 
-.PHONY: all module selftests tools check lint demo clean deps
+.PHONY: all module selftests tools check lint lint-run demo clean deps no-selftests
 
-all: module tools selftests
+# "make" never installs anything. Before building, tools/build-deps checks
+# what the goals below need (a kernel build dir, the compiler and libmnl,
+# the kselftest header) and stops with the missing packages listed;
+# tools/deps.sh installs everything (check, lint, demo and tools/vm run it).
+DEPS_PARTS_all := module user
+DEPS_PARTS_module := module
+DEPS_PARTS_install := module
+DEPS_PARTS_lib := user
+DEPS_PARTS_tools := user
+DEPS_PARTS_host-tests := user
+DEPS_PARTS_selftests := selftests
+DEPS_PARTS := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),$(DEPS_PARTS_$(g))))
+ifneq ($(DEPS_PARTS),)
+ifneq ($(shell KDIR='$(KDIR)' CC='$(CC)' KSRC_TAR='$(KSRC_TAR)' KSFT='$(KSFT)' \
+	tools/build-deps $(DEPS_PARTS) >&2 || echo missing),)
+$(error build dependencies missing (see above))
+endif
+endif
+
+# Without linux-source-6.1 a plain "make" builds everything but the
+# selftests (they run in QEMU, where tools/vm installs it anyway).
+HAVE_KSFT := $(or $(wildcard $(KSFT)/kselftest_harness.h),$(wildcard $(KSRC_TAR)))
+all: module tools $(if $(HAVE_KSFT),selftests,no-selftests)
+
+no-selftests:
+	@echo "note: selftests not built: they need $(KSRC_TAR) (apt-get install linux-source-6.1)" >&2
 
 deps:
 	tools/deps.sh
 
 module: $(KMOD_SRCS)
-	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "no kernel build dir: set KDIR=" >&2; exit 1; }
+	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "no kernel build dir: set KDIR=" \
+		"(or apt-get install linux-headers-$$(uname -r))" >&2; exit 1; }
 	@mkdir -p $(OBJDIR)
 	@cp -r --parents $(KMOD_SRCS) $(OBJDIR)/
 	$(MAKE) -C $(KDIR) M=$(OBJDIR) modules
@@ -56,7 +88,9 @@ $(BUILD)/include/linux/cowmap.h: uapi/cowmap.h
 	cp $< $@
 
 $(KSFT_HDRS) $(CHECKPATCH) $(KERNELDOC) &:
-	@test -f $(KSRC_TAR) || tools/deps.sh
+	@test -f $(KSRC_TAR) || { echo "$(KSRC_TAR) is missing: the selftests" \
+		"(kselftest_harness.h) and make lint (checkpatch) need it;" \
+		"apt-get install linux-source-6.1" >&2; exit 1; }
 	@mkdir -p $(KSFT)/checkpatch
 	tar -xJf $(KSRC_TAR) -C $(KSFT) --strip-components=4 \
 		linux-source-6.1/tools/testing/selftests/kselftest_harness.h \
@@ -96,7 +130,12 @@ $(BUILD)/crash/crashtest: selftests/crash/crashtest.c $(wildcard selftests/*.h) 
 HDR_61 = $(lastword $(sort $(wildcard /usr/src/linux-headers-6.1.*-amd64)))
 HDR_612 = $(lastword $(sort $(filter-out %-rt-amd64 %-cloud-amd64,$(wildcard /usr/src/linux-headers-6.12.*-amd64))))
 
-lint: $(CHECKPATCH) $(KERNELDOC)
+# A test target: it may install what it needs (tools/deps.sh), then runs
+# lint-run in a new make, which sees the headers deps.sh installed.
+lint: deps
+	@$(MAKE) --no-print-directory lint-run
+
+lint-run: $(CHECKPATCH) $(KERNELDOC)
 	@for k in $(HDR_61) $(HDR_612); do \
 		echo "== W=1 + sparse build against $$k"; \
 		rm -rf $(BUILD)/lint; \
@@ -114,6 +153,13 @@ lint: $(CHECKPATCH) $(KERNELDOC)
 	@# well formed and every member described; any warning fails.
 	@out=$$($(KERNELDOC) -none uapi/cowmap.h userlib/libcowmap.h 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" >&2; echo "lint: kernel-doc warnings" >&2; exit 1; fi
+	@# User space with -Werror, from scratch in a build dir of its own, so
+	@# that no object built without -Werror is reused.
+	@echo "== library, tools, selftests, host tests, cowbench with -Werror in $(BUILD)/lint-user"
+	@rm -rf $(BUILD)/lint-user
+	@$(MAKE) --no-print-directory -s BUILD=$(BUILD)/lint-user KSFT=$(KSFT) WERROR=1 \
+		lib tools selftests host-tests $(BUILD)/lint-user/bench/cowbench
+	@rm -rf $(BUILD)/lint-user
 
 check:
 	tools/check $(KERNELS)

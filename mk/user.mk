@@ -30,7 +30,7 @@ PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 
-USER_CFLAGS := $(CFLAGS) -Wall -Wextra -D_GNU_SOURCE -pthread \
+USER_CFLAGS := $(CFLAGS) -Wall -Wextra $(WERROR_FLAG) -D_GNU_SOURCE -pthread \
 	-I$(CURDIR)/userlib -I$(BUILD)/include -DCOWMAP_VERSION='"$(VERSION)"'
 
 LIB_DIR := $(BUILD)/lib
@@ -117,6 +117,16 @@ $(USER_TESTS): $(BUILD)/selftests/%: selftests/%.c selftests/cowmap_test.h \
 		$(KSFT_HDRS) $(BUILD)/include/linux/cowmap.h $(LIB_A) userlib/libcowmap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -I$(CURDIR)/userlib -o $@ $< $(LIB_A) $(TEST_LDFLAGS)
+
+# Programs of tools/host-check, which runs on the build machine (no module):
+# not kselftests, not in the VM's test list.
+HOST_TESTS := $(BUILD)/host/lib-errno
+.PHONY: host-tests
+host-tests: $(HOST_TESTS)
+$(HOST_TESTS): $(BUILD)/host/%: selftests/host/%.c $(LIB_A) userlib/libcowmap.h \
+		$(BUILD)/include/linux/cowmap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -o $@ $< $(LIB_A) -lmnl
 
 # Man pages: man/NAME.N -> build/man/NAME.N with @VERSION@ filled in; make
 # install (mk/install.mk) installs build/man/{cowmap,libcowmap}*.[1-8].

@@ -344,13 +344,21 @@ TEST_F(ctl, unknown_sessions_are_errors)
 	/* Adoptions. */
 	EXPECT_EQ(1, sh(&r, "cowmapctl discard 987654321"));
 	EXPECT_NE(NULL, strstr(r.err, "no orphaned session")) TH_LOG("%s", r.err);
+	/* The module is loaded: the error does not blame the device. */
+	EXPECT_EQ(NULL, strstr(r.err, "modprobe")) TH_LOG("%s", r.err);
 	res_free(&r);
 	EXPECT_EQ(1, sh(&r, "cowmapctl trim 987654321"));
+	EXPECT_NE(NULL, strstr(r.err, "no orphaned session")) TH_LOG("%s", r.err);
 	res_free(&r);
 	EXPECT_EQ(1, sh(&r, "cowmapctl merge --session 987654321 --into %s", f));
 	EXPECT_NE(NULL, strstr(r.err, "no orphaned session")) TH_LOG("%s", r.err);
 	res_free(&r);
 	EXPECT_EQ(1, sh(&r, "cowmapctl status 987654321 --ioctl"));
+	EXPECT_NE(NULL, strstr(r.err, "no orphaned session")) TH_LOG("%s", r.err);
+	res_free(&r);
+	EXPECT_EQ(1, sh(&r, "cowmapctl dump 987654321 --ioctl"));
+	EXPECT_NE(NULL, strstr(r.err, "dump: adopt session 987654321: No such file or directory"
+			       " (no orphaned session with that id)")) TH_LOG("%s", r.err);
 	res_free(&r);
 	/* A merge into a file that is not there. */
 	EXPECT_EQ(1, sh(&r, "cowmapctl merge --session 1 --into %s/nonexistent", self->dir));
@@ -421,6 +429,9 @@ TEST_F(ctl, list_and_status_show_kept_and_attached_sessions)
 	EXPECT_EQ(1, sh(&r, "cowmapctl merge --session %llu --into %s",
 			(unsigned long long)att, f));
 	snprintf(want, sizeof(want), "is attached (process %d)", getpid());
+	EXPECT_NE(NULL, strstr(r.err, want)) TH_LOG("%s", r.err);
+	res_free(&r);
+	EXPECT_EQ(1, sh(&r, "cowmapctl dump %llu --ioctl", (unsigned long long)att));
 	EXPECT_NE(NULL, strstr(r.err, want)) TH_LOG("%s", r.err);
 	res_free(&r);
 	cm_end(fd);

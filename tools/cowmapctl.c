@@ -165,13 +165,15 @@ static int parse_id(const char *s, uint64_t *id)
 	return 0;
 }
 
+#define MODULE_HINT	" (is the cowmap module loaded? try 'modprobe cowmap')"
+
 /* Errno of a session operation, with a hint where there is one. */
 static int fail(const char *what, int e)
 {
 	const char *hint = "";
 
-	if (e == -ENOENT && !strcmp(what, "open " COWMAP_DEVICE_PATH))
-		hint = " (is the cowmap module loaded?)";
+	if (e == -ENODEV && !strcmp(what, "open " COWMAP_DEVICE_PATH))
+		hint = MODULE_HINT;
 	else if (e == -ENOTTY)
 		hint = " (the loaded cowmap module does not support this)";
 	else if (e == -ENOENT && strstr(what, "adopt"))
@@ -189,9 +191,8 @@ static struct cowmap_nl *nl_open_or_fail(void)
 
 	if (!c)
 		return nl;
-	if (c == -ENOENT)
-		err("no generic netlink family \"" COWMAP_GENL_NAME
-		    "\" (is the cowmap module loaded?)");
+	if (c == -ENODEV)
+		err("no generic netlink family \"" COWMAP_GENL_NAME "\"" MODULE_HINT);
 	else
 		err("netlink: %s", strerror(-c));
 	return NULL;
@@ -210,6 +211,52 @@ static int nl_fail(struct cowmap_nl *nl, const char *what, int e)
 	else
 		err("%s: %s", what, strerror(-e));
 	return EX_ERR;
+}
+
+/* --- session fds --------------------------------------------------------- */
+
+/* A new session fd (cowmap_open()), or -1 after an error message. */
+static int dev_open_or_fail(void)
+{
+	int fd = cowmap_open(NULL);
+
+	if (fd >= 0)
+		return fd;
+	fail("open " COWMAP_DEVICE_PATH, fd);
+	return -1;
+}
+
+/*
+ * A new fd that adopted orphan @id, or -1 after an error message. The
+ * device is opened first, so that its errors are never taken for the
+ * session's (cowmap_session_adopt() keeps them apart too, by errno).
+ */
+static int adopt_or_fail(uint64_t id)
+{
+	struct cowmap_nl_session s;
+	struct cowmap_nl *nl;
+	char what[64];
+	int fd = dev_open_or_fail(), c;
+
+	if (fd < 0)
+		return -1;
+	c = cowmap_adopt(fd, id);
+	if (!c)
+		return fd;
+	close(fd);
+	snprintf(what, sizeof(what), "adopt session %" PRIu64, id);
+	/* Say why when the session exists but is not an orphan. */
+	if ((c == -ENOENT || c == -EBUSY) && !cowmap_nl_open(&nl)) {
+		if (!cowmap_nl_session_get(nl, id, &s) && s.state == COWMAP_STATE_ATTACHED) {
+			err("%s: session %" PRIu64 " is attached (process %u): only an orphan can be adopted",
+			    what, id, s.owner_pid);
+			cowmap_nl_close(nl);
+			return -1;
+		}
+		cowmap_nl_close(nl);
+	}
+	fail(what, c);
+	return -1;
 }
 
 /* --- help ------------------------------------------------------------------- */
@@ -704,13 +751,9 @@ static int cmd_dump(int argc, char **argv)
 			logpath = label;
 		info = cowmap_log_info(log);
 	} else {
-		char what[64];
-
-		fd = cowmap_session_adopt(id);
-		if (fd < 0) {
-			snprintf(what, sizeof(what), "adopt session %" PRIu64, id);
-			return fail(what, fd);
-		}
+		fd = adopt_or_fail(id);
+		if (fd < 0)
+			return EX_ERR;
 		c = cowmap_dump_begin(fd, 0, &it);
 		if (c) {
 			close(fd);
@@ -817,31 +860,6 @@ static int id_arg(int argc, char **argv, const char *help, int *json, int *use_i
 	if (parse_id(argv[optind], id))
 		return EX_USAGE;
 	return 0;
-}
-
-/* A new fd that adopted orphan @id, or -1 after an error message. */
-static int adopt_or_fail(uint64_t id)
-{
-	struct cowmap_nl_session s;
-	struct cowmap_nl *nl;
-	char what[64];
-	int fd = cowmap_session_adopt(id);
-
-	if (fd >= 0)
-		return fd;
-	snprintf(what, sizeof(what), "adopt session %" PRIu64, id);
-	/* Say why when the session exists but is not an orphan. */
-	if ((fd == -ENOENT || fd == -EBUSY) && !cowmap_nl_open(&nl)) {
-		if (!cowmap_nl_session_get(nl, id, &s) && s.state == COWMAP_STATE_ATTACHED) {
-			err("%s: session %" PRIu64 " is attached (process %u): only an orphan can be adopted",
-			    what, id, s.owner_pid);
-			cowmap_nl_close(nl);
-			return -1;
-		}
-		cowmap_nl_close(nl);
-	}
-	fail(what, fd);
-	return -1;
 }
 
 static const char *state_name(uint32_t s)

@@ -9,6 +9,8 @@
 #include "libcowmap.h"
 
 #define API __attribute__((visibility("default")))
+/* For callbacks whose signature is fixed by someone else (libmnl). */
+#define __maybe_unused __attribute__((unused))
 
 #define HDR_SIZE	64u
 #define REC_HDR		64u

@@ -19,7 +19,10 @@
  * Errors: every function that returns int returns 0 (or a documented
  * non-negative count) on success and a negative errno value on failure;
  * errno itself is not part of the interface. Functions returning void
- * cannot fail.
+ * cannot fail. -ENODEV from the functions that open the device or the
+ * netlink family (cowmap_open(), cowmap_session_open(),
+ * cowmap_session_adopt(), cowmap_nl_open()) always means that the module
+ * is not loaded; -ENOENT never does.
  *
  * Thread safety: no global state except the CRC table, which is built once
  * under pthread_once(). Objects (iterators, logs, writers, merges) must not
@@ -69,9 +72,10 @@ uint32_t cowmap_crc32(uint32_t crc, const void *buf, size_t len);
  * Opens COWMAP_DEVICE_PATH read-write with O_CLOEXEC and negotiates
  * COWMAP_API with no optional features.
  *
- * Return: the new session fd, or a negative errno: -ENOENT (no device: the
- * module is not loaded), -EACCES, -EINVAL (the module does not speak
- * COWMAP_API).
+ * Return: the new session fd, or a negative errno: -ENODEV (the module is
+ * not loaded: COWMAP_DEVICE_PATH is missing or has no driver behind it),
+ * another errno of open(2) (-EACCES: the node's permissions, -EMFILE, ...),
+ * -EINVAL (the module does not speak COWMAP_API).
  */
 int cowmap_open(struct cowmap_api *api);
 
@@ -99,7 +103,9 @@ int cowmap_attach(int fd, int file_fd, int journal_fd, uint64_t *session_id);
  * 0600 if missing), then cowmap_open() and cowmap_attach(). The file and
  * journal fds are closed before returning.
  *
- * Return: the session fd, or a negative errno.
+ * Return: the session fd, or a negative errno: an errno of open(2) for
+ * @path or @journal_path (-ENOENT: no such file), one of cowmap_open()
+ * (-ENODEV: the module is not loaded), or one of cowmap_attach().
  */
 int cowmap_session_open(const char *path, const char *journal_path,
 			uint64_t *session_id);
@@ -165,7 +171,9 @@ int cowmap_adopt(int fd, uint64_t session_id);
  * cowmap_session_adopt() - cowmap_open() then cowmap_adopt()
  * @session_id: the orphan's id
  *
- * Return: the session fd, or a negative errno.
+ * Return: the session fd, or a negative errno: one of cowmap_open()
+ * (-ENODEV: the module is not loaded) or of cowmap_adopt() (-ENOENT: no
+ * orphaned session @session_id).
  */
 int cowmap_session_adopt(uint64_t session_id);
 
@@ -713,7 +721,7 @@ struct cowmap_nl;
  * cowmap_nl_open() - open a netlink handle on the "cowmap" family
  * @nl: receives the handle
  *
- * Return: 0, or a negative errno: -ENOENT (no family "cowmap": the module
+ * Return: 0, or a negative errno: -ENODEV (no family "cowmap": the module
  * is not loaded), -EPROTONOSUPPORT (no generic netlink), -ENOMEM.
  */
 int cowmap_nl_open(struct cowmap_nl **nl);

@@ -106,7 +106,7 @@ static int ctl_done(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_ERROR;
 }
 
-static int ctl_overrun(const struct nlmsghdr *nlh, void *data)
+static int ctl_overrun(const struct nlmsghdr *nlh __maybe_unused, void *data)
 {
 	struct nl_req *r = data;
 
@@ -115,7 +115,8 @@ static int ctl_overrun(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_ERROR;
 }
 
-static int ctl_noop(const struct nlmsghdr *nlh, void *data)
+static int ctl_noop(const struct nlmsghdr *nlh __maybe_unused,
+		    void *data __maybe_unused)
 {
 	return MNL_CB_OK;
 }
@@ -173,8 +174,12 @@ static int nl_talk(struct cowmap_nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void
 			return -errno;
 		}
 		errno = 0;
+		/*
+		 * libmnl 1.0.4 (Debian 12) declares the array non-const
+		 * but only reads it; ours stays in read-only memory.
+		 */
 		ret = mnl_cb_run2(nl->buf, n, nlh->nlmsg_seq, nl->portid, data_cb, &r,
-				  ctl_cbs, NLMSG_MIN_TYPE);
+				  (mnl_cb_t *)ctl_cbs, NLMSG_MIN_TYPE);
 	} while (ret > MNL_CB_STOP);
 	if (ret < 0)
 		return r.err ? r.err : errno ? -errno : -EPROTO;
@@ -264,8 +269,9 @@ API int cowmap_nl_open(struct cowmap_nl **nlp)
 	nlh = nl_req_put(nl, buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 1, 0);
 	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, COWMAP_GENL_NAME);
 	ret = nl_talk(nl, nlh, family_cb, nl);
-	if (!ret && !nl->family)
-		ret = -ENOENT;
+	/* No family "cowmap": the module is not loaded (as in cowmap_open()). */
+	if (ret == -ENOENT || (!ret && !nl->family))
+		ret = -ENODEV;
 	if (ret)
 		goto fail;
 	*nlp = nl;

@@ -20,14 +20,31 @@ static int xioctl(int fd, unsigned long cmd, void *arg)
 	return ret < 0 ? -errno : ret;
 }
 
+/*
+ * open(2) of COWMAP_DEVICE_PATH: a node that is not there (ENOENT) or has no
+ * driver behind it (ENODEV from the misc core, ENXIO for a stale major) all
+ * mean that the module is not loaded, and become -ENODEV, so that callers
+ * can tell it from -ENOENT of a missing file or session.
+ */
+static int open_device(void)
+{
+	int fd = open(COWMAP_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0)
+		return fd;
+	if (errno == ENOENT || errno == ENODEV || errno == ENXIO)
+		return -ENODEV;
+	return -errno;
+}
+
 API int cowmap_open(struct cowmap_api *api)
 {
 	struct cowmap_api a = { .api = COWMAP_API };
 	int fd, ret;
 
-	fd = open(COWMAP_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+	fd = open_device();
 	if (fd < 0)
-		return -errno;
+		return fd;
 	ret = xioctl(fd, COWMAP_IOC_API, &a);
 	if (ret) {
 		close(fd);

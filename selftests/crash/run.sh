@@ -10,6 +10,8 @@ KERNEL=6.1
 if [ "${1:-}" = --kernel ]; then
 	KERNEL=$2
 fi
+# A test entry point: it installs what it needs ("make" never does).
+tools/deps.sh
 make -s "$PWD/build/crash/crashtest" tools
 DISK=build/vm/crash-$KERNEL.img
 LOG=build/vm/crash-$KERNEL.log
