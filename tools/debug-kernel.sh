@@ -24,7 +24,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FRAG=$HERE/debug-kernel.config
 SRC_PKG=linux-source-6.1
 SRC_TAR=/usr/src/linux-source-6.1.tar.xz
-BASE_CONFIG=x86_64_defconfig
+BASE_CONFIG=allnoconfig
 CACHE_ROOT=$(realpath -m "${COWMAP_CACHE:-/var/cache/cowmap}")
 
 msg() { echo "debug-kernel: $*" >&2; }
@@ -151,9 +151,9 @@ if [ ! -f "$DIR/.config-ok" ] || [ ! -f "$OBJ/.config" ]; then
 	msg "configuring ($BASE_CONFIG + $(basename "$FRAG"))"
 	rm -f "$DIR/.config-ok"
 	mkdir -p "$OBJ"
-	run "${KMAKE[@]}" "$BASE_CONFIG"
-	run "$SRC/scripts/kconfig/merge_config.sh" -m -O "$OBJ" "$OBJ/.config" "$FRAG"
-	run "${KMAKE[@]}" olddefconfig
+	# Everything off but what the fragment asks for (and what that
+	# selects or needs).
+	run "${KMAKE[@]}" KCONFIG_ALLCONFIG="$FRAG" "$BASE_CONFIG"
 fi
 bad=()
 while IFS= read -r line || [ -n "$line" ]; do
