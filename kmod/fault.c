@@ -16,6 +16,7 @@
  *   read-only, so its next write comes through ->pfn_mkwrite and takes a new
  *   twin first.
  */
+#include <linux/delay.h>
 #include <linux/highmem.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
@@ -50,6 +51,24 @@ static const struct kernel_param_ops cowmap_pages_in_use_ops = {
 
 module_param_cb(pages_in_use, &cowmap_pages_in_use_ops, NULL, 0444);
 MODULE_PARM_DESC(pages_in_use, "Pages all sessions own now (read-only)");
+
+/*
+ * For the selftests: a fault sleeps this long right after its end-of-file
+ * check, so that a test can truncate the file inside that window every
+ * time instead of by luck. Root only; 0 (the default) costs one load.
+ */
+static unsigned int cowmap_test_fault_delay_ms;
+module_param_named(test_fault_delay_ms, cowmap_test_fault_delay_ms, uint, 0600);
+MODULE_PARM_DESC(test_fault_delay_ms,
+		 "Testing only: sleep after a fault's end-of-file check (ms)");
+
+static void cowmap_test_fault_delay(void)
+{
+	unsigned int ms = READ_ONCE(cowmap_test_fault_delay_ms);
+
+	if (unlikely(ms))
+		msleep(min(ms, 10000U));
+}
 
 /*
  * Allocate a page for @s, within the limits, charged to the memory cgroup of
@@ -93,18 +112,54 @@ void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
 }
 
 /* The backing file's page at @pgoff, read if needed, with a folio reference. */
-static struct page *cowmap_read_base(struct cowmap_session *s, pgoff_t pgoff)
+/*
+ * Read the backing file's page at @pgoff, with a reference. The caller
+ * checked the end of file before; a truncate may have come since, and
+ * neither read_mapping_folio() nor shmem's SGP_CACHE looks at i_size: they
+ * give a folio that was removed meanwhile, or a new zero-filled one past
+ * the new end. So, as filemap_fault() does, the folio is checked under its
+ * lock (which truncation takes to remove it): still the file's, and inside
+ * it. Else -EAGAIN if it was removed but the offset is still inside (read
+ * again), -ENXIO if the offset is past the end now (SIGBUS).
+ */
+static struct page *cowmap_read_base_once(struct cowmap_session *s,
+					  pgoff_t pgoff)
 {
 	struct address_space *m = s->backing->f_mapping;
 	struct folio *folio;
+	struct page *page;
+	bool ours, inside;
 
-	if (s->base_shmem)
-		return shmem_read_mapping_page_gfp(m, pgoff, mapping_gfp_mask(m));
+	if (s->base_shmem) {
+		page = shmem_read_mapping_page_gfp(m, pgoff, mapping_gfp_mask(m));
+		if (IS_ERR(page))
+			return page;
+		folio = page_folio(page);
+	} else {
+		folio = read_mapping_folio(m, pgoff, s->backing);
+		if (IS_ERR(folio))
+			return ERR_CAST(folio);
+		page = folio_file_page(folio, pgoff);
+	}
+	folio_lock(folio);
+	ours = folio->mapping == m;
+	inside = pgoff < cowmap_eof_pgoff(s);
+	folio_unlock(folio);
+	if (ours && inside)
+		return page;
+	folio_put(folio);
+	return ERR_PTR(inside ? -EAGAIN : -ENXIO);
+}
 
-	folio = read_mapping_folio(m, pgoff, s->backing);
-	if (IS_ERR(folio))
-		return ERR_CAST(folio);
-	return folio_file_page(folio, pgoff);
+static struct page *cowmap_read_base(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct page *page;
+	int tries = 3;
+
+	do {
+		page = cowmap_read_base_once(s, pgoff);
+	} while (page == ERR_PTR(-EAGAIN) && --tries);
+	return page;
 }
 
 static void cowmap_put_base(struct page *page)
@@ -473,8 +528,23 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	 * One batch lookup for the faulting page too; it alone may need I/O,
 	 * and is read only if the batch did not find it cached and up to date.
 	 */
-	if (need)
+	if (need) {
+		pgoff_t end;
+
 		cowmap_peek_bases(s, first, need, pages);
+		/*
+		 * A page found past an end of file that moved since @eof was
+		 * read (a zero-filled folio a racing read left there, or one
+		 * that truncation has not removed yet) is not the file's.
+		 */
+		end = cowmap_eof_pgoff(s);
+		for (i = 0; i < p.nr; i++) {
+			if (pages[i] && first + i >= end) {
+				cowmap_put_base(pages[i]);
+				pages[i] = NULL;
+			}
+		}
+	}
 	if ((need & BIT(self)) && !pages[self]) {
 		page = cowmap_read_base(s, vmf->pgoff);
 		if (IS_ERR(page)) {
@@ -563,7 +633,10 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 		if (write)
 			cowmap_drop_fresh(s, vmf->pgoff);
 		ret = VM_FAULT_SIGBUS;
-	} else if (write) {
+		goto out;
+	}
+	cowmap_test_fault_delay();
+	if (write) {
 		cp = cowmap_prepare_write(s, vmf->pgoff);
 		if (IS_ERR(cp)) {
 			ret = VM_FAULT_SIGBUS;
@@ -583,6 +656,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	} else {
 		ret = cowmap_read_fault(s, vmf, eof);
 	}
+out:
 	mutex_unlock(&s->lock);
 	return ret;
 }
@@ -603,6 +677,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 		ret = VM_FAULT_SIGBUS;
 		goto out;
 	}
+	cowmap_test_fault_delay();
 	cp = xa_load(&s->pages, vmf->pgoff);
 	created = !cp;
 	was_private = cp && pte_pfn(vmf->orig_pte) == page_to_pfn(cp->priv);
@@ -674,6 +749,10 @@ int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 	 */
 	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
+	/* A mapping past the largest file offset: as for a regular file. */
+	if (vma->vm_end - vma->vm_start > MAX_LFS_FILESIZE ||
+	    vma->vm_pgoff > (MAX_LFS_FILESIZE - (vma->vm_end - vma->vm_start)) >> PAGE_SHIFT)
+		return -EOVERFLOW;
 
 	if (!s)
 		return -ENODEV;

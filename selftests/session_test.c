@@ -529,6 +529,44 @@ TEST(sigbus_past_eof)
 	unlink(path);
 }
 
+/* Offsets past the largest file offset: EOVERFLOW, as for a regular file. */
+TEST_F(sess, mmap_past_max_file_offset)
+{
+	const off_t offs[] = { (off_t)(~0ULL >> 1) - (off_t)PG + 1,
+			       (off_t)(~0ULL >> 1) - (off_t)(16 * PG) + 1 };
+
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
+		void *f, *m;
+		int ferr, merr;
+
+		errno = 0;
+		f = mmap(NULL, 16 * PG, PROT_READ, MAP_SHARED, self->file, offs[i]);
+		ferr = errno;
+		errno = 0;
+		m = mmap(NULL, 16 * PG, PROT_READ, MAP_SHARED, self->fd, offs[i]);
+		merr = errno;
+		EXPECT_EQ(MAP_FAILED, f);
+		EXPECT_EQ(EOVERFLOW, ferr);
+		EXPECT_EQ(MAP_FAILED, m);
+		EXPECT_EQ(ferr, merr) TH_LOG("offset %#llx", (unsigned long long)offs[i]);
+		if (m != MAP_FAILED)
+			munmap(m, 16 * PG);
+	}
+	/* The last whole page below the limit maps (and is past EOF). */
+	{
+		off_t last = (off_t)(~0ULL >> 1) - (off_t)(2 * PG) + 1;
+		void *f = mmap(NULL, PG, PROT_READ, MAP_SHARED, self->file, last);
+		uint8_t *m = mmap(NULL, PG, PROT_READ, MAP_SHARED, self->fd, last);
+
+		EXPECT_NE(MAP_FAILED, f);
+		ASSERT_NE(MAP_FAILED, m);
+		EXPECT_EQ(SIGBUS, cm_try_read(m));
+		munmap(m, PG);
+		if (f != MAP_FAILED)
+			munmap(f, PG);
+	}
+}
+
 TEST_F(sess, truncate_while_mapped)
 {
 	struct cowmap_status st;
@@ -578,6 +616,158 @@ TEST_F(sess, truncate_to_zero_and_rewrite)
 	EXPECT_EQ(SIGBUS, cm_try_read(self->map));
 	ASSERT_EQ(0, file_write_gen(self->path, 0, NPAGES * PG, 4));
 	EXPECT_TRUE(cm_is_pat(self->map, 0, NPAGES * PG, 4));
+}
+
+/*
+ * The window between a fault's end-of-file check and its read of the
+ * backing page, opened on purpose: the module's test_fault_delay_ms makes
+ * the fault sleep there, a thread faults, and once it sleeps (state D) the
+ * file is truncated under it. The fault must then fail with SIGBUS (the
+ * page is past the end now), never show or copy the zero-filled page that
+ * reading past the end gives, and leave no private copy behind.
+ */
+#define EOFWIN_PAGES 8
+
+FIXTURE(eofwin) {
+	char path[256];
+	int file;	/* the backing file, read-only */
+	int wfd;	/* the same file, for truncate */
+	int fd;		/* the session */
+	uint8_t *map;
+};
+
+FIXTURE_SETUP(eofwin)
+{
+	if (cm_param_get("test_fault_delay_ms") < 0)
+		SKIP(return, "no test_fault_delay_ms parameter (not root?)");
+	self->file = cm_mkfile(self->path, sizeof(self->path), "eofwin",
+			       EOFWIN_PAGES * PG, O_RDONLY);
+	ASSERT_LE(0, self->file);
+	self->wfd = open(self->path, O_RDWR);
+	ASSERT_LE(0, self->wfd);
+	self->fd = cm_session(self->file);
+	ASSERT_LE(0, self->fd);
+	self->map = cm_map(self->fd, EOFWIN_PAGES * PG, 0);
+	ASSERT_NE(MAP_FAILED, self->map);
+}
+
+FIXTURE_TEARDOWN(eofwin)
+{
+	cm_param_set("test_fault_delay_ms", 0);
+	if (self->map && self->map != MAP_FAILED)
+		munmap(self->map, EOFWIN_PAGES * PG);
+	if (self->fd > 0)
+		cm_end(self->fd);
+	if (self->file > 0) {
+		close(self->wfd);
+		close(self->file);
+		unlink(self->path);
+	}
+}
+
+struct eofwin_access {
+	uint8_t *addr;
+	int write;
+	volatile pid_t tid;
+	int sig;	/* out: 0 or the signal */
+};
+
+static void *eofwin_thread(void *arg)
+{
+	struct eofwin_access *a = arg;
+
+	a->tid = syscall(SYS_gettid);
+	a->sig = a->write ? cm_try_write(a->addr, 0x55) : cm_try_read(a->addr);
+	return NULL;
+}
+
+/* Is thread @tid of this process in uninterruptible sleep? */
+static int eofwin_thread_in_d(pid_t tid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && p[2] == 'D';
+}
+
+/*
+ * Access @off in a thread whose fault sleeps after its EOF check; truncate
+ * the file to @new_size pages while it sleeps. Returns the thread's signal.
+ */
+static int eofwin_race(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(eofwin) *self, size_t off, int write,
+		       size_t new_pages)
+{
+	struct eofwin_access a = { self->map + off, write, 0, -1 };
+	pthread_t t;
+	int i;
+
+	EXPECT_EQ(0, cm_param_set("test_fault_delay_ms", 1500));
+	EXPECT_EQ(0, pthread_create(&t, NULL, eofwin_thread, &a));
+	for (i = 0; i < 1000 && !(a.tid && eofwin_thread_in_d(a.tid)); i++)
+		usleep(1000);
+	EXPECT_GT(1000, i) TH_LOG("the faulting thread never slept in the window");
+	/* Returns once the module's invalidation ran, after the fault. */
+	EXPECT_EQ(0, ftruncate(self->wfd, new_pages * PG));
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, cm_param_set("test_fault_delay_ms", 0));
+	return a.sig;
+}
+
+/* A first write whose page is cut off in the window. */
+TEST_F(eofwin, first_write_truncated_in_window)
+{
+	struct cowmap_status st;
+
+	EXPECT_EQ(SIGBUS, eofwin_race(_metadata, self, 5 * PG + 1, 1, 2));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(0, st.private_pages) TH_LOG("a private copy was made past the end");
+
+	/* The file comes back with new content: the session shows it. */
+	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
+	ASSERT_EQ(0, file_write_gen(self->path, 0, EOFWIN_PAGES * PG, 1));
+	EXPECT_TRUE(cm_is_pat(self->map + 5 * PG, 5 * PG, PG, 1));
+	ASSERT_EQ(0, cm_commit(self->fd, 0));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(0, st.journal_records) TH_LOG("the session committed a change it never made");
+}
+
+/* A read of a page never read before, cut off in the window. */
+TEST_F(eofwin, read_truncated_in_window)
+{
+	EXPECT_EQ(SIGBUS, eofwin_race(_metadata, self, 6 * PG, 0, 3));
+	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
+	ASSERT_EQ(0, file_write_gen(self->path, 0, EOFWIN_PAGES * PG, 2));
+	EXPECT_TRUE(cm_is_pat(self->map, 0, EOFWIN_PAGES * PG, 2));
+}
+
+/* A write to a page mapped read-only (->pfn_mkwrite), cut off in the window. */
+TEST_F(eofwin, mkwrite_truncated_in_window)
+{
+	volatile uint8_t v = self->map[4 * PG];
+	struct cowmap_status st;
+
+	(void)v;
+	EXPECT_EQ(SIGBUS, eofwin_race(_metadata, self, 4 * PG + 7, 1, 1));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(0, st.private_pages);
+	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
+	ASSERT_EQ(0, file_write_gen(self->path, 0, EOFWIN_PAGES * PG, 3));
+	EXPECT_TRUE(cm_is_pat(self->map, 0, EOFWIN_PAGES * PG, 3));
+	ASSERT_EQ(0, cm_commit(self->fd, 0));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(0, st.journal_records);
 }
 
 TEST_F(sess, hole_punch_while_mapped)
