@@ -6,8 +6,9 @@
 #
 # make install [DESTDIR=] [PREFIX=/usr/local] [KDIR=] [MODULES_LOAD=1]
 #                       module (modules_install) + depmod, udev rule,
-#                       <linux/cowmap.h>, and libcowmap / cowmapctl / man
-#                       pages if they have been built
+#                       <linux/cowmap.h>, and libcowmap / cowmapctl (with
+#                       its bash completion) / man pages if they have been
+#                       built
 # make uninstall        remove exactly those files again
 # make install-check    both into a scratch DESTDIR, for PREFIX=/usr/local
 #                       and /usr (tools/install-check)
@@ -29,6 +30,8 @@ BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 MANDIR ?= $(PREFIX)/share/man
+# bash-completion looks here for /usr and, through XDG_DATA_DIRS, /usr/local.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 # udev and systemd-modules-load do not read /usr/local: a local install
 # (any PREFIX but /usr) goes to the administrator's directories in /etc.
 ifeq ($(PREFIX),/usr)
@@ -85,8 +88,9 @@ install-headers:
 # built ("make", or "make lib tools"); install builds only the module.
 # Library: build/lib/libcowmap.so* (links kept), libcowmap.a, the header
 # build/include/libcowmap.h and pkgconfig/cowmap.pc (prefix, libdir and
-# includedir rewritten for this install).  CLI: build/bin/cowmapctl.  Man
-# pages: build/man/{cowmap,libcowmap}*.[1-8].
+# includedir rewritten for this install).  CLI: build/bin/cowmapctl and
+# its bash completion (completions/cowmapctl.bash).  Man pages:
+# build/man/{cowmap,libcowmap}*.[1-8].
 install-userspace:
 	@set -e; lib=0; \
 	for f in $(BUILD)/lib/libcowmap.so* $(BUILD)/lib/libcowmap.a; do \
@@ -110,6 +114,8 @@ install-userspace:
 	if [ -e $(BUILD)/bin/cowmapctl ]; then \
 		install -D -m 755 $(BUILD)/bin/cowmapctl $(DESTDIR)$(BINDIR)/cowmapctl; \
 		echo "  INSTALL $(DESTDIR)$(BINDIR)/cowmapctl"; \
+		$(INSTALL_DATA) completions/cowmapctl.bash $(DESTDIR)$(BASHCOMPDIR)/cowmapctl; \
+		echo "  INSTALL $(DESTDIR)$(BASHCOMPDIR)/cowmapctl"; \
 	elif [ -e tools/cowmapctl.c ]; then \
 		echo "  (cowmapctl not built: run make tools first to install it)"; fi; \
 	for f in $(BUILD)/man/cowmap*.[1-8] $(BUILD)/man/libcowmap*.[1-8]; do \
@@ -138,6 +144,7 @@ uninstall:
 		$(DESTDIR)$(MODULESLOADDIR)/cowmap.conf \
 		$(DESTDIR)$(INCLUDEDIR)/linux/cowmap.h \
 		$(DESTDIR)$(BINDIR)/cowmapctl \
+		$(DESTDIR)$(BASHCOMPDIR)/cowmapctl \
 		$(DESTDIR)$(INCLUDEDIR)/libcowmap.h \
 		$(DESTDIR)$(LIBDIR)/libcowmap.so* $(DESTDIR)$(LIBDIR)/libcowmap.a \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/cowmap.pc \

@@ -284,4 +284,49 @@ TEST(unload_refused_while_open)
 	close(fd);
 }
 
+/* read(2) and write(2) without a session; write(2) is never supported. */
+TEST(read_write_unattached)
+{
+	char buf[16] = "x";
+	int fd = cm_open();
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_handshake(fd));
+	EXPECT_EQ(-1, read(fd, buf, sizeof(buf)));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, write(fd, buf, 1));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+}
+
+/*
+ * An orphan holds a module reference: delete_module(2) fails with EAGAIN
+ * (EWOULDBLOCK) until it is adopted and discarded.
+ */
+TEST(unload_refused_with_orphan)
+{
+	struct cowmap_status st;
+	char path[256];
+	uint8_t *m;
+	int file, fd;
+
+	file = cm_mkfile(path, sizeof(path), "orphan", PG, O_RDONLY);
+	ASSERT_LE(0, file);
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_status(fd, &st));
+	m = cm_map(fd, PG, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	m[0] ^= 0xff;
+	munmap(m, PG);
+	close(fd);	/* an orphan now */
+	EXPECT_EQ(-1, syscall(SYS_delete_module, "cowmap", O_NONBLOCK));
+	EXPECT_EQ(EAGAIN, errno);
+	fd = cm_adopt_new(st.session_id);
+	ASSERT_LE(0, fd);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
 TEST_HARNESS_MAIN

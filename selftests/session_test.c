@@ -857,6 +857,34 @@ TEST_F(sess, gup_refused)
 		}
 		close(dfd);
 	}
+	/* Direct I/O from the mapping (a write of its bytes): GUP too. */
+	dfd = open(self->path, O_WRONLY | O_DIRECT);
+	if (dfd >= 0) {
+		struct statfs sfs;
+
+		ASSERT_EQ(0, fstatfs(dfd, &sfs));
+		if (sfs.f_type != TMPFS_MAGIC) {
+			EXPECT_EQ(-1, pwrite(dfd, self->map + 8 * PG, PG, 0));
+			EXPECT_EQ(EFAULT, errno);
+		}
+		close(dfd);
+	}
+	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
+}
+
+/*
+ * MADV_REMOVE punches a hole through the mapping's file, here the device:
+ * vfs_fallocate() refuses a character device with ENODEV. write(2) on a
+ * session fd is not supported.
+ */
+TEST_F(sess, madv_remove_and_write_refused)
+{
+	self->map[PG] = 0x11;
+	EXPECT_EQ(-1, madvise(self->map, 2 * PG, MADV_REMOVE));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(0x11, self->map[PG]);
+	EXPECT_EQ(-1, write(self->fd, "x", 1));
+	EXPECT_EQ(EINVAL, errno);
 	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
 }
 
