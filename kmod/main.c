@@ -276,7 +276,8 @@ static const struct file_operations cowmap_fops = {
 };
 
 static struct miscdevice cowmap_misc = {
-	.minor = MISC_DYNAMIC_MINOR,
+	/* Fixed, for the devname alias below (docs/design.md, "Loading"). */
+	.minor = COWMAP_MISC_MINOR,
 	.name = "cowmap",
 	.fops = &cowmap_fops,
 	/* Every operation works on fds the caller opened itself. */
@@ -297,8 +298,12 @@ static int __init cowmap_init(void)
 	if (ret)
 		goto out_session;
 	ret = misc_register(&cowmap_misc);
-	if (ret)
+	if (ret) {
+		if (ret == -EBUSY)
+			pr_err("device %d:%d is taken by another driver\n",
+			       MISC_MAJOR, COWMAP_MISC_MINOR);
 		goto out_nl;
+	}
 	pr_info("loaded, API %d\n", COWMAP_API);
 	return 0;
 
@@ -323,3 +328,6 @@ MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("Isolated copy-on-write sessions on a regular file, with a change journal");
 MODULE_AUTHOR("cowmap developers");
 MODULE_VERSION(COWMAP_VERSION);
+/* Opening a static /dev/cowmap node (modules.devname) loads the module. */
+MODULE_ALIAS_MISCDEV(COWMAP_MISC_MINOR);
+MODULE_ALIAS("devname:cowmap");

@@ -5,6 +5,7 @@
  * a session fd. Callers without CAP_SYS_ADMIN see their own uid's sessions.
  */
 #include <linux/cred.h>
+#include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 #include <net/genetlink.h>
@@ -401,3 +402,10 @@ void cowmap_nl_exit(void)
 	/* Pending limit events hold session references: let them finish. */
 	destroy_workqueue(cowmap_wq);
 }
+
+/*
+ * A CTRL_CMD_GETFAMILY for an unknown family makes genetlink request
+ * "net-pf-16-proto-16-family-<name>": this alias loads the module on the
+ * first netlink request, as for any other family.
+ */
+MODULE_ALIAS_GENL_FAMILY(COWMAP_GENL_NAME);

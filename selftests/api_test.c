@@ -4,6 +4,7 @@
  * anything it does not understand with the documented errno.
  */
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 
 #include "cowmap_test.h"
 #include "cowmap_harness.h"
@@ -16,6 +17,9 @@ TEST(device_node)
 	ASSERT_TRUE(S_ISCHR(st.st_mode));
 	/* Without udev the device keeps the module's mode: 0666. */
 	EXPECT_EQ(0666, st.st_mode & 0777);
+	/* The fixed number the devname alias needs: misc 10:248. */
+	EXPECT_EQ(10, major(st.st_rdev));
+	EXPECT_EQ(COWMAP_MISC_MINOR, minor(st.st_rdev));
 }
 
 TEST(open_close)

@@ -20,6 +20,7 @@
 
 #include "cowmap_test.h"
 #include "cowmap_harness.h"
+#include "libcowmap.h"
 
 #define SEED	"------------ Hello World! ------------"
 #define SEEDX	"------------ Hexxx World! ------------"
@@ -283,7 +284,7 @@ static char *in(struct _test_data_ctl *self, const char *name)
 TEST_F(ctl, help_version_and_usage_errors)
 {
 	static const char *const cmds[] = { "map", "list", "status", "dump", "merge",
-					    "trim", "discard", "monitor" };
+					    "trim", "discard", "monitor", "version" };
 	/* Each is a usage error: exit 2, a message and a hint on stderr. */
 	static const char *const bad[] = {
 		"", "bogus", "list extra", "list --bogus", "status", "status abc",
@@ -296,6 +297,7 @@ TEST_F(ctl, help_version_and_usage_errors)
 		"merge -s x -l y --in-place --trim", "trim", "trim x", "discard",
 		"discard 1 2", "monitor --count 0", "monitor --count x",
 		"monitor --session 0", "monitor extra", "map", "map x --write 1",
+		"version extra", "version --bogus",
 	};
 	struct res r;
 
@@ -325,6 +327,47 @@ TEST_F(ctl, help_version_and_usage_errors)
 	sh(&r, "cowmapctl merge --session 1");
 	EXPECT_NE(NULL, strstr(r.err, "cowmapctl: merge: --session needs --into FILE"));
 	EXPECT_NE(NULL, strstr(r.err, "Try 'cowmapctl merge --help'"));
+	res_free(&r);
+}
+
+/*
+ * cowmapctl version: its own version, the library's and the loaded module's,
+ * which must be /sys/module/cowmap/version (the module of this tree).
+ */
+TEST_F(ctl, version_shows_the_loaded_module)
+{
+	char mod[128] = "", want[512];
+	struct res r;
+	ssize_t n;
+	int fd;
+
+	fd = open("/sys/module/cowmap/version", O_RDONLY);
+	ASSERT_LE(0, fd) TH_LOG("the module is not loaded");
+	n = read(fd, mod, sizeof(mod) - 1);
+	close(fd);
+	ASSERT_LT(0, n);
+	mod[strcspn(mod, "\n")] = 0;
+	/* tools/vm builds the module from the same VERSION as the library. */
+	EXPECT_STREQ(cowmap_version(), mod);
+
+	ASSERT_EQ(0, sh(&r, "cowmapctl version")) TH_LOG("%s", r.err);
+	snprintf(want, sizeof(want), "cowmapctl: %s\nlibcowmap: %s\nmodule:    %s\n",
+		 cowmap_version(), cowmap_version(), mod);
+	EXPECT_STREQ(want, r.out);
+	EXPECT_STREQ("", r.err);
+	res_free(&r);
+
+	ASSERT_EQ(0, sh(&r, "cowmapctl version --json")) TH_LOG("%s", r.err);
+	snprintf(want, sizeof(want),
+		 "{\"cowmapctl\":\"%s\",\"libcowmap\":\"%s\",\"module\":\"%s\"}\n",
+		 cowmap_version(), cowmap_version(), mod);
+	EXPECT_STREQ(want, r.out);
+	res_free(&r);
+
+	/* --version stays one line, the tool's name and version. */
+	ASSERT_EQ(0, sh(&r, "cowmapctl --version"));
+	snprintf(want, sizeof(want), "cowmapctl %s\n", cowmap_version());
+	EXPECT_STREQ(want, r.out);
 	res_free(&r);
 }
 

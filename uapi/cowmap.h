@@ -20,6 +20,14 @@
 
 #define COWMAP_DEVICE_PATH	"/dev/cowmap"
 
+/*
+ * /dev/cowmap is misc device 10:248, a fixed number from the range 243-254
+ * that Documentation/admin-guide/devices.txt reserves for local use: a
+ * static node (modules.devname, "kmod static-nodes") loads the module on
+ * the first open, as /dev/fuse does.
+ */
+#define COWMAP_MISC_MINOR	248
+
 /* The only API version so far. */
 #define COWMAP_API		1
 
