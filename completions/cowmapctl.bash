@@ -8,7 +8,7 @@ _cowmapctl()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]}
 	local prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local cmds='map dump merge status discard list monitor trim help'
+	local cmds='map dump merge status discard list monitor trim version help'
 	local sub="" i opts="" files="" dirs="" args=""
 
 	COMPREPLY=()
@@ -46,7 +46,7 @@ _cowmapctl()
 		dirs='-a --all'; args='--session' ;;
 	status)
 		opts='--json --ioctl --help' ;;
-	list)
+	list|version)
 		opts='--json --help' ;;
 	monitor)
 		opts='--json --count --session --timestamp --quiet --help'

@@ -430,7 +430,7 @@ static const char help_version[] =
 "  libcowmap: 0.1.0\n"
 "  module:    0.1.0\n"
 "The module line says \"not loaded\" when it is not; this command does not\n"
-"load it. 'cowmapctl --version' prints cowmapctl's version only.\n"
+"load it. (The global version option prints cowmapctl's version only.)\n"
 "\n"
 "  -j, --json   {\"cowmapctl\":\"0.1.0\",\"libcowmap\":\"0.1.0\",\"module\":\"0.1.0\"}\n"
 "               (\"module\":null when it is not loaded)\n"
