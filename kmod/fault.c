@@ -111,16 +111,16 @@ void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
 	unmap_mapping_pages(s->inode->i_mapping, pgoff, nr, false);
 }
 
-/* The backing file's page at @pgoff, read if needed, with a folio reference. */
 /*
- * Read the backing file's page at @pgoff, with a reference. The caller
- * checked the end of file before; a truncate may have come since, and
- * neither read_mapping_folio() nor shmem's SGP_CACHE looks at i_size: they
- * give a folio that was removed meanwhile, or a new zero-filled one past
- * the new end. So, as filemap_fault() does, the folio is checked under its
- * lock (which truncation takes to remove it): still the file's, and inside
- * it. Else -EAGAIN if it was removed but the offset is still inside (read
- * again), -ENXIO if the offset is past the end now (SIGBUS).
+ * Read the backing file's page at @pgoff, with a folio reference. The
+ * caller checked the end of file before; a truncate may have come since.
+ * read_mapping_folio() does not look at i_size: it gives a folio that was
+ * removed meanwhile, or a new zero-filled one past the new end. (shmem's
+ * SGP_CACHE refuses offsets past the end, but its folio can still be
+ * removed right after.) So, as filemap_fault() does, the folio is checked
+ * under its lock (which truncation takes to remove it): still the file's,
+ * and inside it. Else -EAGAIN if it was removed but the offset is still
+ * inside (read again), -ENXIO if the offset is past the end now (SIGBUS).
  */
 static struct page *cowmap_read_base_once(struct cowmap_session *s,
 					  pgoff_t pgoff)
