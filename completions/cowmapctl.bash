@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # bash completion for cowmapctl(8).  The commands and options are those of
-# tools/cowmapctl.c (its cmds[] and getopt_long() tables); tools/host-check
-# checks them against "cowmapctl --help".  Installed as
+# tools/cowmapctl/ (main.c's cmds[], each command's getopt_long() table);
+# tools/host-check checks them against "cowmapctl --help".  Installed as
 # $(PREFIX)/share/bash-completion/completions/cowmapctl.  Needs only bash.
 
 _cowmapctl()

@@ -116,7 +116,7 @@ install-userspace:
 		echo "  INSTALL $(DESTDIR)$(BINDIR)/cowmapctl"; \
 		$(INSTALL_DATA) completions/cowmapctl.bash $(DESTDIR)$(BASHCOMPDIR)/cowmapctl; \
 		echo "  INSTALL $(DESTDIR)$(BASHCOMPDIR)/cowmapctl"; \
-	elif [ -e tools/cowmapctl.c ]; then \
+	elif [ -e tools/cowmapctl/main.c ]; then \
 		echo "  (cowmapctl not built: run make tools first to install it)"; fi; \
 	for f in $(BUILD)/man/cowmap*.[1-8] $(BUILD)/man/libcowmap*.[1-8]; do \
 		[ -e "$$f" ] || continue; \

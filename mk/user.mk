@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# libcowmap (userlib/) and cowmapctl (tools/cowmapctl.c); included at the end
+# libcowmap (userlib/) and cowmapctl (tools/cowmapctl/); included at the end
 # of the top-level Makefile (VERSION, BUILD, CC, CFLAGS, KSFT_HDRS,
 # TEST_CFLAGS and TEST_LDFLAGS come from there).
 #
@@ -93,10 +93,25 @@ FORCE:
 TOOL_BINS += $(BUILD)/bin/cowmapctl
 tools: $(BUILD)/bin/cowmapctl $(BUILD)/bin/cowmap-demo man
 
-$(BUILD)/bin/cowmapctl $(BUILD)/bin/cowmap-demo: $(BUILD)/bin/%: tools/%.c $(LIB_A) \
+$(BUILD)/bin/cowmap-demo: $(BUILD)/bin/%: tools/%.c $(LIB_A) \
 		userlib/libcowmap.h $(BUILD)/include/linux/cowmap.h VERSION
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -o $@ $< $(LIB_A) -lmnl
+
+# cowmapctl: tools/cowmapctl/, one file per command plus the shared ones
+# (cowmapctl.h lists them). debian/rules replaces LIB_A for the link only.
+CTL_SRCS := $(wildcard tools/cowmapctl/*.c)
+CTL_HDRS := $(wildcard tools/cowmapctl/*.h)
+CTL_OBJS := $(patsubst tools/cowmapctl/%.c,$(BUILD)/obj/cowmapctl/%.o,$(CTL_SRCS))
+
+$(BUILD)/obj/cowmapctl/%.o: tools/cowmapctl/%.c $(CTL_HDRS) userlib/libcowmap.h \
+		$(BUILD)/include/linux/cowmap.h VERSION
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/cowmapctl: $(CTL_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -o $@ $(CTL_OBJS) $(LIB_A) -lmnl
 
 # The example program, linked the way an application links libcowmap
 # (-lcowmap, the shared library); the rpath lets it run from build/bin,

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cowmapctl discard: drop an orphaned session.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cowmapctl.h"
+
+static const char help_discard[] =
+"Usage: cowmapctl discard ID\n"
+"\n"
+"Adopt orphaned session ID, drop its journal and written pages, and close it\n"
+"(it is then freed).\n";
+
+int cmd_discard(int argc, char **argv)
+{
+	int fd, c;
+	uint64_t id;
+
+	c = id_arg(argc, argv, help_discard, NULL, NULL, &id);
+	if (c)
+		return c < 0 ? EX_OK : c;
+	fd = adopt_or_fail(id);
+	if (fd < 0)
+		return EX_ERR;
+	c = cowmap_discard(fd);
+	close(fd);
+	if (c)
+		return fail("discard", c);
+	printf("session %" PRIu64 " discarded\n", id);
+	return EX_OK;
+}

@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * cowmapctl list: the sessions, over netlink.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "cowmapctl.h"
+
+static const char help_list[] =
+"Usage: cowmapctl list [--json]\n"
+"\n"
+"List the sessions the kernel has (netlink): attached and orphaned, yours\n"
+"only unless you have CAP_SYS_ADMIN. One line per session:\n"
+"  ID STATE PID UID RECORDS BYTES MERGED PAGES FILE [journal=PATH]\n"
+"PID is the process that attached it, PAGES its private pages.\n"
+"\n"
+"  -j, --json   {\"sessions\":[{...}, ...]}\n";
+
+struct list_out {
+	int json, n;
+};
+
+static void list_one(void *arg, const struct cowmap_nl_session *s)
+{
+	struct list_out *o = arg;
+
+	if (o->json) {
+		printf("%s\n", o->n++ ? "," : "");
+		put_session_json(s);
+		return;
+	}
+	o->n++;
+	printf("%-6" PRIu64 " %-9s %7u %5u %8" PRIu64 " %9" PRIu64 " %7" PRIu64
+	       " %6" PRIu64 " %s", s->session_id, state_name(s->state), s->owner_pid,
+	       s->owner_uid, s->records, s->journal_bytes, s->merged, s->private_pages,
+	       s->path ? s->path : "-");
+	if (s->journal_path)
+		printf(" journal=%s", s->journal_path);
+	putchar('\n');
+}
+
+int cmd_list(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ }
+	};
+	struct list_out o = { 0 };
+	struct cowmap_nl *nl;
+	int c;
+
+	if (want_help(argc, argv, help_list))
+		return EX_OK;
+	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
+		if (c == 'j')
+			o.json = 1;
+		else
+			return usage_err("bad option");
+	}
+	if (optind != argc)
+		return usage_err("unexpected argument '%s'", argv[optind]);
+	nl = nl_open_or_fail();
+	if (!nl)
+		return EX_ERR;
+	if (o.json)
+		printf("{\"sessions\":[");
+	else
+		printf("%-6s %-9s %7s %5s %8s %9s %7s %6s %s\n", "ID", "STATE", "PID", "UID",
+		       "RECORDS", "BYTES", "MERGED", "PAGES", "FILE");
+	fflush(stdout);
+	c = cowmap_nl_sessions(nl, list_one, &o);
+	if (o.json)
+		printf("]}\n");
+	if (c < 0) {
+		fflush(stdout);
+		c = nl_fail(nl, "list", c);
+	} else {
+		c = EX_OK;
+	}
+	cowmap_nl_close(nl);
+	return c;
+}
