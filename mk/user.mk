@@ -103,15 +103,19 @@ $(BUILD)/bin/cowmap-demo: $(BUILD)/bin/%: tools/%.c $(LIB_A) \
 CTL_SRCS := $(wildcard tools/cowmapctl/*.c)
 CTL_HDRS := $(wildcard tools/cowmapctl/*.h)
 CTL_OBJS := $(patsubst tools/cowmapctl/%.c,$(BUILD)/obj/cowmapctl/%.o,$(CTL_SRCS))
+# JSON output: json-c (libjson-c-dev), linked dynamically like libmnl; the
+# library itself does not use it.
+JSONC_CFLAGS := $(shell pkg-config --cflags json-c 2>/dev/null || echo -I/usr/include/json-c)
+JSONC_LIBS := $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
 
 $(BUILD)/obj/cowmapctl/%.o: tools/cowmapctl/%.c $(CTL_HDRS) userlib/libcowmap.h \
 		$(BUILD)/include/linux/cowmap.h VERSION
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -c -o $@ $<
+	$(CC) $(USER_CFLAGS) $(JSONC_CFLAGS) -c -o $@ $<
 
 $(BUILD)/bin/cowmapctl: $(CTL_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -o $@ $(CTL_OBJS) $(LIB_A) -lmnl
+	$(CC) $(USER_CFLAGS) -o $@ $(CTL_OBJS) $(LIB_A) -lmnl $(JSONC_LIBS)
 
 # The example program, linked the way an application links libcowmap
 # (-lcowmap, the shared library); the rpath lets it run from build/bin,
@@ -135,7 +139,7 @@ $(USER_TESTS): $(BUILD)/selftests/%: selftests/%.c selftests/cowmap_test.h \
 
 # Programs of tools/host-check, which runs on the build machine (no module):
 # not kselftests, not in the VM's test list.
-HOST_TESTS := $(BUILD)/host/lib-errno
+HOST_TESTS := $(BUILD)/host/lib-errno $(BUILD)/host/mklog
 .PHONY: host-tests
 host-tests: $(HOST_TESTS)
 $(HOST_TESTS): $(BUILD)/host/%: selftests/host/%.c $(LIB_A) userlib/libcowmap.h \

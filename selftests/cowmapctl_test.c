@@ -442,14 +442,15 @@ TEST_F(ctl, list_and_status_show_kept_and_attached_sessions)
 
 	ASSERT_EQ(0, sh(&r, "cowmapctl list --json"));
 	EXPECT_EQ(0, strncmp(r.out, "{\"sessions\":[", 13));
-	snprintf(want, sizeof(want), "{\"session_id\":%llu,\"state\":\"orphaned\"",
-		 (unsigned long long)id);
+	snprintf(want, sizeof(want), "{\"session_id\":%llu,\"session_id_str\":\"%llu\","
+		 "\"state\":\"orphaned\"", (unsigned long long)id, (unsigned long long)id);
 	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
 	snprintf(want, sizeof(want), "\"journal_records\":1,\"journal_bytes\":72,"
 		 "\"merged_records\":0,\"path\":\"%s\",\"journal_path\":\"%s\"}", f, log);
 	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
-	snprintf(want, sizeof(want), "{\"session_id\":%llu,\"state\":\"attached\",\"owner_pid\":%d",
-		 (unsigned long long)att, getpid());
+	snprintf(want, sizeof(want), "{\"session_id\":%llu,\"session_id_str\":\"%llu\","
+		 "\"state\":\"attached\",\"owner_pid\":%d",
+		 (unsigned long long)att, (unsigned long long)att, getpid());
 	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
 	res_free(&r);
 
@@ -512,6 +513,38 @@ static char *read_stream(int fd, size_t *len)
 	return got < 0 ? NULL : buf;
 }
 
+/* JSON: file names as they are (UTF-8), invalid bytes as U+FFFD + KEY_hex. */
+TEST_F(ctl, json_file_names_and_64bit_ids)
+{
+	char *good = in(self, "caf\xc3\xa9"), *bad = in(self, "b\xff" "d");
+	char want[1200];
+	struct res r;
+	uint64_t a, b;
+
+	ASSERT_EQ(0, cm_put_file(good, "hello\n", 6));
+	ASSERT_EQ(0, cm_put_file(bad, "hello\n", 6));
+	a = keep(self, "'%s' -w 0:H", good);
+	b = keep(self, "'%s' -w 0:H", bad);
+	ASSERT_NE(0, a);
+	ASSERT_NE(0, b);
+	ASSERT_EQ(0, sh(&r, "cowmapctl status %llu --json", (unsigned long long)a));
+	snprintf(want, sizeof(want), "\"path\":\"%s\",\"journal_path\":null}\n", good);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	snprintf(want, sizeof(want), "\"session_id_str\":\"%llu\",", (unsigned long long)a);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	res_free(&r);
+	ASSERT_EQ(0, sh(&r, "cowmapctl list --json"));
+	snprintf(want, sizeof(want), "\"path\":\"%s/b\xef\xbf\xbd" "d\",\"path_hex\":\"", self->dir);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, "2f62ff64\",\"journal_path\":null}")) TH_LOG("%s", r.out);
+	res_free(&r);
+	/* map --json: the names of monitor's commit event. */
+	ASSERT_EQ(0, sh(&r, "cowmapctl map '%s' -w 1:E --json", good));
+	EXPECT_NE(NULL, strstr(r.out, "\"records\":1,\"journal_bytes\":")) TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, "\"kept\":false,\"journal_path\":null}\n")) TH_LOG("%s", r.out);
+	res_free(&r);
+}
+
 TEST_F(ctl, dump_over_netlink_equals_the_kernel_stream)
 {
 	char *f = in(self, "f"), *raw = in(self, "a.raw"), *raw2 = in(self, "b.raw");
@@ -537,7 +570,8 @@ TEST_F(ctl, dump_over_netlink_equals_the_kernel_stream)
 	res_free(&r);
 	res_free(&r2);
 	ASSERT_EQ(0, sh(&r, "cowmapctl dump %llu --json", (unsigned long long)id));
-	EXPECT_NE(NULL, strstr(r.out, "\"old_hex\":\"6c6c6f\",\"new_hex\":\"015c22\""))
+	EXPECT_NE(NULL, strstr(r.out, "\"old\":\"llo\",\"old_hex\":\"6c6c6f\","
+			       "\"new\":\"\\u0001\\\\\\\"\",\"new_hex\":\"015c22\""))
 		TH_LOG("%s", r.out);
 	res_free(&r);
 	/* Raw: byte-identical to the ioctl dump and to read(2) of the session. */
@@ -739,7 +773,7 @@ TEST_F(ctl, kernel_merge_policies_json_trim)
 	EXPECT_EQ(3, sh(&r, "cowmapctl merge --session %llu --into %s --dry-run --json",
 			(unsigned long long)id, f));
 	EXPECT_NE(NULL, strstr(r.out, "\"dry_run\":true")) TH_LOG("%s", r.out);
-	EXPECT_NE(NULL, strstr(r.out, "\"expected\":\"ello\",\"found\":\"Xllo\",\"expected_hex\":\"656c6c6f\",\"found_hex\":\"586c6c6f\"}"))
+	EXPECT_NE(NULL, strstr(r.out, "\"expected\":\"ello\",\"expected_hex\":\"656c6c6f\",\"found\":\"Xllo\",\"found_hex\":\"586c6c6f\"}"))
 		TH_LOG("%s", r.out);
 	EXPECT_NE(NULL, strstr(r.out, "\"exit\":3}")) TH_LOG("%s", r.out);
 	res_free(&r);
@@ -855,8 +889,9 @@ TEST_F_TIMEOUT(ctl, monitor_prints_events_in_order, 120)
 	kill(mon, SIGTERM);
 	EXPECT_EQ(0, wait_pid(mon, 10000));
 	text = cm_get_file(out, NULL);
-	snprintf(line, sizeof(line), "{\"event\":\"adopt\",\"session_id\":%llu,\"owner_uid\":%u,\"time_ns\":",
-		 (unsigned long long)id, getuid());
+	snprintf(line, sizeof(line), "{\"event\":\"adopt\",\"session_id\":%llu,"
+		 "\"session_id_str\":\"%llu\",\"owner_uid\":%u,\"time_ns\":",
+		 (unsigned long long)id, (unsigned long long)id, getuid());
 	EXPECT_EQ(0, strncmp(text, line, strlen(line))) TH_LOG("%s", text);
 	snprintf(line, sizeof(line), "\n{\"event\":\"discard\",\"session_id\":%llu,",
 		 (unsigned long long)id);

@@ -13,6 +13,7 @@
 
 static const char help_dump[] =
 "Usage: cowmapctl dump ID [--ioctl] [--json | --raw -o FILE] [--full] [-v]\n"
+"       (ID or --session ID)\n"
 "       cowmapctl dump -l LOGFILE [--json | --raw -o FILE] [--full] [-v]\n"
 "\n"
 "Print the journal of session ID (any session you can see, attached or\n"
@@ -35,20 +36,30 @@ static const char help_dump[] =
 "record is only a warning).\n";
 
 struct dump_out {
-	int json, full, verbose;
+	int full, verbose;
 	uint64_t hdr_session;
 	int nrec;
 	struct cowmap_log_writer *raw;
 };
 
-static void print_info(const struct cowmap_log_info *h, int json)
+/*
+ * The JSON document is streamed, a record at a time (a journal may hold
+ * millions): {"header":{...},\n"records":[\n{...},\n...],\n"errors":[...]}
+ */
+static void print_info(const struct cowmap_log_info *h)
 {
-	if (json) {
-		printf("{\"header\":{\"version\":%u,\"session_id\":%" PRIu64
-		       ",\"dev_major\":%u,\"dev_minor\":%u,\"ino\":%" PRIu64
-		       ",\"size_at_attach\":%" PRIu64 ",\"created_ns\":%" PRIu64 "},\n"
-		       "\"records\":[", h->version, h->session_id, h->dev_major,
-		       h->dev_minor, h->ino, h->size_at_attach, h->created_ns);
+	if (json_out) {
+		struct json_object *o = jobj();
+
+		jput_u64(o, "version", h->version);
+		jput_id(o, "session_id", h->session_id);
+		jput_u64(o, "dev_major", h->dev_major);
+		jput_u64(o, "dev_minor", h->dev_minor);
+		jput_id(o, "ino", h->ino);
+		jput_id(o, "size_at_attach", h->size_at_attach);
+		jput_id(o, "created_ns", h->created_ns);
+		printf("{\"header\":%s,\n\"records\":[", jtext(o));
+		jfree(o);
 		return;
 	}
 	printf("# log version=%u session=%" PRIu64 " device=%u:%u inode=%" PRIu64
@@ -64,20 +75,17 @@ static void print_rec(struct dump_out *o, const struct cowmap_rec *r)
 {
 	size_t show = r->length;
 
-	if (o->json) {
-		printf("%s\n{\"seq\":%" PRIu64 ",\"session_id\":%" PRIu64
-		       ",\"offset\":%" PRIu64 ",\"length\":%u,\"time_ns\":%" PRIu64
-		       ",\"pid\":%u,\"uid\":%u,\"log_offset\":%" PRIu64 ",\"old\":",
-		       o->nrec ? "," : "", r->seq, r->session_id, r->offset,
-		       r->length, r->time_ns, r->pid, r->uid, r->pos);
-		put_json_bytes(stdout, r->old_bytes, r->length);
-		printf(",\"new\":");
-		put_json_bytes(stdout, r->new_bytes, r->length);
-		printf(",\"old_hex\":\"");
-		put_hex(stdout, r->old_bytes, r->length);
-		printf("\",\"new_hex\":\"");
-		put_hex(stdout, r->new_bytes, r->length);
-		printf("\"}");
+	if (json_out) {
+		struct json_object *j = jobj();
+
+		rec_json(j, r);
+		jput_u64(j, "pid", r->pid);
+		jput_u64(j, "uid", r->uid);
+		jput_id(j, "log_offset", r->pos);
+		jput_bytes(j, "old", r->old_bytes, r->length);
+		jput_bytes(j, "new", r->new_bytes, r->length);
+		printf("%s\n%s", o->nrec ? "," : "", jtext(j));
+		jfree(j);
 		o->nrec++;
 		return;
 	}
@@ -110,10 +118,11 @@ int cmd_dump(int argc, char **argv)
 		{ "full", no_argument, NULL, 'f' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "ioctl", no_argument, NULL, 'I' },
+		{ "session", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
-	const char *logpath = NULL, *out = NULL;
+	const char *logpath = NULL, *out = NULL, *session = NULL;
 	char label[64] = "";
 	struct cowmap_nl *nl = NULL;
 	void *nlbuf = NULL;
@@ -122,36 +131,46 @@ int cmd_dump(int argc, char **argv)
 	struct cowmap_dump_iter *it = NULL;
 	struct cowmap_log *log = NULL;
 	struct dump_out o = { 0 };
+	struct json_object *jerrs = NULL, *jend;
 	const struct cowmap_log_info *info;
 	struct cowmap_log_error le;
 	struct cowmap_rec rec;
-	int raw = 0, c, fd = -1, ret = EX_OK, errors = 0, nerr = 0;
+	int raw = 0, c, fd = -1, ret = EX_OK, errors = 0;
 	uint64_t id = 0;
-	char errs[8192] = "";
-	size_t errlen = 0;
 
 	if (want_help(argc, argv, help_dump))
 		return EX_OK;
-	while ((c = getopt_long(argc, argv, "l:jro:fv", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":l:jro:fv", opts, NULL)) != -1) {
 		switch (c) {
-		case 'l': logpath = optarg; break;
-		case 'j': o.json = 1; break;
+		case 'l':
+			if (once(&logpath, "-l", optarg))
+				return EX_USAGE;
+			break;
+		case 'j': json_out = 1; break;
 		case 'r': raw = 1; break;
-		case 'o': out = optarg; break;
+		case 'o':
+			if (once(&out, "-o", optarg))
+				return EX_USAGE;
+			break;
 		case 'f': o.full = 1; break;
 		case 'v': o.verbose = 1; break;
 		case 'I': use_ioctl = 1; break;
-		default: return usage_err("bad option");
+		case 'S':
+			if (once(&session, "--session", optarg))
+				return EX_USAGE;
+			break;
+		default: return bad_option(c, argv);
 		}
 	}
 	if (logpath && use_ioctl)
 		return usage_err("--ioctl is for a session ID, not -l");
-	if (logpath ? optind != argc : optind != argc - 1)
-		return usage_err(logpath ? "ID and -l exclude each other" :
-				 "one session ID (or -l LOGFILE) expected");
-	if (!logpath && parse_id(argv[optind], &id))
+	if (logpath && (session || optind != argc))
+		return usage_err("ID and -l exclude each other");
+	if (!logpath && !session && optind == argc)
+		return usage_err("one session ID (or -l LOGFILE) expected");
+	if (!logpath && session_arg(session, argc, argv, 0, &id))
 		return EX_USAGE;
-	if (raw && o.json)
+	if (raw && json_out)
 		return usage_err("--raw and --json exclude each other");
 	if (raw != !!out)
 		return usage_err(raw ? "--raw needs -o FILE" : "-o goes with --raw");
@@ -205,7 +224,8 @@ int cmd_dump(int argc, char **argv)
 			goto done;
 		}
 	} else {
-		print_info(info, o.json);
+		print_info(info);
+		jerrs = json_out ? jarr() : NULL;
 	}
 	for (;;) {
 		c = log ? cowmap_log_next(log, &rec, &le) : cowmap_dump_next(it, &rec, &le);
@@ -236,19 +256,33 @@ int cmd_dump(int argc, char **argv)
 			logpath ? logpath : "session", cowmap_log_strerror(le.kind),
 			le.offset, le.resume - le.offset,
 			le.kind == COWMAP_LOGERR_TRUNCATED ? "ignored" : "skipped");
-		if (errlen < sizeof(errs) - 200)
-			errlen += snprintf(errs + errlen, sizeof(errs) - errlen,
-					   "%s{\"offset\":%" PRIu64 ",\"resume\":%" PRIu64
-					   ",\"error\":\"%s\",\"fatal\":%s}", nerr++ ? "," : "",
-					   le.offset, le.resume, cowmap_log_strerror(le.kind),
-					   le.kind == COWMAP_LOGERR_TRUNCATED ? "false" : "true");
+		if (jerrs) {
+			struct json_object *e = jobj();
+
+			jput_id(e, "log_offset", le.offset);
+			jput_id(e, "resume", le.resume);
+			jput_str(e, "message", cowmap_log_strerror(le.kind));
+			jput_bool(e, "fatal", le.kind != COWMAP_LOGERR_TRUNCATED);
+			jappend(jerrs, e);
+		}
 		if (!log && le.resume == le.offset)
 			break;	/* a dump that lost its record boundaries */
 	}
-	if (errors)
+	if (errors) {
 		ret = EX_ERR;
-	if (o.json)
-		printf("],\n\"errors\":[%s]}\n", errs);
+		jerror("%s: %d damaged record%s skipped", logpath ? logpath : "session",
+		       errors, errors == 1 ? "" : "s");
+	}
+	if (jerrs) {
+		/* The end of the streamed document: errors, and the error if any. */
+		jend = jobj();
+		jput(jend, "errors", jerrs);
+		if (ret)
+			jput_error(jend, ret);
+		printf("],\n%s\n", jtext(jend) + 1);	/* without its '{' */
+		jfree(jend);
+		jdone();
+	}
 done:
 	if (o.raw) {
 		c = cowmap_log_writer_close(o.raw, ret == EX_OK || errors);

@@ -11,26 +11,36 @@
 
 #include "cowmapctl.h"
 
+/* "cowmapctl: CMD: message" on stderr; with --json also for the JSON. */
+static void vmsg(const char *fmt, va_list ap)
+{
+	va_list ap2;
+
+	va_copy(ap2, ap);
+	jerror_note(fmt, ap2);
+	va_end(ap2);
+	fprintf(stderr, "cowmapctl: %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void err(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "cowmapctl: %s: ", cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmsg(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 int usage_err(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "cowmapctl: %s: ", cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vmsg(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nTry 'cowmapctl %s --help'.\n", cmd);
+	fprintf(stderr, "Try 'cowmapctl %s --help'.\n", cmd);
 	return EX_USAGE;
 }
 

@@ -18,20 +18,13 @@ static const char help_list[] =
 "\n"
 "  -j, --json   {\"sessions\":[{...}, ...]}\n";
 
-struct list_out {
-	int json, n;
-};
-
+/* Each session: a line, or (--json) an element of @arg's array. */
 static void list_one(void *arg, const struct cowmap_nl_session *s)
 {
-	struct list_out *o = arg;
-
-	if (o->json) {
-		printf("%s\n", o->n++ ? "," : "");
-		put_session_json(s);
+	if (json_out) {
+		jappend(arg, session_json(s));
 		return;
 	}
-	o->n++;
 	printf("%-6" PRIu64 " %-9s %7u %5u %8" PRIu64 " %9" PRIu64 " %7" PRIu64
 	       " %6" PRIu64 " %s", s->session_id, state_name(s->state), s->owner_pid,
 	       s->owner_uid, s->records, s->journal_bytes, s->merged, s->private_pages,
@@ -48,37 +41,44 @@ int cmd_list(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
-	struct list_out o = { 0 };
+	struct json_object *o = NULL, *a = NULL;
 	struct cowmap_nl *nl;
 	int c;
 
 	if (want_help(argc, argv, help_list))
 		return EX_OK;
-	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
 		if (c == 'j')
-			o.json = 1;
+			json_out = 1;
 		else
-			return usage_err("bad option");
+			return bad_option(c, argv);
 	}
 	if (optind != argc)
 		return usage_err("unexpected argument '%s'", argv[optind]);
 	nl = nl_open_or_fail();
 	if (!nl)
 		return EX_ERR;
-	if (o.json)
-		printf("{\"sessions\":[");
-	else
+	if (json_out) {
+		o = jobj();
+		a = jarr();
+		jput(o, "sessions", a);
+	} else {
 		printf("%-6s %-9s %7s %5s %8s %9s %7s %6s %s\n", "ID", "STATE", "PID", "UID",
 		       "RECORDS", "BYTES", "MERGED", "PAGES", "FILE");
-	fflush(stdout);
-	c = cowmap_nl_sessions(nl, list_one, &o);
-	if (o.json)
-		printf("]}\n");
+		fflush(stdout);
+	}
+	c = cowmap_nl_sessions(nl, list_one, a);
 	if (c < 0) {
 		fflush(stdout);
 		c = nl_fail(nl, "list", c);
 	} else {
 		c = EX_OK;
+	}
+	if (o) {
+		/* What was listed before an error, and the error. */
+		if (c)
+			jput_error(o, c);
+		jprint(o);
 	}
 	cowmap_nl_close(nl);
 	return c;

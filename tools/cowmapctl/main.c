@@ -5,6 +5,8 @@
  *
  * Exit codes: 0 success, 1 error, 2 usage, 3 conflicts (merge).
  */
+#include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,7 +15,7 @@
 const char *cmd = "cowmapctl";
 
 static const char help_main[] =
-"Usage: cowmapctl [--version] [--help] COMMAND [ARGS]\n"
+"Usage: cowmapctl [-j | --json] [--version] [--help] COMMAND [ARGS]\n"
 "\n"
 "Commands:\n"
 "  map FILE [--write OFFSET:TEXT]... [--log LOGFILE] [--keep]\n"
@@ -24,14 +26,16 @@ static const char help_main[] =
 "                      print a session's or a log file's journal\n"
 "  merge -s SOURCE -l LOG... [--all DIR] [--in-place | -o OUT] [--skip | --force]\n"
 "        [--dry-run]   apply journals to a file (offline, no module needed)\n"
-"  merge --session ID --into FILE [--skip | --force] [--dry-run] [--fsync]\n"
+"  merge ID --into FILE [--skip | --force] [--dry-run] [--fsync]\n"
 "                      apply an orphaned session's journal in the kernel\n"
 "  trim ID             drop the merged records of an orphaned session\n"
 "  discard ID          drop an orphaned session and its journal\n"
-"  monitor [--json] [--count N]\n"
+"  monitor [ID] [--json] [--count N]\n"
 "                      print cowmap events as they happen (netlink)\n"
 "  version [--json]   versions of cowmapctl, libcowmap and the loaded module\n"
 "\n"
+"-j, --json before COMMAND is --json for every command (like ip -j). A\n"
+"session ID is an argument, or --session ID, in every command.\n"
 "'cowmapctl COMMAND --help' describes a command. Exit status: 0 success,\n"
 "1 error, 2 usage error, 3 merge conflicts. See cowmapctl(8).\n";
 
@@ -50,36 +54,86 @@ static const struct {
 	{ "version", cmd_version },
 };
 
+static int find_cmd(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(name, cmds[i].name))
+			return i;
+	return -1;
+}
+
+/*
+ * Standard output, flushed and closed: a write error (a full disk, a
+ * closed pipe's EPIPE is a signal) must not exit 0. @ret: the command's.
+ */
+static int close_stdout(int ret)
+{
+	int e = 0;
+
+	if (fflush(stdout))
+		e = errno;
+	if (ferror(stdout) || fclose(stdout)) {
+		if (!e)
+			e = errno;
+		fprintf(stderr, "cowmapctl: %s: write error on standard output: %s\n", cmd,
+			e ? strerror(e) : "unknown error");
+		return ret == EX_OK || ret == EX_CONFLICT ? EX_ERR : ret;
+	}
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 2) {
+	int i = 1, k, ret;
+
+	/* getopt's own messages are replaced by one of ours (bad_option()). */
+	opterr = 0;
+	/* Global options, before the command. */
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json")) {
+			json_out = 1;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(help_main, stdout);
+			return close_stdout(EX_OK);
+		} else if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
+			printf("cowmapctl %s\n", cowmap_version());
+			return close_stdout(EX_OK);
+		} else {
+			fprintf(stderr, "cowmapctl: unknown option '%s'\n"
+				"Try 'cowmapctl --help'.\n", argv[i]);
+			return EX_USAGE;
+		}
+	}
+	if (i == argc) {
 		fputs(help_main, stderr);
 		return EX_USAGE;
 	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
-	    !strcmp(argv[1], "help")) {
-		if (argc > 2 && strcmp(argv[1], "help") == 0) {
-			char *v[] = { argv[2], "--help", NULL };
+	if (!strcmp(argv[i], "help")) {
+		char *v[] = { NULL, "--help", NULL };
 
-			for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-				if (!strcmp(argv[2], cmds[i].name)) {
-					cmd = cmds[i].name;
-					return cmds[i].fn(2, v);
-				}
+		if (i + 1 == argc) {
+			fputs(help_main, stdout);
+			return close_stdout(EX_OK);
 		}
-		fputs(help_main, stdout);
-		return EX_OK;
-	}
-	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
-		printf("cowmapctl %s\n", cowmap_version());
-		return EX_OK;
-	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (!strcmp(argv[1], cmds[i].name)) {
-			cmd = cmds[i].name;
-			return cmds[i].fn(argc - 1, argv + 1);
+		k = find_cmd(argv[i + 1]);
+		if (k < 0 || i + 2 != argc) {
+			fprintf(stderr, "cowmapctl: help: %s '%s'\nTry 'cowmapctl --help'.\n",
+				k < 0 ? "unknown command" : "unexpected argument",
+				argv[k < 0 ? i + 1 : i + 2]);
+			return EX_USAGE;
 		}
+		cmd = cmds[k].name;
+		v[0] = argv[i + 1];
+		return close_stdout(cmds[k].fn(2, v));
 	}
-	fprintf(stderr, "cowmapctl: unknown command '%s'\n\n%s", argv[1], help_main);
-	return EX_USAGE;
+	k = find_cmd(argv[i]);
+	if (k < 0) {
+		fprintf(stderr, "cowmapctl: unknown command '%s'\n\n%s", argv[i], help_main);
+		return EX_USAGE;
+	}
+	cmd = cmds[k].name;
+	ret = cmds[k].fn(argc - i, argv + i);
+	/* With --json, a failure is reported in JSON too. */
+	jerror_flush(ret);
+	return close_stdout(ret);
 }

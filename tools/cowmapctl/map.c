@@ -24,7 +24,7 @@ static const char help_map[] =
 "the write must end inside the file.\n"
 "\n"
 "  -w, --write OFFSET:TEXT  write TEXT at OFFSET (repeatable, in order)\n"
-"  -L, --log LOGFILE        append the journal to LOGFILE (created if missing,\n"
+"  -l, --log LOGFILE        append the journal to LOGFILE (created if missing,\n"
 "                           mode 0600); the commit is durable (fsync)\n"
 "  -k, --keep               keep the session as an orphan and print its id\n"
 "                           (only the id, for scripts); without it the session\n"
@@ -43,7 +43,7 @@ int cmd_map(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "write", required_argument, NULL, 'w' },
-		{ "log", required_argument, NULL, 'L' },
+		{ "log", required_argument, NULL, 'l' },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -52,7 +52,7 @@ int cmd_map(int argc, char **argv)
 	struct wr *w = NULL;
 	size_t nw = 0;
 	const char *file, *logpath = NULL;
-	int keep = 0, json = 0, c, fd = -1, jfd = -1, ffd, ret = EX_ERR;
+	int keep = 0, c, fd = -1, jfd = -1, ffd, ret = EX_ERR;
 	struct cowmap_commit cm;
 	uint64_t id = 0;
 	struct stat st;
@@ -60,7 +60,8 @@ int cmd_map(int argc, char **argv)
 
 	if (want_help(argc, argv, help_map))
 		return EX_OK;
-	while ((c = getopt_long(argc, argv, "w:L:kj", opts, NULL)) != -1) {
+	/* -L: the old spelling of -l. */
+	while ((c = getopt_long(argc, argv, ":w:l:L:kj", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w': {
 			char *colon = strchr(optarg, ':');
@@ -85,10 +86,14 @@ int cmd_map(int argc, char **argv)
 			w[nw++].len = n;
 			break;
 		}
-		case 'L': logpath = optarg; break;
+		case 'l':
+		case 'L':
+			if (once(&logpath, "--log", optarg))
+				return EX_USAGE;
+			break;
 		case 'k': keep = 1; break;
-		case 'j': json = 1; break;
-		default: return usage_err("bad option");
+		case 'j': json_out = 1; break;
+		default: return bad_option(c, argv);
 		}
 	}
 	if (optind != argc - 1)
@@ -167,13 +172,17 @@ int cmd_map(int argc, char **argv)
 		}
 		close(afd);
 	}
-	if (json) {
-		printf("{\"session_id\":%" PRIu64 ",\"records\":%u,\"bytes\":%llu,"
-		       "\"first_seq\":%llu,\"kept\":%s,\"log\":", id, cm.records,
-		       (unsigned long long)cm.bytes, (unsigned long long)cm.first_seq,
-		       keep ? "true" : "false");
-		put_json_str(stdout, logpath);
-		printf("}\n");
+	if (json_out) {
+		/* The names of monitor's commit event. */
+		struct json_object *o = jobj();
+
+		jput_id(o, "session_id", id);
+		jput_u64(o, "records", cm.records);
+		jput_u64(o, "journal_bytes", cm.bytes);
+		jput_id(o, "first_seq", cm.first_seq);
+		jput_bool(o, "kept", keep);
+		jput_str(o, "journal_path", logpath);
+		jprint(o);
 	} else if (keep) {
 		printf("%" PRIu64 "\n", id);
 	} else {

@@ -5,9 +5,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cowmapctl.h"
 
@@ -15,7 +18,7 @@ static const char help_merge[] =
 "Usage: cowmapctl merge -s SOURCE -l LOG [-l LOG]... [--all DIR]\n"
 "                       (--in-place | -o OUT | --dry-run) [--skip | --force]\n"
 "                       [--salvage] [--force-identity] [--json] [-v]\n"
-"       cowmapctl merge --session ID --into FILE [--skip | --force] [--dry-run]\n"
+"       cowmapctl merge ID --into FILE [--skip | --force] [--dry-run]\n"
 "                       [--fsync] [--trim] [--json]\n"
 "\n"
 "Offline (-s): apply journal records to SOURCE, no module needed. Records of\n"
@@ -41,12 +44,12 @@ static const char help_merge[] =
 "  -j, --json             print events and summary as JSON\n"
 "  -v, --verbose          print every record, not just conflicts\n"
 "\n"
-"Kernel (--session): adopt orphaned session ID and apply its journal to FILE\n"
+"Kernel (ID): adopt orphaned session ID and apply its journal to FILE\n"
 "with COWMAP_IOC_MERGE (FILE opened read-write; usually the session's own\n"
 "file), in sequence order, under FILE's inode lock. The session is closed\n"
 "again afterwards: it stays an orphan while it holds records.\n"
 "\n"
-"      --session ID       the orphaned session\n"
+"  ID, --session ID       the orphaned session\n"
 "      --into FILE        the file to write\n"
 "      --skip, --force, --dry-run, --json   as above\n"
 "      --fsync            fsync FILE after writing (offline merges always do)\n"
@@ -59,8 +62,71 @@ static const char help_merge[] =
 "error.\n";
 
 struct merge_out {
-	int json, verbose, nev;
+	int verbose, nev;
+	int progress;		/* stderr is a terminal: show progress */
+	int shown;		/* a progress line is on the terminal */
+	uint64_t records;	/* record events so far */
+	uint64_t last_ns;	/* when the progress line was last written */
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Progress on stderr, at most 5 times a second (@force: now). */
+static void progress(struct merge_out *o, int force, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void progress(struct merge_out *o, int force, const char *fmt, ...)
+{
+	uint64_t now;
+	va_list ap;
+
+	if (!o->progress)
+		return;
+	now = mono_ns();
+	if (!force && now - o->last_ns < 200000000ULL)
+		return;
+	o->last_ns = now;
+	fputs("\rcowmapctl: merge: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\033[K", stderr);	/* the rest of the line */
+	o->shown = 1;
+}
+
+/* Remove the progress line before other output. */
+static void progress_clear(struct merge_out *o)
+{
+	if (o->shown)
+		fputs("\r\033[K", stderr);
+	o->shown = 0;
+}
+
+/* The write phase (cowmap_merger_set_stage_cb()). */
+static void merge_stage(void *arg, enum cowmap_merger_stage stage, uint64_t n)
+{
+	struct merge_out *o = arg;
+
+	switch (stage) {
+	case COWMAP_MSTAGE_INTENT_SYNCED:
+		progress(o, 1, "%" PRIu64 " records checked; writing", o->records);
+		break;
+	case COWMAP_MSTAGE_RUN_WRITTEN:
+		progress(o, 0, "writing: %" PRIu64 " runs written", n + 1);
+		break;
+	case COWMAP_MSTAGE_TEMP_SYNCED:
+		progress(o, 1, "copy written and synced; renaming");
+		break;
+	case COWMAP_MSTAGE_DONE:
+		progress_clear(o);
+		break;
+	}
+}
 
 #define WIN 32
 
@@ -113,34 +179,34 @@ static void merge_event(void *arg, const struct cowmap_merger_event *ev)
 	struct merge_out *o = arg;
 	const struct cowmap_rec *r = ev->rec;
 
-	if (o->json) {
-		printf("%s\n{\"type\":\"%s\",\"log\":", o->nev++ ? "," : "",
-		       ev_name(ev->type));
-		put_json_str(stdout, ev->log);
-		if (r) {
-			printf(",\"session_id\":%" PRIu64 ",\"seq\":%" PRIu64
-			       ",\"offset\":%" PRIu64 ",\"length\":%u,\"time_ns\":%" PRIu64,
-			       r->session_id, r->seq, r->offset, r->length, r->time_ns);
-		}
+	if (r && !(++o->records & 1023))
+		progress(o, 0, "%" PRIu64 " records checked", o->records);
+	if (json_out) {
+		/* Streamed: {"events":[\n{...},\n...],\n"summary":{...}} */
+		struct json_object *j = jobj();
+
+		jput_str(j, "event", ev_name(ev->type));
+		jput_str(j, "log", ev->log);
+		if (r)
+			rec_json(j, r);
 		if (ev->type == COWMAP_MEV_CONFLICT || ev->type == COWMAP_MEV_FORCED) {
-			printf(",\"expected\":");
-			put_json_bytes(stdout, r->old_bytes, r->length);
-			printf(",\"found\":");
-			put_json_bytes(stdout, ev->found, ev->found_len);
-			printf(",\"expected_hex\":\"");
-			put_hex(stdout, r->old_bytes, r->length);
-			printf("\",\"found_hex\":\"");
-			put_hex(stdout, ev->found, ev->found_len);
-			printf("\"");
+			jput_bytes(j, "expected", r->old_bytes, r->length);
+			jput_bytes(j, "found", ev->found, ev->found_len);
 		}
-		if (ev->error)
-			printf(",\"log_offset\":%" PRIu64 ",\"resume\":%" PRIu64,
-			       ev->error->offset, ev->error->resume);
-		printf(",\"message\":");
-		put_json_str(stdout, ev->message);
-		printf("}");
+		if (ev->error) {
+			jput_id(j, "log_offset", ev->error->offset);
+			jput_id(j, "resume", ev->error->resume);
+		}
+		jput_str(j, "message", ev->message);
+		if (ev->type == COWMAP_MEV_LOG_ERROR)
+			jerror("%s: %s", ev->log ? ev->log : "", ev->message ? ev->message : "");
+		printf("%s\n%s", o->nev++ ? "," : "", jtext(j));
+		jfree(j);
 		return;
 	}
+	if ((ev->type != COWMAP_MEV_APPLY && ev->type != COWMAP_MEV_ALREADY &&
+	     ev->type != COWMAP_MEV_LOG_SKIPPED) || o->verbose)
+		progress_clear(o);
 	switch (ev->type) {
 	case COWMAP_MEV_APPLY:
 	case COWMAP_MEV_ALREADY:
@@ -214,42 +280,57 @@ int cmd_merge(int argc, char **argv)
 	dirs = calloc(argc, sizeof(*dirs));
 	if (!logs || !dirs)
 		return EX_ERR;
-	while ((c = getopt_long(argc, argv, "s:l:a:io:njv", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:l:a:io:njv", opts, NULL)) != -1) {
 		switch (c) {
-		case 's': source = optarg; break;
+		case 's':
+			if (once(&source, "-s", optarg))
+				return EX_USAGE;
+			break;
 		case 'l': logs[nlogs++] = optarg; break;
 		case 'a': dirs[ndirs++] = optarg; break;
 		case 'i': in_place = 1; break;
-		case 'o': out = optarg; break;
+		case 'o':
+			if (once(&out, "-o", optarg))
+				return EX_USAGE;
+			break;
 		case 'n': flags |= COWMAP_MERGER_DRY_RUN; break;
 		case O_SKIP: skip = 1; break;
 		case O_FORCE: force = 1; break;
 		case O_SALVAGE: flags |= COWMAP_MERGER_SALVAGE; break;
 		case O_IDENT: flags |= COWMAP_MERGER_ANY_IDENTITY; break;
-		case O_SESSION: session = optarg; break;
-		case O_INTO: into = optarg; break;
+		case O_SESSION:
+			if (once(&session, "--session", optarg))
+				return EX_USAGE;
+			break;
+		case O_INTO:
+			if (once(&into, "--into", optarg))
+				return EX_USAGE;
+			break;
 		case OPT_FSYNC: do_fsync = 1; break;
 		case OPT_TRIM: trim = 1; break;
-		case 'j': o.json = 1; break;
+		case 'j': json_out = 1; break;
 		case 'v': o.verbose = 1; break;
-		default: return usage_err("bad option");
+		default: return bad_option(c, argv);
 		}
 	}
-	if (optind != argc)
+	/* A kernel merge's session: "merge ID --into FILE" or --session ID. */
+	if (optind != argc && (source || nlogs || ndirs || in_place || out))
 		return usage_err("unexpected argument '%s'", argv[optind]);
 	if (skip && force)
 		return usage_err("--skip and --force exclude each other");
-	if (session || into) {
-		struct kmerge km = { .into = into, .json = o.json, .trim = trim,
+	if (session || into || optind != argc) {
+		struct kmerge km = { .into = into, .trim = trim,
 				     .skip = skip, .force = force };
 
-		if (!session || !into)
+		if (!into)
 			return usage_err(session ? "--session needs --into FILE" :
-					 "--into needs --session ID");
+					 "ID needs --into FILE");
+		if (!session && optind == argc)
+			return usage_err("--into needs --session ID");
 		if (source || nlogs || ndirs || in_place || out ||
 		    (flags & (COWMAP_MERGER_SALVAGE | COWMAP_MERGER_ANY_IDENTITY)))
 			return usage_err("--session/--into (kernel merge) and -s/-l/--all/-i/-o/--salvage/--force-identity (offline merge) exclude each other");
-		if (parse_id(session, &km.id))
+		if (session_arg(session, argc, argv, 0, &km.id))
 			return EX_USAGE;
 		km.flags = (skip ? COWMAP_MERGE_SKIP : 0) | (force ? COWMAP_MERGE_FORCE : 0) |
 			   (flags & COWMAP_MERGER_DRY_RUN ? COWMAP_MERGE_DRY_RUN : 0) |
@@ -274,9 +355,12 @@ int cmd_merge(int argc, char **argv)
 		 COWMAP_POLICY_ALL_OR_NOTHING;
 	pname = skip ? "skip" : force ? "force" : "all-or-nothing";
 
+	/* A long merge shows where it is when someone watches stderr. */
+	o.progress = isatty(STDERR_FILENO);
 	if (cowmap_merger_new(merge_event, &o, &m))
 		return EX_ERR;
-	if (o.json)
+	cowmap_merger_set_stage_cb(m, merge_stage, &o);
+	if (json_out)
 		printf("{\"events\":[");
 	ret = EX_OK;
 	for (size_t i = 0; i < nlogs; i++) {
@@ -291,14 +375,19 @@ int cmd_merge(int argc, char **argv)
 		c = cowmap_merger_add_dir(m, dirs[i], source,
 					 !!(flags & COWMAP_MERGER_ANY_IDENTITY));
 		if (c < 0) {
-			if (!o.json)
-				err("%s: %s", dirs[i], strerror(-c));
+			err("%s: %s", dirs[i], strerror(-c));
 			ret = EX_ERR;
 		}
 	}
 	memset(&st, 0, sizeof(st));
+	if (ret == EX_OK && access(source, F_OK)) {
+		err("%s: %s", source, strerror(errno));
+		ret = EX_ERR;
+	}
 	if (ret == EX_OK) {
+		progress(&o, 1, "%s: checking", source);
 		c = cowmap_merger_run(m, source, out, policy, flags, &st);
+		progress_clear(&o);
 		if (c < 0) {
 			const char *hint = "";
 
@@ -308,29 +397,39 @@ int cmd_merge(int argc, char **argv)
 				hint = ": a log of another file (--force-identity to merge anyway)";
 			else if (c == -EPROTONOSUPPORT)
 				hint = ": a log version this cowmapctl does not know";
-			if (!o.json)
-				err("%s%s; nothing written", c == -EBADMSG || c == -EXDEV ?
-				    "refused" : strerror(-c), hint);
+			if (c == -EBADMSG || c == -EXDEV || c == -EPROTONOSUPPORT)
+				err("refused%s; nothing written", hint);
+			else
+				err("merge of %s%s%s: %s; nothing written", source,
+				    out ? " into " : "", out ? out : "", strerror(-c));
 			ret = EX_ERR;
 		} else if (c > 0) {
 			ret = EX_CONFLICT;
 		}
 	}
-	if (o.json) {
-		printf("],\n\"summary\":{\"source\":");
-		put_json_str(stdout, source);
-		printf(",\"output\":");
-		put_json_str(stdout, out ? out : in_place ? source : NULL);
-		printf(",\"policy\":\"%s\",\"dry_run\":%s,\"logs\":%" PRIu64
-		       ",\"records\":%" PRIu64 ",\"applied\":%" PRIu64
-		       ",\"already\":%" PRIu64 ",\"conflicts\":%" PRIu64
-		       ",\"forced\":%" PRIu64 ",\"log_errors\":%" PRIu64
-		       ",\"written\":%s,\"bytes_written\":%" PRIu64
-		       ",\"recovered\":%s,\"exit\":%d}}\n", pname,
-		       flags & COWMAP_MERGER_DRY_RUN ? "true" : "false", st.logs,
-		       st.records, st.applied, st.already, st.conflicts, st.forced,
-		       st.log_errors, st.written ? "true" : "false", st.bytes_written,
-		       st.recovered ? "true" : "false", ret);
+	if (json_out) {
+		struct json_object *s = jobj();
+
+		jput_str(s, "source", source);
+		jput_str(s, "output", out ? out : in_place ? source : NULL);
+		jput_str(s, "policy", pname);
+		jput_bool(s, "dry_run", flags & COWMAP_MERGER_DRY_RUN);
+		jput_u64(s, "logs", st.logs);
+		jput_u64(s, "records", st.records);
+		jput_u64(s, "applied", st.applied);
+		jput_u64(s, "already", st.already);
+		jput_u64(s, "conflicts", st.conflicts);
+		jput_u64(s, "forced", st.forced);
+		jput_u64(s, "log_errors", st.log_errors);
+		jput_bool(s, "written", st.written);
+		jput_u64(s, "bytes_written", st.bytes_written);
+		jput_bool(s, "recovered", st.recovered);
+		jput_int(s, "exit", ret);
+		if (ret == EX_ERR)
+			jput_error(s, ret);
+		printf("],\n\"summary\":%s}\n", jtext(s));
+		jfree(s);
+		jdone();
 	} else if (ret != EX_ERR) {
 		printf("merge: %" PRIu64 " log%s, %" PRIu64 " record%s: %" PRIu64
 		       " applied, %" PRIu64 " already applied, %" PRIu64 " conflict%s",

@@ -89,39 +89,42 @@ int kernel_merge(struct kmerge *km)
 		trimmed = 1;
 	}
 	ret = m.conflicts && !km->force ? EX_CONFLICT : EX_OK;
-	if (km->json) {
-		printf("{\"session_id\":%" PRIu64 ",\"into\":", km->id);
-		put_json_str(stdout, km->into);
-		printf(",\"policy\":\"%s\",\"dry_run\":%s,\"fsync\":%s,\"records\":%llu,"
-		       "\"applied\":%llu,\"already\":%llu,\"conflicts\":%llu,"
-		       "\"written\":%llu,\"conflict_reports\":[", policy,
-		       dry ? "true" : "false", km->flags & COWMAP_MERGE_FSYNC ? "true" : "false",
-		       (unsigned long long)m.records, (unsigned long long)m.applied,
-		       (unsigned long long)m.already, (unsigned long long)m.conflicts,
-		       (unsigned long long)m.written);
+	if (json_out) {
+		struct json_object *o = jobj(), *a = jarr();
+
+		jput_id(o, "session_id", km->id);
+		jput_str(o, "into", km->into);
+		jput_str(o, "policy", policy);
+		jput_bool(o, "dry_run", dry);
+		jput_bool(o, "fsync", km->flags & COWMAP_MERGE_FSYNC);
+		jput_u64(o, "records", m.records);
+		jput_u64(o, "applied", m.applied);
+		jput_u64(o, "already", m.already);
+		jput_u64(o, "conflicts", m.conflicts);
+		jput_bool(o, "written", m.written);
+		jput_u64(o, "bytes_written", m.written);
 		for (uint64_t i = 0; i < m.conflicts && i < max; i++) {
 			const struct cowmap_conflict *k = &cf[i];
+			struct json_object *j = jobj();
 
-			printf("%s\n{\"session_id\":%llu,\"seq\":%llu,\"offset\":%llu,"
-			       "\"length\":%u,\"diff_at\":%u,\"forced\":%s,\"expected\":",
-			       i ? "," : "", (unsigned long long)k->session_id,
-			       (unsigned long long)k->seq, (unsigned long long)k->offset,
-			       k->length, k->diff_at, km->force ? "true" : "false");
-			put_json_bytes(stdout, k->expected, k->shown);
-			printf(",\"found\":");
-			put_json_bytes(stdout, k->found, k->shown);
-			printf(",\"expected_hex\":\"");
-			put_hex(stdout, k->expected, k->shown);
-			printf("\",\"found_hex\":\"");
-			put_hex(stdout, k->found, k->shown);
-			printf("\"}");
+			jput_id(j, "session_id", k->session_id);
+			jput_id(j, "seq", k->seq);
+			jput_id(j, "offset", k->offset);
+			jput_u64(j, "length", k->length);
+			jput_u64(j, "diff_at", k->diff_at);
+			jput_bool(j, "forced", km->force);
+			jput_bytes(j, "expected", k->expected, k->shown);
+			jput_bytes(j, "found", k->found, k->shown);
+			jappend(a, j);
 		}
-		printf("],\"trimmed\":%s,\"records_left\":", trimmed ? "true" : "false");
+		jput(o, "conflict_reports", a);
+		jput_bool(o, "trimmed", trimmed);
 		if (trimmed)
-			printf("%llu", (unsigned long long)after.journal_records);
+			jput_u64(o, "records_left", after.journal_records);
 		else
-			printf("null");
-		printf(",\"exit\":%d}\n", ret);
+			jput(o, "records_left", NULL);
+		jput_int(o, "exit", ret);
+		jprint(o);
 		goto out;
 	}
 	for (uint64_t i = 0; i < m.conflicts && i < max; i++) {

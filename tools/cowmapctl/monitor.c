@@ -13,8 +13,7 @@
 #include "cowmapctl.h"
 
 static const char help_monitor[] =
-"Usage: cowmapctl monitor [--json] [--count N] [--session ID] [--timestamp]\n"
-"                         [--quiet]\n"
+"Usage: cowmapctl monitor [ID] [--json] [--count N] [--timestamp] [--quiet]\n"
 "\n"
 "Print cowmap events as they happen, one line each, until SIGINT or SIGTERM\n"
 "(netlink multicast group \"events\"):\n"
@@ -23,7 +22,7 @@ static const char help_monitor[] =
 "\n"
 "  -j, --json        one JSON object per line\n"
 "  -c, --count N     exit after N events\n"
-"  -s, --session ID  only the events of session ID\n"
+"  ID, --session ID  only the events of session ID\n"
 "  -t, --timestamp   prefix each event with the time it was received\n"
 "  -q, --quiet       no \"listening\" line on stderr\n";
 
@@ -34,7 +33,7 @@ static void on_stop(int sig)
 	stop_signal = sig;
 }
 
-static void print_event(const struct cowmap_nl_event *ev, int json, int stamp)
+static void print_event(const struct cowmap_nl_event *ev, int stamp)
 {
 	const char *name = cowmap_nl_event_name(ev->event);
 	struct timespec now;
@@ -45,23 +44,27 @@ static void print_event(const struct cowmap_nl_event *ev, int json, int stamp)
 		name = unknown;
 	}
 	clock_gettime(CLOCK_REALTIME, &now);
-	if (json) {
-		printf("{\"event\":\"%s\",\"session_id\":%" PRIu64 ",\"owner_uid\":%u",
-		       name, ev->session_id, ev->owner_uid);
+	if (json_out) {
+		struct json_object *o = jobj();
+
+		jput_str(o, "event", name);
+		jput_id(o, "session_id", ev->session_id);
+		jput_u64(o, "owner_uid", ev->owner_uid);
 		if (stamp)
-			printf(",\"time_ns\":%llu", (unsigned long long)now.tv_sec *
-			       1000000000ULL + now.tv_nsec);
-		if (ev->present & COWMAP_NL_EV_HAS_RECORDS)
-			printf(",\"records\":%" PRIu64 ",\"journal_bytes\":%" PRIu64,
-			       ev->records, ev->journal_bytes);
-		if (ev->present & COWMAP_NL_EV_HAS_MERGE)
-			printf(",\"applied\":%" PRIu64 ",\"already\":%" PRIu64,
-			       ev->applied, ev->already);
+			jput_id(o, "time_ns", (uint64_t)now.tv_sec * 1000000000ULL + now.tv_nsec);
+		if (ev->present & COWMAP_NL_EV_HAS_RECORDS) {
+			jput_u64(o, "records", ev->records);
+			jput_u64(o, "journal_bytes", ev->journal_bytes);
+		}
+		if (ev->present & COWMAP_NL_EV_HAS_MERGE) {
+			jput_u64(o, "applied", ev->applied);
+			jput_u64(o, "already", ev->already);
+		}
 		if (ev->present & COWMAP_NL_EV_HAS_CONFLICTS)
-			printf(",\"conflicts\":%" PRIu64, ev->conflicts);
+			jput_u64(o, "conflicts", ev->conflicts);
 		if (ev->present & COWMAP_NL_EV_HAS_LIMIT_HITS)
-			printf(",\"limit_hits\":%" PRIu64, ev->limit_hits);
-		printf("}\n");
+			jput_u64(o, "limit_hits", ev->limit_hits);
+		jprint(o);
 		return;
 	}
 	if (stamp) {
@@ -85,7 +88,7 @@ int cmd_monitor(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "count", required_argument, NULL, 'c' },
-		{ "session", required_argument, NULL, 's' },
+		{ "session", required_argument, NULL, 'S' },
 		{ "timestamp", no_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -93,30 +96,34 @@ int cmd_monitor(int argc, char **argv)
 	};
 	struct sigaction sa = { .sa_handler = on_stop };	/* no SA_RESTART */
 	uint64_t count = 0, seen = 0, only = 0;
-	int json = 0, stamp = 0, quiet = 0, c, ret = EX_OK;
+	const char *session = NULL, *cnt = NULL;
+	int stamp = 0, quiet = 0, c, ret = EX_OK;
 	struct cowmap_nl_event ev;
 	struct cowmap_nl *nl;
 
 	if (want_help(argc, argv, help_monitor))
 		return EX_OK;
-	while ((c = getopt_long(argc, argv, "jc:s:tq", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jc:tq", opts, NULL)) != -1) {
 		switch (c) {
-		case 'j': json = 1; break;
+		case 'j': json_out = 1; break;
 		case 'c':
+			if (once(&cnt, "--count", optarg))
+				return EX_USAGE;
 			if (parse_u64(optarg, &count) || !count)
 				return usage_err("--count wants a positive number, not '%s'", optarg);
 			break;
-		case 's':
-			if (parse_id(optarg, &only))
+		case 'S':
+			if (once(&session, "--session", optarg))
 				return EX_USAGE;
 			break;
 		case 't': stamp = 1; break;
 		case 'q': quiet = 1; break;
-		default: return usage_err("bad option");
+		default: return bad_option(c, argv);
 		}
 	}
-	if (optind != argc)
-		return usage_err("unexpected argument '%s'", argv[optind]);
+	/* Only one session's events: "monitor ID" or "monitor --session ID". */
+	if (session_arg(session, argc, argv, 1, &only))
+		return EX_USAGE;
 	nl = nl_open_or_fail();
 	if (!nl)
 		return EX_ERR;
@@ -149,7 +156,7 @@ int cmd_monitor(int argc, char **argv)
 		}
 		if (only && ev.session_id != only)
 			continue;
-		print_event(&ev, json, stamp);
+		print_event(&ev, stamp);
 		seen++;
 	}
 	cowmap_nl_close(nl);

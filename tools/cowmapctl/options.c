@@ -68,6 +68,32 @@ int parse_id(const char *s, uint64_t *id)
 	return 0;
 }
 
+/*
+ * getopt_long()'s '?' or ':' (the option strings start with ':', and main()
+ * clears opterr): one message of ours, not getopt's and then another.
+ */
+int bad_option(int c, char **argv)
+{
+	const char *arg = argv[optind - 1];
+
+	if (c == ':')
+		return usage_err("option '%s' needs an argument", arg);
+	if (optopt && strncmp(arg, "--", 2))
+		return usage_err("unknown option '-%c'", optopt);
+	return usage_err("unknown option '%s'", arg);
+}
+
+/* An option that takes one value: a second one is a usage error. */
+int once(const char **dst, const char *name, const char *value)
+{
+	if (*dst) {
+		usage_err("%s given twice ('%s', '%s'): give it once", name, *dst, value);
+		return -1;
+	}
+	*dst = value;
+	return 0;
+}
+
 int want_help(int argc, char **argv, const char *help)
 {
 	for (int i = 1; i < argc; i++) {
@@ -81,32 +107,56 @@ int want_help(int argc, char **argv, const char *help)
 	return 0;
 }
 
-/* "ID [--json] [--ioctl]": parse; 0, or the exit status (-1: --help shown). */
-int id_arg(int argc, char **argv, const char *help, int *json, int *use_ioctl,
-		  uint64_t *id)
+/*
+ * The session of a command: its one positional argument, or --session ID
+ * (@opt, NULL if not given); every command takes it both ways. 0 (*@id 0
+ * if @optional and absent), or the exit status of a usage error.
+ */
+int session_arg(const char *opt, int argc, char **argv, int optional, uint64_t *id)
+{
+	const char *s = opt;
+
+	*id = 0;
+	if (argc - optind > 1)
+		return usage_err("unexpected argument '%s'", argv[optind + 1]);
+	if (argc - optind == 1) {
+		if (opt)
+			return usage_err("session ID given twice ('--session %s' and '%s')",
+					 opt, argv[optind]);
+		s = argv[optind];
+	}
+	if (!s)
+		return optional ? 0 : usage_err("session ID missing");
+	return parse_id(s, id) ? EX_USAGE : 0;
+}
+
+/*
+ * "ID [--json] [--ioctl]" (--ioctl only with @use_ioctl; ID or --session
+ * ID): parse; 0, or the exit status (-1: --help shown).
+ */
+int id_arg(int argc, char **argv, const char *help, int *use_ioctl, uint64_t *id)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "session", required_argument, NULL, 'S' },
 		{ "ioctl", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
+	const char *session = NULL;
 	int c;
 
 	if (want_help(argc, argv, help))
 		return -1;
-	while ((c = getopt_long(argc, argv, json ? "j" : "", opts, NULL)) != -1) {
-		if (c == 'j' && json)
-			*json = 1;
+	while ((c = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
+		if (c == 'j')
+			json_out = 1;
+		else if (c == 'S' && once(&session, "--session", optarg))
+			return EX_USAGE;
 		else if (c == 'I' && use_ioctl)
 			*use_ioctl = 1;
-		else
-			return usage_err("bad option");
+		else if (c != 'S')
+			return bad_option(c, argv);
 	}
-	if (optind != argc - 1)
-		return usage_err(optind < argc ? "one session ID expected, not '%s'" :
-				 "session ID missing", argv[argc - 1]);
-	if (parse_id(argv[optind], id))
-		return EX_USAGE;
-	return 0;
+	return session_arg(session, argc, argv, 0, id);
 }

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Text and JSON formatting shared by the commands.
+ * Text formatting shared by the commands, and the JSON of a session.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,29 +28,6 @@ void put_hex(FILE *f, const uint8_t *p, size_t len)
 		fprintf(f, "%02x", p[i]);
 }
 
-/* A JSON string of raw bytes: bytes outside printable ASCII as \u00XX. */
-void put_json_bytes(FILE *f, const uint8_t *p, size_t len)
-{
-	fputc('"', f);
-	for (size_t i = 0; i < len; i++) {
-		if (p[i] == '"' || p[i] == '\\')
-			fprintf(f, "\\%c", p[i]);
-		else if (p[i] >= 0x20 && p[i] < 0x7f)
-			fputc(p[i], f);
-		else
-			fprintf(f, "\\u%04x", p[i]);
-	}
-	fputc('"', f);
-}
-
-void put_json_str(FILE *f, const char *s)
-{
-	if (!s)
-		fputs("null", f);
-	else
-		put_json_bytes(f, (const uint8_t *)s, strlen(s));
-}
-
 void put_time(FILE *f, uint64_t ns)
 {
 	time_t t = ns / 1000000000ULL;
@@ -73,18 +50,34 @@ const char *state_name(uint32_t s)
 }
 
 /* The JSON object of a session (the names of struct cowmap_status where it has them). */
-void put_session_json(const struct cowmap_nl_session *s)
+struct json_object *session_json(const struct cowmap_nl_session *s)
 {
-	printf("{\"session_id\":%" PRIu64 ",\"state\":\"%s\",\"owner_pid\":%u,"
-	       "\"owner_uid\":%u,\"dev_major\":%u,\"dev_minor\":%u,\"ino\":%" PRIu64
-	       ",\"size\":%" PRIu64 ",\"private_pages\":%" PRIu64 ",\"twin_pages\":%" PRIu64
-	       ",\"journal_records\":%" PRIu64 ",\"journal_bytes\":%" PRIu64
-	       ",\"merged_records\":%" PRIu64 ",\"path\":", s->session_id,
-	       state_name(s->state), s->owner_pid, s->owner_uid, s->dev_major,
-	       s->dev_minor, s->ino, s->size, s->private_pages, s->twin_pages,
-	       s->records, s->journal_bytes, s->merged);
-	put_json_str(stdout, s->path);
-	printf(",\"journal_path\":");
-	put_json_str(stdout, s->journal_path);
-	printf("}");
+	struct json_object *o = jobj();
+
+	jput_id(o, "session_id", s->session_id);
+	jput_str(o, "state", state_name(s->state));
+	jput_u64(o, "owner_pid", s->owner_pid);
+	jput_u64(o, "owner_uid", s->owner_uid);
+	jput_u64(o, "dev_major", s->dev_major);
+	jput_u64(o, "dev_minor", s->dev_minor);
+	jput_id(o, "ino", s->ino);
+	jput_id(o, "size", s->size);
+	jput_u64(o, "private_pages", s->private_pages);
+	jput_u64(o, "twin_pages", s->twin_pages);
+	jput_u64(o, "journal_records", s->records);
+	jput_u64(o, "journal_bytes", s->journal_bytes);
+	jput_u64(o, "merged_records", s->merged);
+	jput_str(o, "path", s->path);
+	jput_str(o, "journal_path", s->journal_path);
+	return o;
+}
+
+/* Into @o: the members of a journal record that say which it is (dump, merge). */
+void rec_json(struct json_object *o, const struct cowmap_rec *r)
+{
+	jput_id(o, "session_id", r->session_id);
+	jput_id(o, "seq", r->seq);
+	jput_id(o, "offset", r->offset);
+	jput_u64(o, "length", r->length);
+	jput_id(o, "time_ns", r->time_ns);
 }

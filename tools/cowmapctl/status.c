@@ -9,7 +9,7 @@
 #include "cowmapctl.h"
 
 static const char help_status[] =
-"Usage: cowmapctl status ID [--json] [--ioctl]\n"
+"Usage: cowmapctl status ID [--json] [--ioctl]   (ID or --session ID)\n"
 "\n"
 "Print session ID as the kernel describes it over netlink (no session fd\n"
 "needed; attached and orphaned sessions of your uid, or all with\n"
@@ -20,7 +20,7 @@ static const char help_status[] =
 "               cowmap_status (fault and page counters), then close it again\n";
 
 /* The old status: adopt the orphan and print all of struct cowmap_status. */
-static int status_ioctl(uint64_t id, int json)
+static int status_ioctl(uint64_t id)
 {
 	struct cowmap_status st;
 	const char *state;
@@ -32,13 +32,15 @@ static int status_ioctl(uint64_t id, int json)
 	close(fd);
 	if (c)
 		return fail("status", c);
-#define F(name) { #name, st.name }
-	const struct { const char *name; uint64_t v; } f[] = {
-		F(session_id), F(dev_major), F(dev_minor), F(ino), F(size_at_attach),
-		F(size), F(mappings), F(private_pages), F(twin_pages), F(base_pages),
-		F(faults), F(cow_copies), F(rearms), F(base_invalidations),
-		F(limit_hits), F(journal_records), F(journal_bytes), F(next_seq),
-		F(commits), F(journal_file_seq), F(merged_records),
+	/* id: an identifier or size (JSON: also as a string, KEY_str). */
+#define F(name, id) { #name, st.name, id }
+	const struct { const char *name; uint64_t v; int id; } f[] = {
+		F(session_id, 1), F(dev_major, 0), F(dev_minor, 0), F(ino, 1),
+		F(size_at_attach, 1), F(size, 1), F(mappings, 0), F(private_pages, 0),
+		F(twin_pages, 0), F(base_pages, 0), F(faults, 0), F(cow_copies, 0),
+		F(rearms, 0), F(base_invalidations, 0), F(limit_hits, 0),
+		F(journal_records, 0), F(journal_bytes, 0), F(next_seq, 1), F(commits, 0),
+		F(journal_file_seq, 1), F(merged_records, 0),
 	};
 #undef F
 	/*
@@ -46,11 +48,13 @@ static int status_ioctl(uint64_t id, int json)
 	 * report that, not the "attached" it is while we hold it.
 	 */
 	state = st.state == COWMAP_STATE_ATTACHED ? "orphaned" : state_name(st.state);
-	if (json) {
-		printf("{\"state\":\"%s\"", state);
+	if (json_out) {
+		struct json_object *o = jobj();
+
+		jput_str(o, "state", state);
 		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-			printf(",\"%s\":%" PRIu64, f[i].name, f[i].v);
-		printf("}\n");
+			(f[i].id ? jput_id : jput_u64)(o, f[i].name, f[i].v);
+		jprint(o);
 	} else {
 		printf("%-20s %s\n", "state:", state);
 		for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
@@ -67,15 +71,15 @@ int cmd_status(int argc, char **argv)
 {
 	struct cowmap_nl_session s;
 	struct cowmap_nl *nl;
-	int json = 0, use_ioctl = 0, c;
+	int use_ioctl = 0, c;
 	char what[64];
 	uint64_t id;
 
-	c = id_arg(argc, argv, help_status, &json, &use_ioctl, &id);
+	c = id_arg(argc, argv, help_status, &use_ioctl, &id);
 	if (c)
 		return c < 0 ? EX_OK : c;
 	if (use_ioctl)
-		return status_ioctl(id, json);
+		return status_ioctl(id);
 	nl = nl_open_or_fail();
 	if (!nl)
 		return EX_ERR;
@@ -86,9 +90,8 @@ int cmd_status(int argc, char **argv)
 		cowmap_nl_close(nl);
 		return c;
 	}
-	if (json) {
-		put_session_json(&s);
-		putchar('\n');
+	if (json_out) {
+		jprint(session_json(&s));
 	} else {
 		printf("%-17s %" PRIu64 "\n", "session:", s.session_id);
 		printf("%-17s %s\n", "state:", state_name(s.state));

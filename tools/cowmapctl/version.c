@@ -75,15 +75,15 @@ int cmd_version(int argc, char **argv)
 		{ }
 	};
 	char mod[128];
-	int json = 0, c;
+	int c;
 
 	if (want_help(argc, argv, help_version))
 		return EX_OK;
-	while ((c = getopt_long(argc, argv, "j", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
 		if (c == 'j')
-			json = 1;
+			json_out = 1;
 		else
-			return usage_err("bad option");
+			return bad_option(c, argv);
 	}
 	if (optind != argc)
 		return usage_err("unexpected argument '%s'", argv[optind]);
@@ -92,14 +92,13 @@ int cmd_version(int argc, char **argv)
 		err("%s: %s", MODULE_VERSION_PATH, strerror(-c));
 		return EX_ERR;
 	}
-	if (json) {
-		printf("{\"cowmapctl\":");
-		put_json_str(stdout, COWMAP_VERSION);
-		printf(",\"libcowmap\":");
-		put_json_str(stdout, cowmap_version());
-		printf(",\"module\":");
-		put_json_str(stdout, mod[0] ? mod : NULL);
-		printf("}\n");
+	if (json_out) {
+		struct json_object *o = jobj();
+
+		jput_str(o, "cowmapctl", COWMAP_VERSION);
+		jput_str(o, "libcowmap", cowmap_version());
+		jput_str(o, "module", mod[0] ? mod : NULL);
+		jprint(o);
 	} else {
 		printf("%-10s %s\n", "cowmapctl:", COWMAP_VERSION);
 		printf("%-10s %s\n", "libcowmap:", cowmap_version());
