@@ -669,13 +669,13 @@ TEST_F_TIMEOUT(ctl, kernel_and_offline_merge_agree, 120)
 	for (int i = 0; i < 8; i++)
 		snprintf(logs[i], sizeof(logs[i]), "%s/%c.log", self->dir, 'a' + i);
 	/* A: three runs, one across a page boundary. */
-	a = keep(self, "%s -L %s -w 100:AAAA -w 4090:AAAAAAAAAAAA -w 9000:A", f, logs[0]);
+	a = keep(self, "%s -l %s -w 100:AAAA -w 4090:AAAAAAAAAAAA -w 9000:A", f, logs[0]);
 	/* B: disjoint from A, on the same pages. */
-	b = keep(self, "%s -L %s -w 200:BBBB -w 8190:BB", f, logs[1]);
+	b = keep(self, "%s -l %s -w 200:BBBB -w 8190:BB", f, logs[1]);
 	/* C: overlaps A differently: a conflict. */
-	c = keep(self, "%s -L %s -w 102:CCCC", f, logs[2]);
+	c = keep(self, "%s -l %s -w 102:CCCC", f, logs[2]);
 	/* D: the same bytes as A: already applied once A is. */
-	d = keep(self, "%s -L %s -w 100:AAAA", f, logs[3]);
+	d = keep(self, "%s -l %s -w 100:AAAA", f, logs[3]);
 	/* E: disjoint, with bytes that need escaping. */
 	e = keep(self, "%s -L %s -w '6000:\\x00\\x01\\xff\\n' -w 7000:EEEEEEEEEEEEEEEEEEEE",
 		 f, logs[4]);
@@ -778,8 +778,8 @@ TEST_F(ctl, kernel_merge_policies_json_trim)
 	EXPECT_NE(NULL, strstr(r.out, "\"exit\":3}")) TH_LOG("%s", r.out);
 	res_free(&r);
 	EXPECT_TRUE(file_is(f, "------------ hXllo World! ------------", 38));
-	/* Skip: the other record is written. */
-	EXPECT_EQ(3, sh(&r, "cowmapctl merge --session %llu --into %s --skip",
+	/* Skip: the other record is written (the session as an argument). */
+	EXPECT_EQ(3, sh(&r, "cowmapctl merge %llu --into %s --skip",
 			(unsigned long long)id, f));
 	EXPECT_NE(NULL, strstr(r.out, "; 3 bytes written to ")) TH_LOG("%s", r.out);
 	res_free(&r);
