@@ -46,7 +46,9 @@ _cowmapctl()
 		dirs='-a --all'; args='--session' ;;
 	status)
 		opts='--json --ioctl --session --help'; args='--session' ;;
-	list|version)
+	list)
+		opts='--json --stats --help' ;;
+	version)
 		opts='--json --help' ;;
 	monitor)
 		opts='--json --count --session --timestamp --quiet --help'

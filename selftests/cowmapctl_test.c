@@ -454,6 +454,25 @@ TEST_F(ctl, list_and_status_show_kept_and_attached_sessions)
 	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
 	res_free(&r);
 
+	/* list -s: the counters over netlink, the orphan not adopted (below). */
+	ASSERT_EQ(0, sh(&r, "cowmapctl list -s"));
+	snprintf(want, sizeof(want), "\n%-6llu orphaned", (unsigned long long)id);
+	{
+		const char *line = strstr(r.out, want), *next = line ? strchr(line + 1, '\n') : NULL;
+
+		ASSERT_NE(NULL, next) TH_LOG("%s", r.out);
+		EXPECT_EQ(0, strncmp(next, "\n       faults=", 15)) TH_LOG("%s", r.out);
+		next = strchr(next + 1, '\n');
+		ASSERT_NE(NULL, next);
+		EXPECT_NE(NULL, memmem(line, next - line, " commits=1 ", 11)) TH_LOG("%s", r.out);
+		EXPECT_EQ(NULL, memmem(line, next - line, " faults=0 ", 10)) TH_LOG("%s", r.out);
+	}
+	res_free(&r);
+	ASSERT_EQ(0, sh(&r, "cowmapctl -j list -s"));
+	EXPECT_NE(NULL, strstr(r.out, "\"journal_path\":null,\"faults\":")) TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, ",\"commits\":1,")) TH_LOG("%s", r.out);
+	res_free(&r);
+
 	/* status over netlink: no adoption, so an attached session works too. */
 	ASSERT_EQ(0, sh(&r, "cowmapctl status %llu", (unsigned long long)id));
 	EXPECT_NE(NULL, strstr(r.out, "state:            orphaned\n")) TH_LOG("%s", r.out);

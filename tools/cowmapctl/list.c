@@ -9,20 +9,56 @@
 #include "cowmapctl.h"
 
 static const char help_list[] =
-"Usage: cowmapctl list [--json]\n"
+"Usage: cowmapctl list [--stats] [--json]\n"
 "\n"
 "List the sessions the kernel has (netlink): attached and orphaned, yours\n"
 "only unless you have CAP_SYS_ADMIN. One line per session:\n"
 "  ID STATE PID UID RECORDS BYTES MERGED PAGES FILE [journal=PATH]\n"
 "PID is the process that attached it, PAGES its private pages.\n"
 "\n"
-"  -j, --json   {\"sessions\":[{...}, ...]}\n";
+"  -s, --stats  also the session's counters (faults, cow_copies, ...: the\n"
+"               fields of struct cowmap_status), read without adopting it,\n"
+"               on a second line (like ip -s)\n"
+"  -j, --json   {\"sessions\":[{...}, ...]} (with --stats, the counters too)\n";
+
+static int stats;
+
+/* The counters of a session (--stats): a line, or JSON members. */
+static void list_stats(struct json_object *o, const struct cowmap_nl_session *s)
+{
+#define F(name) { #name, s->name }
+	const struct { const char *name; uint64_t v; } f[] = {
+		F(faults), F(cow_copies), F(rearms), F(base_invalidations),
+		F(limit_hits), F(commits), F(mappings), F(base_pages), F(twin_pages),
+	};
+#undef F
+
+	if (!s->has_counters) {
+		if (!o)
+			printf("       (no counters: the loaded module does not send them)\n");
+		return;
+	}
+	if (!o)
+		printf("      ");
+	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		if (o)
+			jput_u64(o, f[i].name, f[i].v);
+		else
+			printf(" %s=%" PRIu64, f[i].name, f[i].v);
+	}
+	if (!o)
+		putchar('\n');
+}
 
 /* Each session: a line, or (--json) an element of @arg's array. */
 static void list_one(void *arg, const struct cowmap_nl_session *s)
 {
 	if (json_out) {
-		jappend(arg, session_json(s));
+		struct json_object *o = session_json(s);
+
+		if (stats)
+			list_stats(o, s);
+		jappend(arg, o);
 		return;
 	}
 	printf("%-6" PRIu64 " %-9s %7u %5u %8" PRIu64 " %9" PRIu64 " %7" PRIu64
@@ -32,12 +68,15 @@ static void list_one(void *arg, const struct cowmap_nl_session *s)
 	if (s->journal_path)
 		printf(" journal=%s", s->journal_path);
 	putchar('\n');
+	if (stats)
+		list_stats(NULL, s);
 }
 
 int cmd_list(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "stats", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ }
 	};
@@ -47,9 +86,11 @@ int cmd_list(int argc, char **argv)
 
 	if (want_help(argc, argv, help_list))
 		return EX_OK;
-	while ((c = getopt_long(argc, argv, ":j", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":js", opts, NULL)) != -1) {
 		if (c == 'j')
 			json_out = 1;
+		else if (c == 's')
+			stats = 1;
 		else
 			return bad_option(c, argv);
 	}

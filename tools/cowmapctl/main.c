@@ -20,7 +20,7 @@ static const char help_main[] =
 "Commands:\n"
 "  map FILE [--write OFFSET:TEXT]... [--log LOGFILE] [--keep]\n"
 "                      attach a session, write through the mapping, commit\n"
-"  list [--json]       list the sessions (netlink)\n"
+"  list [-s] [--json]  list the sessions (netlink; -s: their counters)\n"
 "  status ID [--json]  one session (netlink)\n"
 "  dump ID | -l LOGFILE [--json | --raw -o FILE]\n"
 "                      print a session's or a log file's journal\n"
