@@ -26,6 +26,14 @@ int main(int argc, char **argv)
 		.pid = 42,
 		.uid = 1000,
 	};
+	static const struct {
+		uint64_t offset;
+		uint32_t length;
+		const char *old, *new;
+	} recs[] = {
+		{ 0, 5, "hello", "caf\xc3\xa9" },
+		{ 6, 4, "worl", "\xff\x00\x1b\"" },
+	};
 	struct cowmap_log_writer *w;
 	struct stat st;
 	int c;
@@ -45,22 +53,16 @@ int main(int argc, char **argv)
 	c = cowmap_log_writer_open(argv[1], &info, COWMAP_LOGW_NO_SYNC, &w);
 	if (c)
 		goto fail;
-	r.seq = 1;
-	r.offset = 0;
-	r.length = 5;
-	r.old_bytes = (const uint8_t *)"hello";
-	r.new_bytes = (const uint8_t *)"caf\xc3\xa9";
-	c = cowmap_log_append(w, &r);
-	if (c)
-		goto fail;
-	r.seq = 2;
-	r.offset = 6;
-	r.length = 4;
-	r.old_bytes = (const uint8_t *)"worl";
-	r.new_bytes = (const uint8_t *)"\xff\x00\x1b\"";
-	c = cowmap_log_append(w, &r);
-	if (c)
-		goto fail;
+	for (size_t i = 0; i < sizeof(recs) / sizeof(recs[0]); i++) {
+		r.seq = i + 1;
+		r.offset = recs[i].offset;
+		r.length = recs[i].length;
+		r.old_bytes = (const uint8_t *)recs[i].old;
+		r.new_bytes = (const uint8_t *)recs[i].new;
+		c = cowmap_log_append(w, &r);
+		if (c)
+			goto fail;
+	}
 	c = cowmap_log_writer_close(w, 1);
 	if (!c)
 		return 0;

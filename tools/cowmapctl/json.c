@@ -109,10 +109,9 @@ static void jput_hex(struct json_object *o, const char *key, const uint8_t *p, s
 	free(hex);
 }
 
-struct json_object *jobj(void)
+/* json-c's constructors fail only without memory: say so and exit. */
+static struct json_object *jalloc(struct json_object *o)
 {
-	struct json_object *o = json_object_new_object();
-
 	if (!o) {
 		fputs("cowmapctl: out of memory\n", stderr);
 		exit(EX_ERR);
@@ -120,15 +119,14 @@ struct json_object *jobj(void)
 	return o;
 }
 
+struct json_object *jobj(void)
+{
+	return jalloc(json_object_new_object());
+}
+
 struct json_object *jarr(void)
 {
-	struct json_object *a = json_object_new_array();
-
-	if (!a) {
-		fputs("cowmapctl: out of memory\n", stderr);
-		exit(EX_ERR);
-	}
-	return a;
+	return jalloc(json_object_new_array());
 }
 
 void jappend(struct json_object *a, struct json_object *v)
