@@ -298,6 +298,9 @@ TEST_F(ctl, help_version_and_usage_errors)
 		"discard 1 2", "monitor --count 0", "monitor --count x",
 		"monitor --session 0", "monitor extra", "map", "map x --write 1",
 		"version extra", "version --bogus",
+		/* option conventions: once-only options, one ID, no -s in monitor */
+		"dump -l x -l y", "dump -l", "status --session 1 2", "monitor -s 1",
+		"merge 1", "map x -l a -L b", "help nosuch", "-x list", "list -s x",
 	};
 	struct res r;
 
@@ -327,6 +330,15 @@ TEST_F(ctl, help_version_and_usage_errors)
 	sh(&r, "cowmapctl merge --session 1");
 	EXPECT_NE(NULL, strstr(r.err, "cowmapctl: merge: --session needs --into FILE"));
 	EXPECT_NE(NULL, strstr(r.err, "Try 'cowmapctl merge --help'"));
+	res_free(&r);
+	/* getopt's own message is not printed: one message, one hint. */
+	EXPECT_EQ(2, sh(&r, "cowmapctl status --bogus 1"));
+	EXPECT_STREQ("cowmapctl: status: unknown option '--bogus'\n"
+		     "Try 'cowmapctl status --help'.\n", r.err);
+	res_free(&r);
+	/* With --json, a usage error is in the JSON too. */
+	EXPECT_EQ(2, sh(&r, "cowmapctl -j status"));
+	EXPECT_STREQ("{\"error\":{\"message\":\"session ID missing\",\"exit\":2}}\n", r.out);
 	res_free(&r);
 }
 
