@@ -14,12 +14,20 @@
 BENCH_KERNEL = $(or $(KERNEL),6.1)
 BENCH_BIN := $(BUILD)/bench/cowbench
 
-# Rows 8a/8b run the offline merge of libcowmap (mk/user.mk builds it).
-$(BENCH_BIN): bench/cowbench.c uapi/cowmap.h $(BUILD)/include/linux/cowmap.h \
-		userlib/libcowmap.h $(BUILD)/lib/libcowmap.a
+# bench/: cowbench.h (the layout), common.c, one row_*.c per row group,
+# rows.c, report.c, main.c. Rows 8a/8b run the offline merge of libcowmap
+# (mk/user.mk builds it).
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_OBJS := $(patsubst bench/%.c,$(BUILD)/obj/bench/%.o,$(BENCH_SRCS))
+
+$(BUILD)/obj/bench/%.o: bench/%.c bench/cowbench.h uapi/cowmap.h \
+		$(BUILD)/include/linux/cowmap.h userlib/libcowmap.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE -I$(BUILD)/include -Iuserlib -o $@ $< \
-		$(BUILD)/lib/libcowmap.a -static -pthread -lm
+	$(CC) $(CFLAGS) $(WARN) -D_GNU_SOURCE -pthread -I$(BUILD)/include -Iuserlib -c -o $@ $<
+
+$(BENCH_BIN): $(BENCH_OBJS) $(BUILD)/lib/libcowmap.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $(BENCH_OBJS) $(BUILD)/lib/libcowmap.a -static -pthread -lm
 
 .PHONY: bench bench-quick
 bench: $(BENCH_BIN)

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # bash completion for cowmapctl(8).  The commands and options are those of
-# tools/cowmapctl.c (its cmds[] and getopt_long() tables); tools/host-check
-# checks them against "cowmapctl --help".  Installed as
+# tools/cowmapctl/ (main.c's cmds[], each command's getopt_long() table);
+# tools/host-check checks them against "cowmapctl --help".  Installed as
 # $(PREFIX)/share/bash-completion/completions/cowmapctl.  Needs only bash.
 
 _cowmapctl()
@@ -23,7 +23,7 @@ _cowmapctl()
 	case $sub in
 	'')
 		if [[ $cur == -* ]]; then
-			mapfile -t COMPREPLY < <(compgen -W '--help --version' -- "$cur")
+			mapfile -t COMPREPLY < <(compgen -W '--json --help --version' -- "$cur")
 		else
 			mapfile -t COMPREPLY < <(compgen -W "$cmds" -- "$cur")
 		fi
@@ -34,10 +34,10 @@ _cowmapctl()
 		return 0 ;;
 	map)
 		opts='--write --log --keep --json --help'
-		files='-L --log'; args='-w --write' ;;
+		files='-l -L --log'; args='-w --write' ;;
 	dump)
-		opts='--log --json --raw --output --full --verbose --ioctl --help'
-		files='-l --log -o --output' ;;
+		opts='--log --json --raw --output --full --verbose --ioctl --session --help'
+		files='-l --log -o --output'; args='--session' ;;
 	merge)
 		opts='--source --log --all --in-place --output --dry-run --skip
 			--force --salvage --force-identity --session --into
@@ -45,14 +45,16 @@ _cowmapctl()
 		files='-s --source -l --log -o --output --into'
 		dirs='-a --all'; args='--session' ;;
 	status)
-		opts='--json --ioctl --help' ;;
-	list|version)
+		opts='--json --ioctl --session --help'; args='--session' ;;
+	list)
+		opts='--json --stats --help' ;;
+	version)
 		opts='--json --help' ;;
 	monitor)
 		opts='--json --count --session --timestamp --quiet --help'
-		args='-c --count -s --session' ;;
+		args='-c --count --session' ;;
 	discard|trim)
-		opts='--help' ;;
+		opts='--json --session --help'; args='--session' ;;
 	*)
 		return 0 ;;
 	esac

@@ -11,6 +11,7 @@
  * merges it into FILE in the kernel, and discards the session. Every
  * libcowmap call returns a negative errno on failure.
  */
+#define _POSIX_C_SOURCE 200809L	/* pread(); builds with -std=c11 */
 #include <ctype.h>
 #include <fcntl.h>
 #include <stdio.h>

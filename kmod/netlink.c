@@ -151,7 +151,15 @@ static int cowmap_nl_fill_session(struct sk_buff *skb, struct cowmap_session *s,
 	      cowmap_put_u64(skb, COWMAP_A_TWIN_PAGES, st.twin_pages) ?:
 	      cowmap_put_u64(skb, COWMAP_A_RECORDS, st.journal_records) ?:
 	      cowmap_put_u64(skb, COWMAP_A_JOURNAL_BYTES, st.journal_bytes) ?:
-	      cowmap_put_u64(skb, COWMAP_A_MERGED, st.merged_records);
+	      cowmap_put_u64(skb, COWMAP_A_MERGED, st.merged_records) ?:
+	      cowmap_put_u64(skb, COWMAP_A_MAPPINGS, st.mappings) ?:
+	      cowmap_put_u64(skb, COWMAP_A_BASE_PAGES, st.base_pages) ?:
+	      cowmap_put_u64(skb, COWMAP_A_FAULTS, st.faults) ?:
+	      cowmap_put_u64(skb, COWMAP_A_COW_COPIES, st.cow_copies) ?:
+	      cowmap_put_u64(skb, COWMAP_A_REARMS, st.rearms) ?:
+	      cowmap_put_u64(skb, COWMAP_A_BASE_INVALIDATIONS, st.base_invalidations) ?:
+	      cowmap_put_u64(skb, COWMAP_A_LIMIT_HITS, st.limit_hits) ?:
+	      cowmap_put_u64(skb, COWMAP_A_COMMITS, st.commits);
 	if (ret)
 		goto cancel;
 

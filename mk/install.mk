@@ -6,7 +6,7 @@
 #
 # make install [DESTDIR=] [PREFIX=/usr/local] [KDIR=] [MODULES_LOAD=1]
 #                       module (modules_install) + depmod, udev rule,
-#                       <linux/cowmap.h>, and libcowmap / cowmapctl (with
+#                       <linux/cowmap.h> (in $(INCLUDEDIR)/cowmap/), and libcowmap / cowmapctl (with
 #                       its bash completion) / man pages if they have been
 #                       built
 # make uninstall        remove exactly those files again
@@ -81,8 +81,11 @@ install-udev:
 install-modules-load:
 	$(INSTALL_DATA) packaging/cowmap.conf $(DESTDIR)$(MODULESLOADDIR)/cowmap.conf
 
+# The headers go to $(INCLUDEDIR)/cowmap/, not linux-libc-dev's
+# $(INCLUDEDIR)/linux/: <linux/cowmap.h> and <libcowmap.h> are found through
+# cowmap.pc's Cflags, -I$(INCLUDEDIR)/cowmap.
 install-headers:
-	$(INSTALL_DATA) uapi/cowmap.h $(DESTDIR)$(INCLUDEDIR)/linux/cowmap.h
+	$(INSTALL_DATA) uapi/cowmap.h $(DESTDIR)$(INCLUDEDIR)/cowmap/linux/cowmap.h
 
 # libcowmap and cowmapctl (mk/user.mk) are installed only if they have been
 # built ("make", or "make lib tools"); install builds only the module.
@@ -101,8 +104,8 @@ install-userspace:
 		echo "  INSTALL $(DESTDIR)$(LIBDIR)/$${f##*/}"; lib=1; \
 	done; \
 	if [ $$lib = 1 ]; then \
-		$(INSTALL_DATA) $(BUILD)/include/libcowmap.h $(DESTDIR)$(INCLUDEDIR)/libcowmap.h; \
-		echo "  INSTALL $(DESTDIR)$(INCLUDEDIR)/libcowmap.h"; \
+		$(INSTALL_DATA) $(BUILD)/include/libcowmap.h $(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h; \
+		echo "  INSTALL $(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h"; \
 		mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig; \
 		sed -e 's|^prefix=.*|prefix=$(PREFIX)|' -e 's|^libdir=.*|libdir=$(LIBDIR)|' \
 			-e 's|^includedir=.*|includedir=$(INCLUDEDIR)|' \
@@ -116,7 +119,7 @@ install-userspace:
 		echo "  INSTALL $(DESTDIR)$(BINDIR)/cowmapctl"; \
 		$(INSTALL_DATA) completions/cowmapctl.bash $(DESTDIR)$(BASHCOMPDIR)/cowmapctl; \
 		echo "  INSTALL $(DESTDIR)$(BASHCOMPDIR)/cowmapctl"; \
-	elif [ -e tools/cowmapctl.c ]; then \
+	elif [ -e tools/cowmapctl/main.c ]; then \
 		echo "  (cowmapctl not built: run make tools first to install it)"; fi; \
 	for f in $(BUILD)/man/cowmap*.[1-8] $(BUILD)/man/libcowmap*.[1-8]; do \
 		[ -e "$$f" ] || continue; \
@@ -142,15 +145,15 @@ uninstall:
 	done
 	rm -f $(DESTDIR)$(UDEVRULESDIR)/60-cowmap.rules \
 		$(DESTDIR)$(MODULESLOADDIR)/cowmap.conf \
-		$(DESTDIR)$(INCLUDEDIR)/linux/cowmap.h \
+		$(DESTDIR)$(INCLUDEDIR)/cowmap/linux/cowmap.h \
 		$(DESTDIR)$(BINDIR)/cowmapctl \
 		$(DESTDIR)$(BASHCOMPDIR)/cowmapctl \
-		$(DESTDIR)$(INCLUDEDIR)/libcowmap.h \
+		$(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h \
 		$(DESTDIR)$(LIBDIR)/libcowmap.so* $(DESTDIR)$(LIBDIR)/libcowmap.a \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/cowmap.pc \
 		$(DESTDIR)$(MANDIR)/man[1-8]/cowmap*.[1-8] \
 		$(DESTDIR)$(MANDIR)/man[1-8]/libcowmap*.[1-8]
-	-@rmdir $(DESTDIR)$(INCLUDEDIR)/linux 2>/dev/null || true
+	-@rmdir $(DESTDIR)$(INCLUDEDIR)/cowmap/linux $(DESTDIR)$(INCLUDEDIR)/cowmap 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # ------------------------------------------------------------------ DKMS ---

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
 #
-# libcowmap (userlib/) and cowmapctl (tools/cowmapctl.c); included at the end
+# libcowmap (userlib/) and cowmapctl (tools/cowmapctl/); included at the end
 # of the top-level Makefile (VERSION, BUILD, CC, CFLAGS, KSFT_HDRS,
 # TEST_CFLAGS and TEST_LDFLAGS come from there).
 #
@@ -67,7 +67,11 @@ $(LIB_A): $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/include/libcowmap.h: userlib/libcowmap.h
+# The header's LIBCOWMAP_VERSION_* must say what VERSION says.
+$(BUILD)/include/libcowmap.h: userlib/libcowmap.h VERSION
+	@v=$$(sed -n 's/^#define LIBCOWMAP_VERSION_\(MAJOR\|MINOR\|PATCH\)[[:space:]]*\([0-9]*\)$$/\2/p' $< | \
+		paste -sd.); [ "$$v" = "$(VERSION)" ] || { echo "$<: LIBCOWMAP_VERSION_* say" \
+		"'$$v', VERSION says '$(VERSION)'" >&2; exit 1; }
 	@mkdir -p $(dir $@)
 	cp $< $@
 
@@ -79,7 +83,7 @@ $(LIB_PC): VERSION FORCE
 		'Description: cowmap copy-on-write file sessions: sessions, journals, offline merge' \
 		'Version: $(VERSION)' 'Requires.private: libmnl' \
 		'Libs: -L$${libdir} -lcowmap' \
-		'Libs.private: -pthread' 'Cflags: -I$${includedir}' >$@.tmp
+		'Libs.private: -pthread' 'Cflags: -I$${includedir}/cowmap' >$@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; echo "  GEN     $@"; fi
 
 .PHONY: FORCE
@@ -93,10 +97,29 @@ FORCE:
 TOOL_BINS += $(BUILD)/bin/cowmapctl
 tools: $(BUILD)/bin/cowmapctl $(BUILD)/bin/cowmap-demo man
 
-$(BUILD)/bin/cowmapctl $(BUILD)/bin/cowmap-demo: $(BUILD)/bin/%: tools/%.c $(LIB_A) \
+$(BUILD)/bin/cowmap-demo: $(BUILD)/bin/%: tools/%.c $(LIB_A) \
 		userlib/libcowmap.h $(BUILD)/include/linux/cowmap.h VERSION
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -o $@ $< $(LIB_A) -lmnl
+
+# cowmapctl: tools/cowmapctl/, one file per command plus the shared ones
+# (cowmapctl.h lists them). debian/rules replaces LIB_A for the link only.
+CTL_SRCS := $(wildcard tools/cowmapctl/*.c)
+CTL_HDRS := $(wildcard tools/cowmapctl/*.h)
+CTL_OBJS := $(patsubst tools/cowmapctl/%.c,$(BUILD)/obj/cowmapctl/%.o,$(CTL_SRCS))
+# JSON output: json-c (libjson-c-dev), linked dynamically like libmnl; the
+# library itself does not use it.
+JSONC_CFLAGS := $(shell pkg-config --cflags json-c 2>/dev/null || echo -I/usr/include/json-c)
+JSONC_LIBS := $(shell pkg-config --libs json-c 2>/dev/null || echo -ljson-c)
+
+$(BUILD)/obj/cowmapctl/%.o: tools/cowmapctl/%.c $(CTL_HDRS) userlib/libcowmap.h \
+		$(BUILD)/include/linux/cowmap.h VERSION
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) $(JSONC_CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/cowmapctl: $(CTL_OBJS) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -o $@ $(CTL_OBJS) $(LIB_A) -lmnl $(JSONC_LIBS)
 
 # The example program, linked the way an application links libcowmap
 # (-lcowmap, the shared library); the rpath lets it run from build/bin,
@@ -106,7 +129,7 @@ selftests: $(EXAMPLE)
 $(EXAMPLE): docs/example.c $(LIB_SO) $(LIB_DIR)/$(LIB_SONAME) $(LIB_DIR)/libcowmap.so \
 		$(BUILD)/include/libcowmap.h $(BUILD)/include/linux/cowmap.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Wall -Wextra -Werror -I$(BUILD)/include -o $@ $< \
+	$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -Werror -I$(BUILD)/include -o $@ $< \
 		-L$(LIB_DIR) -Wl,-rpath,$(LIB_DIR) -lcowmap
 
 # The selftests that link libcowmap: explicit rules override the
@@ -120,7 +143,7 @@ $(USER_TESTS): $(BUILD)/selftests/%: selftests/%.c selftests/cowmap_test.h \
 
 # Programs of tools/host-check, which runs on the build machine (no module):
 # not kselftests, not in the VM's test list.
-HOST_TESTS := $(BUILD)/host/lib-errno
+HOST_TESTS := $(BUILD)/host/lib-errno $(BUILD)/host/mklog
 .PHONY: host-tests
 host-tests: $(HOST_TESTS)
 $(HOST_TESTS): $(BUILD)/host/%: selftests/host/%.c $(LIB_A) userlib/libcowmap.h \
@@ -143,5 +166,17 @@ $(BUILD)/man/%: man/% VERSION
 		out=$$(LC_ALL=C.UTF-8 groff -man -ww -z -Tutf8 $@.tmp 2>&1); \
 		if [ -n "$$out" ]; then echo "$$out" >&2; rm -f $@.tmp; exit 1; fi; fi
 	mv $@.tmp $@
+
+# One page per exported function (man cowmap_merge): a ".so" link to
+# libcowmap(3), for every function libcowmap.so exports. tools/host-check
+# fails if libcowmap(3) does not name one of them.
+MAN_LINKS := $(BUILD)/man/.func-links
+man: $(MAN_LINKS)
+$(MAN_LINKS): $(LIB_SO) $(BUILD)/man/libcowmap.3
+	@rm -f $(BUILD)/man/cowmap_*.3
+	@set -e; for f in $$(nm -D --defined-only $(LIB_SO) | \
+		awk '$$2 == "T" { sub(/@.*/, "", $$3); print $$3 }'); do \
+		echo '.so man3/libcowmap.3' >$(BUILD)/man/$$f.3; done
+	@touch $@
 
 include selftests/fuzz/fuzz.mk

@@ -298,6 +298,9 @@ TEST_F(ctl, help_version_and_usage_errors)
 		"discard 1 2", "monitor --count 0", "monitor --count x",
 		"monitor --session 0", "monitor extra", "map", "map x --write 1",
 		"version extra", "version --bogus",
+		/* option conventions: once-only options, one ID, no -s in monitor */
+		"dump -l x -l y", "dump -l", "status --session 1 2", "monitor -s 1",
+		"merge 1", "map x -l a -L b", "help nosuch", "-x list", "list -s x",
 	};
 	struct res r;
 
@@ -327,6 +330,15 @@ TEST_F(ctl, help_version_and_usage_errors)
 	sh(&r, "cowmapctl merge --session 1");
 	EXPECT_NE(NULL, strstr(r.err, "cowmapctl: merge: --session needs --into FILE"));
 	EXPECT_NE(NULL, strstr(r.err, "Try 'cowmapctl merge --help'"));
+	res_free(&r);
+	/* getopt's own message is not printed: one message, one hint. */
+	EXPECT_EQ(2, sh(&r, "cowmapctl status --bogus 1"));
+	EXPECT_STREQ("cowmapctl: status: unknown option '--bogus'\n"
+		     "Try 'cowmapctl status --help'.\n", r.err);
+	res_free(&r);
+	/* With --json, a usage error is in the JSON too. */
+	EXPECT_EQ(2, sh(&r, "cowmapctl -j status"));
+	EXPECT_STREQ("{\"error\":{\"message\":\"session ID missing\",\"exit\":2}}\n", r.out);
 	res_free(&r);
 }
 
@@ -415,6 +427,7 @@ TEST_F(ctl, unknown_sessions_are_errors)
 TEST_F(ctl, list_and_status_show_kept_and_attached_sessions)
 {
 	char *f = in(self, "f"), *log = in(self, "f.log"), want[512];
+	unsigned long long faults = 0, commits = 0;
 	int file, fd;
 	uint64_t id, att;
 	struct cowmap_status st;
@@ -442,14 +455,39 @@ TEST_F(ctl, list_and_status_show_kept_and_attached_sessions)
 
 	ASSERT_EQ(0, sh(&r, "cowmapctl list --json"));
 	EXPECT_EQ(0, strncmp(r.out, "{\"sessions\":[", 13));
-	snprintf(want, sizeof(want), "{\"session_id\":%llu,\"state\":\"orphaned\"",
-		 (unsigned long long)id);
+	snprintf(want, sizeof(want), "{\"session_id\":%llu,\"session_id_str\":\"%llu\","
+		 "\"state\":\"orphaned\"", (unsigned long long)id, (unsigned long long)id);
 	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
 	snprintf(want, sizeof(want), "\"journal_records\":1,\"journal_bytes\":72,"
 		 "\"merged_records\":0,\"path\":\"%s\",\"journal_path\":\"%s\"}", f, log);
 	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
-	snprintf(want, sizeof(want), "{\"session_id\":%llu,\"state\":\"attached\",\"owner_pid\":%d",
-		 (unsigned long long)att, getpid());
+	snprintf(want, sizeof(want), "{\"session_id\":%llu,\"session_id_str\":\"%llu\","
+		 "\"state\":\"attached\",\"owner_pid\":%d",
+		 (unsigned long long)att, (unsigned long long)att, getpid());
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	res_free(&r);
+
+	/*
+	 * list -s: the counters over netlink, the orphan not adopted (it is
+	 * still an orphan below); they are those of status --ioctl.
+	 */
+	ASSERT_EQ(0, sh(&r, "cowmapctl list -s"));
+	snprintf(want, sizeof(want), "\n%-6llu orphaned", (unsigned long long)id);
+	{
+		const char *line = strstr(r.out, want), *next = line ? strchr(line + 1, '\n') : NULL;
+
+		ASSERT_NE(NULL, next) TH_LOG("%s", r.out);
+		ASSERT_EQ(2, sscanf(next, "\n       faults=%llu cow_copies=%*u rearms=%*u "
+				    "base_invalidations=%*u limit_hits=%*u commits=%llu",
+				    &faults, &commits)) TH_LOG("%s", r.out);
+		EXPECT_LE(1, faults);
+		EXPECT_LE(1, commits);
+	}
+	res_free(&r);
+	ASSERT_EQ(0, sh(&r, "cowmapctl -j list -s"));
+	snprintf(want, sizeof(want), "\"journal_path\":\"%s\",\"faults\":%llu,", log, faults);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	snprintf(want, sizeof(want), ",\"commits\":%llu,", commits);
 	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
 	res_free(&r);
 
@@ -464,9 +502,13 @@ TEST_F(ctl, list_and_status_show_kept_and_attached_sessions)
 	EXPECT_NE(NULL, strstr(r.out, "\"state\":\"attached\"")) TH_LOG("%s", r.out);
 	EXPECT_NE(NULL, strstr(r.out, "\"journal_path\":null")) TH_LOG("%s", r.out);
 	res_free(&r);
-	/* --ioctl adopts: all of struct cowmap_status. */
+	/* --ioctl adopts: all of struct cowmap_status, list -s's counters too. */
 	ASSERT_EQ(0, sh(&r, "cowmapctl status %llu --ioctl", (unsigned long long)id));
 	EXPECT_NE(NULL, strstr(r.out, "journal_file_seq:    1\n")) TH_LOG("%s", r.out);
+	snprintf(want, sizeof(want), "\n%-20s %llu\n", "faults:", faults);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	snprintf(want, sizeof(want), "\n%-20s %llu\n", "commits:", commits);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
 	res_free(&r);
 	/* An attached session cannot be adopted: said clearly. */
 	EXPECT_EQ(1, sh(&r, "cowmapctl merge --session %llu --into %s",
@@ -512,6 +554,38 @@ static char *read_stream(int fd, size_t *len)
 	return got < 0 ? NULL : buf;
 }
 
+/* JSON: file names as they are (UTF-8), invalid bytes as U+FFFD + KEY_hex. */
+TEST_F(ctl, json_file_names_and_64bit_ids)
+{
+	char *good = in(self, "caf\xc3\xa9"), *bad = in(self, "b\xff" "d");
+	char want[1200];
+	struct res r;
+	uint64_t a, b;
+
+	ASSERT_EQ(0, cm_put_file(good, "hello\n", 6));
+	ASSERT_EQ(0, cm_put_file(bad, "hello\n", 6));
+	a = keep(self, "'%s' -w 0:H", good);
+	b = keep(self, "'%s' -w 0:H", bad);
+	ASSERT_NE(0, a);
+	ASSERT_NE(0, b);
+	ASSERT_EQ(0, sh(&r, "cowmapctl status %llu --json", (unsigned long long)a));
+	snprintf(want, sizeof(want), "\"path\":\"%s\",\"journal_path\":null}\n", good);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	snprintf(want, sizeof(want), "\"session_id_str\":\"%llu\",", (unsigned long long)a);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	res_free(&r);
+	ASSERT_EQ(0, sh(&r, "cowmapctl list --json"));
+	snprintf(want, sizeof(want), "\"path\":\"%s/b\xef\xbf\xbd" "d\",\"path_hex\":\"", self->dir);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, "2f62ff64\",\"journal_path\":null}")) TH_LOG("%s", r.out);
+	res_free(&r);
+	/* map --json: the names of monitor's commit event. */
+	ASSERT_EQ(0, sh(&r, "cowmapctl map '%s' -w 1:E --json", good));
+	EXPECT_NE(NULL, strstr(r.out, "\"records\":1,\"journal_bytes\":")) TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, "\"kept\":false,\"journal_path\":null}\n")) TH_LOG("%s", r.out);
+	res_free(&r);
+}
+
 TEST_F(ctl, dump_over_netlink_equals_the_kernel_stream)
 {
 	char *f = in(self, "f"), *raw = in(self, "a.raw"), *raw2 = in(self, "b.raw");
@@ -537,7 +611,8 @@ TEST_F(ctl, dump_over_netlink_equals_the_kernel_stream)
 	res_free(&r);
 	res_free(&r2);
 	ASSERT_EQ(0, sh(&r, "cowmapctl dump %llu --json", (unsigned long long)id));
-	EXPECT_NE(NULL, strstr(r.out, "\"old_hex\":\"6c6c6f\",\"new_hex\":\"015c22\""))
+	EXPECT_NE(NULL, strstr(r.out, "\"old\":\"llo\",\"old_hex\":\"6c6c6f\","
+			       "\"new\":\"\\u0001\\\\\\\"\",\"new_hex\":\"015c22\""))
 		TH_LOG("%s", r.out);
 	res_free(&r);
 	/* Raw: byte-identical to the ioctl dump and to read(2) of the session. */
@@ -635,13 +710,13 @@ TEST_F_TIMEOUT(ctl, kernel_and_offline_merge_agree, 120)
 	for (int i = 0; i < 8; i++)
 		snprintf(logs[i], sizeof(logs[i]), "%s/%c.log", self->dir, 'a' + i);
 	/* A: three runs, one across a page boundary. */
-	a = keep(self, "%s -L %s -w 100:AAAA -w 4090:AAAAAAAAAAAA -w 9000:A", f, logs[0]);
+	a = keep(self, "%s -l %s -w 100:AAAA -w 4090:AAAAAAAAAAAA -w 9000:A", f, logs[0]);
 	/* B: disjoint from A, on the same pages. */
-	b = keep(self, "%s -L %s -w 200:BBBB -w 8190:BB", f, logs[1]);
+	b = keep(self, "%s -l %s -w 200:BBBB -w 8190:BB", f, logs[1]);
 	/* C: overlaps A differently: a conflict. */
-	c = keep(self, "%s -L %s -w 102:CCCC", f, logs[2]);
+	c = keep(self, "%s -l %s -w 102:CCCC", f, logs[2]);
 	/* D: the same bytes as A: already applied once A is. */
-	d = keep(self, "%s -L %s -w 100:AAAA", f, logs[3]);
+	d = keep(self, "%s -l %s -w 100:AAAA", f, logs[3]);
 	/* E: disjoint, with bytes that need escaping. */
 	e = keep(self, "%s -L %s -w '6000:\\x00\\x01\\xff\\n' -w 7000:EEEEEEEEEEEEEEEEEEEE",
 		 f, logs[4]);
@@ -739,13 +814,13 @@ TEST_F(ctl, kernel_merge_policies_json_trim)
 	EXPECT_EQ(3, sh(&r, "cowmapctl merge --session %llu --into %s --dry-run --json",
 			(unsigned long long)id, f));
 	EXPECT_NE(NULL, strstr(r.out, "\"dry_run\":true")) TH_LOG("%s", r.out);
-	EXPECT_NE(NULL, strstr(r.out, "\"expected\":\"ello\",\"found\":\"Xllo\",\"expected_hex\":\"656c6c6f\",\"found_hex\":\"586c6c6f\"}"))
+	EXPECT_NE(NULL, strstr(r.out, "\"expected\":\"ello\",\"expected_hex\":\"656c6c6f\",\"found\":\"Xllo\",\"found_hex\":\"586c6c6f\"}"))
 		TH_LOG("%s", r.out);
 	EXPECT_NE(NULL, strstr(r.out, "\"exit\":3}")) TH_LOG("%s", r.out);
 	res_free(&r);
 	EXPECT_TRUE(file_is(f, "------------ hXllo World! ------------", 38));
-	/* Skip: the other record is written. */
-	EXPECT_EQ(3, sh(&r, "cowmapctl merge --session %llu --into %s --skip",
+	/* Skip: the other record is written (the session as an argument). */
+	EXPECT_EQ(3, sh(&r, "cowmapctl merge %llu --into %s --skip",
 			(unsigned long long)id, f));
 	EXPECT_NE(NULL, strstr(r.out, "; 3 bytes written to ")) TH_LOG("%s", r.out);
 	res_free(&r);
@@ -855,8 +930,9 @@ TEST_F_TIMEOUT(ctl, monitor_prints_events_in_order, 120)
 	kill(mon, SIGTERM);
 	EXPECT_EQ(0, wait_pid(mon, 10000));
 	text = cm_get_file(out, NULL);
-	snprintf(line, sizeof(line), "{\"event\":\"adopt\",\"session_id\":%llu,\"owner_uid\":%u,\"time_ns\":",
-		 (unsigned long long)id, getuid());
+	snprintf(line, sizeof(line), "{\"event\":\"adopt\",\"session_id\":%llu,"
+		 "\"session_id_str\":\"%llu\",\"owner_uid\":%u,\"time_ns\":",
+		 (unsigned long long)id, (unsigned long long)id, getuid());
 	EXPECT_EQ(0, strncmp(text, line, strlen(line))) TH_LOG("%s", text);
 	snprintf(line, sizeof(line), "\n{\"event\":\"discard\",\"session_id\":%llu,",
 		 (unsigned long long)id);

@@ -10,7 +10,7 @@ PKGS=(
 	kmod cpio xz-utils zstd rsync
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
 	qemu-system-x86 busybox-static e2fsprogs
-	libmnl-dev pkg-config sparse dkms
+	libmnl-dev libjson-c-dev pkg-config sparse dkms python3
 	debhelper dh-dkms devscripts lintian fakeroot
 	clang libclang-rt-14-dev
 	man-db groff-base

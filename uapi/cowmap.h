@@ -475,7 +475,15 @@ enum cowmap_attr {
 	COWMAP_A_APPLIED,		/* u64: merge event */
 	COWMAP_A_ALREADY,		/* u64: merge event */
 	COWMAP_A_CONFLICTS,		/* u64: merge and conflict events */
-	COWMAP_A_LIMIT_HITS,		/* u64: limit event */
+	COWMAP_A_LIMIT_HITS,		/* u64: limit event; session counter */
+	/* Session counters of struct cowmap_status, in session messages. */
+	COWMAP_A_MAPPINGS,		/* u64 */
+	COWMAP_A_BASE_PAGES,		/* u64 */
+	COWMAP_A_FAULTS,		/* u64 */
+	COWMAP_A_COW_COPIES,		/* u64 */
+	COWMAP_A_REARMS,		/* u64 */
+	COWMAP_A_BASE_INVALIDATIONS,	/* u64 */
+	COWMAP_A_COMMITS,		/* u64 */
 	__COWMAP_A_MAX,
 };
 

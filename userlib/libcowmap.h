@@ -41,6 +41,15 @@
 extern "C" {
 #endif
 
+/*
+ * The version of this header: that of the library a program was built
+ * against (cowmap_version() is that of the library it runs with). The
+ * build checks them against the VERSION file (mk/user.mk).
+ */
+#define LIBCOWMAP_VERSION_MAJOR	0
+#define LIBCOWMAP_VERSION_MINOR	1
+#define LIBCOWMAP_VERSION_PATCH	0
+
 /**
  * cowmap_version() - the library version
  *
@@ -767,6 +776,17 @@ const char *cowmap_nl_extack(const struct cowmap_nl *nl);
  * @merged: records a kernel merge applied or found applied
  * @path: the backing file's path, or NULL when the kernel cannot name it
  * @journal_path: the journal file's path, or NULL without one
+ * @has_counters: 1 if the kernel sent the counters below (modules before
+ *	0.1.0's COWMAP_A_MAPPINGS do not; they are 0 then)
+ * @mappings: the counters of struct cowmap_status of the same names,
+ *	read without adopting the session
+ * @base_pages: see @mappings
+ * @faults: see @mappings
+ * @cow_copies: see @mappings
+ * @rearms: see @mappings
+ * @base_invalidations: see @mappings
+ * @limit_hits: see @mappings
+ * @commits: see @mappings
  *
  * The strings belong to the handle: valid until its next request (in a
  * cowmap_nl_sessions() callback: during the callback).
@@ -787,6 +807,15 @@ struct cowmap_nl_session {
 	uint64_t merged;
 	const char *path;
 	const char *journal_path;
+	uint32_t has_counters;
+	uint64_t mappings;
+	uint64_t base_pages;
+	uint64_t faults;
+	uint64_t cow_copies;
+	uint64_t rearms;
+	uint64_t base_invalidations;
+	uint64_t limit_hits;
+	uint64_t commits;
 };
 
 typedef void (*cowmap_nl_session_cb)(void *arg, const struct cowmap_nl_session *s);

@@ -341,6 +341,14 @@ static int sess_attr_cb(const struct nlattr *a, void *data)
 	case COWMAP_A_RECORDS: s->records = attr_u64(a); break;
 	case COWMAP_A_JOURNAL_BYTES: s->journal_bytes = attr_u64(a); break;
 	case COWMAP_A_MERGED: s->merged = attr_u64(a); break;
+	case COWMAP_A_MAPPINGS: s->mappings = attr_u64(a); s->has_counters = 1; break;
+	case COWMAP_A_BASE_PAGES: s->base_pages = attr_u64(a); break;
+	case COWMAP_A_FAULTS: s->faults = attr_u64(a); break;
+	case COWMAP_A_COW_COPIES: s->cow_copies = attr_u64(a); break;
+	case COWMAP_A_REARMS: s->rearms = attr_u64(a); break;
+	case COWMAP_A_BASE_INVALIDATIONS: s->base_invalidations = attr_u64(a); break;
+	case COWMAP_A_LIMIT_HITS: s->limit_hits = attr_u64(a); break;
+	case COWMAP_A_COMMITS: s->commits = attr_u64(a); break;
 	case COWMAP_A_PATH:
 	case COWMAP_A_JOURNAL_PATH:
 		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)
