@@ -2,19 +2,23 @@
 # SPDX-License-Identifier: GPL-2.0
 # The Debian 13 build root of the newest release kernel (Linux 7.x from
 # trixie-backports): a minimal trixie system (mmdebstrap --variant=minbase)
-# with gcc-14, make, libelf-dev, bc, kmod, xz-utils, sparse and the pinned
-# kernel's headers and image.  cowmap.ko for that kernel is built inside it,
-# with its gcc-14 against its headers; tools/vm boots its image with its
-# modules.
+# with gcc-14, make, libelf-dev, bc, kmod, xz-utils, sparse, dkms (for
+# tools/dkms-check) and the pinned kernel's headers and image.  cowmap.ko
+# for that kernel is built inside it, with its gcc-14 against its headers;
+# tools/vm boots its image with its modules.
 #
 #   tools/trixie-root.sh                 build if needed, then print the paths
 #   tools/trixie-root.sh --print         only print the paths (exit 1 if not built)
 #   tools/trixie-root.sh --lane          print the lane name (7.3: major.minor)
 #   tools/trixie-root.sh --newest        print the newest 7.x kernel in
 #                                        trixie-backports and the pinned one
-#   tools/trixie-root.sh run DIR -- CMD  run CMD in the root (chroot, private
+#   tools/trixie-root.sh run [--overlay ODIR] DIR -- CMD
+#                                        run CMD in the root (chroot, private
 #                                        mount namespace) with DIR bound at
-#                                        /build (the working directory)
+#                                        /build (the working directory);
+#                                        --overlay: on an overlayfs whose
+#                                        writable layer is ODIR/upper, so
+#                                        the cached root never changes
 #   tools/trixie-root.sh module DIR [ARG...]
 #                                        build the module whose sources are
 #                                        in DIR: run DIR -- make -C KDIR
@@ -51,7 +55,7 @@ KREL=$KVER-$FLAVOUR
 SUITES="trixie trixie-backports"
 # linux-base comes from backports: the 7.x image needs its newer version.
 PKGS=(
-	gcc-14 make libelf-dev bc kmod xz-utils sparse
+	gcc-14 make libelf-dev bc kmod xz-utils sparse dkms
 	linux-base/trixie-backports
 	"linux-headers-$KREL" "linux-image-$KREL"
 )
@@ -70,7 +74,7 @@ printf "static int u(const int *q) { __typeof_unqual__(*q) v = *q; return v; }\n
 
 msg() { echo "trixie-root: $*" >&2; }
 die() { msg "error: $*"; exit 1; }
-usage() { sed -n '3,23s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '3,27s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 
 KEY=$({
 	printf '%s\n' "${PKGS[@]}" | sort
@@ -138,6 +142,12 @@ case "${1:-}" in
 		;;
 	run)
 		shift
+		ovl=
+		if [ "${1:-}" = --overlay ] && [ $# -ge 2 ]; then
+			mkdir -p "$2"
+			ovl=$(realpath "$2")
+			shift 2
+		fi
 		[ $# -ge 3 ] && [ "$2" = -- ] || { usage >&2; exit 2; }
 		bind=$(realpath "$1")
 		shift 2
@@ -145,13 +155,18 @@ case "${1:-}" in
 		[ -d "$bind" ] || die "run: $bind is not a directory"
 		# A private mount namespace: the mounts vanish with the command.
 		exec unshare --mount --propagation private -- /bin/sh -euc '
-			r=$1 b=$2; shift 2
+			r=$1 b=$2 o=$3; shift 3
+			if [ -n "$o" ]; then
+				mkdir -p "$o/upper" "$o/work" "$o/merged"
+				mount -t overlay overlay -o "lowerdir=$r,upperdir=$o/upper,workdir=$o/work" "$o/merged"
+				r=$o/merged
+			fi
 			mount --rbind /dev "$r/dev"
 			mount -t proc proc "$r/proc"
 			mount --bind "$b" "$r/build"
 			exec chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \
 				HOME=/root LC_ALL=C.UTF-8 /bin/sh -c "cd /build && exec \"\$@\"" sh "$@"
-		' sh "$DIR/root" "$bind" "$@"
+		' sh "$DIR/root" "$bind" "$ovl" "$@"
 		;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; exit 2 ;;
