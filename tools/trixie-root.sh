@@ -109,6 +109,7 @@ newest() {
 	local opts=(-o Dir::Etc::SourceList="$tmp/sources.list" -o Dir::Etc::SourceParts=-
 		-o Dir::State::Lists="$tmp/lists" -o Dir::Cache="$tmp/cache"
 		-o Dir::State::Status=/dev/null -o APT::Architecture=amd64
+		-o APT::Sandbox::User=root
 		-o Dir::Etc::Trusted=/usr/share/keyrings/debian-archive-keyring.gpg)
 	apt-get "${opts[@]}" -q update >&2
 	apt-cache "${opts[@]}" search --names-only "^linux-image-7\\.[0-9.]+\\+deb13-$FLAVOUR\$" |
