@@ -19,8 +19,8 @@
 #error "cowmap supports Linux 6.1 to 6.12 and 7.3"
 #endif
 
-/* By 7.3: struct folio_batch moved from pagevec.h to folio_batch.h. */
-#if LINUX_VERSION_CODE < KERNEL_VERSION(7, 0, 0)
+/* After 6.12 (7.3 has only the new one): pagevec.h became folio_batch.h. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0)
 #include <linux/pagevec.h>
 #else
 #include <linux/folio_batch.h>

@@ -39,7 +39,7 @@
 #
 # Cache: ${COWMAP_CACHE:-/var/cache/cowmap}/roots/trixie-<KEY>/ where KEY is
 # the first 12 hex digits of the sha256 of the package list (with KVER in
-# it) and the suites.  A root is built in a temporary directory next to it
+# it), the suites and the checker-valid.sh stand-in below.  A root is built in a temporary directory next to it
 # and renamed into place when complete, under a lock (.lock, flock), so a
 # path that exists is a whole root.  The apt mirror is the host's own
 # (tools/apt-mirror): no archive host is named here.
@@ -65,7 +65,7 @@ PKGS=(
 # sparse is switched off with a warning.  This stand-in (written into the
 # root at /usr/src/linux-headers-$KVER-common/scripts/) does the same
 # test: print 1 if the checker parses __typeof_unqual__ without error.
-# (Debian's sparse 0.6.4 does not; make lint gives it a -D for that.)
+# (Debian's sparse 0.6.4 does not: tools/lint-trixie gives it a macro.)
 CHECKER_VALID='#!/bin/sh
 # cowmap (tools/trixie-root.sh): stand-in for the kernel script.
 printf "static int u(const int *q) { __typeof_unqual__(*q) v = *q; return v; }\n" |
