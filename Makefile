@@ -156,7 +156,7 @@ lint-run: $(CHECKPATCH) $(KERNELDOC)
 	@for k in $(HDR_61) $(HDR_612); do \
 		echo "== W=1 + sparse build against $$k"; \
 		rm -rf $(BUILD)/lint; \
-		$(MAKE) -s module KDIR=$$k OBJDIR=$(BUILD)/lint W=1 C=2 \
+		$(MAKE) -s module KERNEL= KDIR=$$k OBJDIR=$(BUILD)/lint W=1 C=2 \
 			2>&1 | tee $(BUILD)/lint.log; \
 		if grep -E 'warning|error' $(BUILD)/lint.log; then \
 			echo "lint: warnings against $$k" >&2; exit 1; fi; \
