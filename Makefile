@@ -4,10 +4,13 @@
 #                    only with linux-source-6.1); never installs anything:
 #                    missing packages are listed (tools/build-deps)
 # make module        the module only; KDIR= kernel build dir, OBJDIR= output
+# make module KERNEL=7.3   the module for the Debian 13 kernel, built inside
+#                    its root (tools/trixie-root.sh) with its gcc and headers
 # make selftests     static kselftest programs in build/selftests/
-# make check         lint + the suite in QEMU on KERNELS (default: 6.1 6.12 debug)
+# make check         lint + the suite in QEMU on KERNELS (default: 6.1 6.12 7.3 debug)
 # make check KERNEL=6.12   one kernel only
-# make lint          W=1 builds on both Debian header sets, checkpatch, sparse,
+# make lint          W=1 builds on the three Debian header sets (6.1, 6.12,
+#                    7.3 in its root: tools/lint-trixie), checkpatch, sparse,
 #                    library, tools and selftests with -Werror (build/lint-user)
 # WERROR=1           any compiler warning in user space fails the build
 # make demo          the demo in QEMU
@@ -39,7 +42,14 @@ TEST_BINS := $(addprefix $(BUILD)/selftests/,$(TESTS))
 
 KMOD_SRCS := Kbuild VERSION $(wildcard kmod/*.c kmod/*.h) uapi/cowmap.h
 
-KERNELS ?= 6.1 6.12 debug
+# The Debian 13 backports kernel's lane name (7.3), from its one pin.
+TRIXIE_LANE := $(shell tools/trixie-root.sh --lane)
+IN_ROOT := $(if $(filter $(TRIXIE_LANE),$(KERNEL)),1)
+ifeq ($(IN_ROOT),1)
+OBJDIR := $(if $(filter command line,$(origin OBJDIR)),$(OBJDIR),$(BUILD)/kmod/trixie-$(KERNEL))
+endif
+
+KERNELS ?= 6.1 6.12 $(TRIXIE_LANE) debug
 ifdef KERNEL
 KERNELS := $(KERNEL)
 endif
@@ -51,7 +61,7 @@ endif
 # the kselftest header) and stops with the missing packages listed;
 # tools/deps.sh installs everything (check, lint, demo and tools/vm run it).
 DEPS_PARTS_all := module user
-DEPS_PARTS_module := module
+DEPS_PARTS_module := $(if $(IN_ROOT),,module)
 DEPS_PARTS_install := module
 DEPS_PARTS_lib := user
 DEPS_PARTS_tools := user
@@ -77,11 +87,18 @@ deps:
 	tools/deps.sh
 
 module: $(KMOD_SRCS)
+ifeq ($(IN_ROOT),1)
+	@mkdir -p $(OBJDIR)
+	@cp -r --parents $(KMOD_SRCS) $(OBJDIR)/
+	tools/trixie-root.sh module $(OBJDIR) $(if $(W),W=$(W)) $(if $(C),C=$(C)) \
+		$(if $(CHECK),"CHECK=$(CHECK)")
+else
 	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "no kernel build dir: set KDIR=" \
 		"(or apt-get install linux-headers-$$(uname -r))" >&2; exit 1; }
 	@mkdir -p $(OBJDIR)
 	@cp -r --parents $(KMOD_SRCS) $(OBJDIR)/
 	$(MAKE) -C $(KDIR) M=$(OBJDIR) modules
+endif
 
 $(BUILD)/include/linux/cowmap.h: uapi/cowmap.h
 	@mkdir -p $(dir $@)
@@ -139,11 +156,13 @@ lint-run: $(CHECKPATCH) $(KERNELDOC)
 	@for k in $(HDR_61) $(HDR_612); do \
 		echo "== W=1 + sparse build against $$k"; \
 		rm -rf $(BUILD)/lint; \
-		$(MAKE) -s module KDIR=$$k OBJDIR=$(BUILD)/lint W=1 C=2 \
+		$(MAKE) -s module KERNEL= KDIR=$$k OBJDIR=$(BUILD)/lint W=1 C=2 \
 			2>&1 | tee $(BUILD)/lint.log; \
 		if grep -E 'warning|error' $(BUILD)/lint.log; then \
 			echo "lint: warnings against $$k" >&2; exit 1; fi; \
 	done
+	@tools/lint-trixie $(BUILD)/lint-$(TRIXIE_LANE)
+	@rm -rf $(BUILD)/lint-$(TRIXIE_LANE) $(BUILD)/lint-$(TRIXIE_LANE).log
 	$(CHECKPATCH) --strict --no-tree --terse --show-types \
 		-f $(filter-out kmod/compat.h,$(wildcard kmod/*.c kmod/*.h)) uapi/cowmap.h
 	@# Version checks are what the compat header is for.

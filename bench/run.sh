@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # bench/run.sh KERNEL [COWBENCH OPTIONS]: run build/bench/cowbench in the test
-# VM (tools/vm run) on KERNEL (6.1, 6.12, debug), show its table and write
+# VM (tools/vm run) on KERNEL (6.1, 6.12, 7.3, debug), show its table and write
 # its JSON to build/bench/results-KERNEL.json (results-KERNEL-quick.json with
 # --quick).  The guest's full output stays in build/bench/run-KERNEL*.log.
 # Exit status: the guest command's, or tools/vm's verdict.

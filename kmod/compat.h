@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * The differences between the kernels cowmap supports (6.1 and 6.12 LTS),
- * and nothing else. Each shim names the version that changed the API.
+ * The differences between the kernels cowmap supports (6.1 and 6.12 LTS,
+ * and 7.3 from Debian 13 backports), and nothing else. Each shim names the
+ * version that changed the API. 6.13 to 7.2 are not supported: nothing was
+ * built or tested there.
  */
 #ifndef _COWMAP_COMPAT_H
 #define _COWMAP_COMPAT_H
@@ -11,8 +13,17 @@
 #include <linux/pagemap.h>
 
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0) || \
-	LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
-#error "cowmap supports Linux 6.1 to 6.12"
+	(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0) && \
+	 LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0)) || \
+	LINUX_VERSION_CODE >= KERNEL_VERSION(7, 4, 0)
+#error "cowmap supports Linux 6.1 to 6.12 and 7.3"
+#endif
+
+/* After 6.12 (7.3 has only the new one): pagevec.h became folio_batch.h. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(7, 3, 0)
+#include <linux/pagevec.h>
+#else
+#include <linux/folio_batch.h>
 #endif
 
 /* 6.3: vma->vm_flags became read-only; vm_flags_set() is the way to set. */
@@ -34,6 +45,30 @@ static inline struct folio *cowmap_filemap_get_folio(struct address_space *m,
 
 	return IS_ERR(folio) ? NULL : folio;
 }
+
+/*
+ * 6.16: a file may have ->mmap_prepare instead of ->mmap (7.x: ext4, tmpfs
+ * and most other filesystems). Either one means the file can be mapped.
+ */
+static inline bool cowmap_file_can_mmap(struct file *file)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 16, 0)
+	return file->f_op->mmap;
+#else
+	return file->f_op->mmap || file->f_op->mmap_prepare;
+#endif
+}
+
+/*
+ * 6.17: a workqueue states whether it is per-CPU (WQ_PERCPU) or unbound;
+ * 7.x warns at alloc_workqueue() if it says neither. Per-CPU is what 0
+ * meant before, so older kernels keep their flags.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
+#define COWMAP_WQ_PERCPU	0
+#else
+#define COWMAP_WQ_PERCPU	WQ_PERCPU
+#endif
 
 /* 6.6: the attributes of a dump moved into a struct genl_info. */
 #include <net/genetlink.h>

@@ -395,7 +395,7 @@ int cowmap_nl_init(void)
 {
 	int ret;
 
-	cowmap_wq = alloc_workqueue("cowmap", 0, 0);
+	cowmap_wq = alloc_workqueue("cowmap", COWMAP_WQ_PERCPU, 0);
 	if (!cowmap_wq)
 		return -ENOMEM;
 	ret = genl_register_family(&cowmap_nl_family);

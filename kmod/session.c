@@ -291,7 +291,7 @@ static int cowmap_check_backing(struct file *file)
 		return -EINVAL;
 	if (!(file->f_mode & FMODE_READ))
 		return -EACCES;
-	if (IS_DAX(inode) || !file->f_op->mmap)
+	if (IS_DAX(inode) || !cowmap_file_can_mmap(file))
 		return -EOPNOTSUPP;
 	/* tmpfs has no ->read_folio; it is read with shmem_read_mapping_page. */
 	if (inode->i_sb->s_magic != TMPFS_MAGIC &&

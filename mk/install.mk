@@ -14,9 +14,10 @@
 #                       and /usr (tools/install-check)
 # make dkms-src [DESTDIR=]   the DKMS source tree /usr/src/cowmap-$(VERSION)
 # make dkms-install     dkms-src + dkms add + dkms install for every kernel
-#                       with headers (DKMS_KERNELS=); 6.1-6.12 only
+#                       with headers (DKMS_KERNELS=); 6.1-6.12 and 7.3 only
 # make dkms-uninstall   dkms remove --all + remove the source tree
-# make dkms-check       DKMS on the host for 6.1 and 6.12, modprobe in QEMU,
+# make dkms-check       DKMS on the host for 6.1 and 6.12 (7.3 in its root),
+#                       modprobe in QEMU,
 #                       then remove everything (root; tools/dkms-check)
 # make deb-check        make deb, apt-get install the four packages, check
 #                       them (DKMS for 6.1 and 6.12, dkms-check --installed,
@@ -177,7 +178,7 @@ dkms-src: $(DKMS_CONF)
 		$(INSTALL_DATA) $$f $(DESTDIR)$(DKMS_SRCDIR)/$$f; done
 	$(INSTALL_DATA) $(DKMS_CONF) $(DESTDIR)$(DKMS_SRCDIR)/dkms.conf
 
-# Kernels with headers; dkms skips those outside 6.1-6.12 (exit 77).
+# Kernels with headers; dkms skips those outside 6.1-6.12 and 7.3 (exit 77).
 DKMS_KERNELS ?= $(notdir $(patsubst %/build,%,$(wildcard /lib/modules/*/build)))
 
 define dkms_live_guard

@@ -14,6 +14,7 @@ PKGS=(
 	debhelper dh-dkms devscripts lintian fakeroot
 	clang libclang-rt-14-dev
 	man-db groff-base
+	mmdebstrap
 )
 
 need=()

@@ -2,7 +2,7 @@
 # Power-off tests: each scenario boots the kernel twice on one disk image.
 # The first boot ends with the power cut (crashtest's reboot(2), no sync),
 # the second checks what survived. Prints KTAP and "N passed, M failed".
-# Usage: selftests/crash/run.sh [--kernel 6.1|6.12|debug]
+# Usage: selftests/crash/run.sh [--kernel 6.1|6.12|7.3|debug]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
