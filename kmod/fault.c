@@ -81,17 +81,22 @@ static struct page *cowmap_alloc_page(struct cowmap_session *s)
 
 	if (s->nr_private + s->nr_twins >= READ_ONCE(cowmap_max_session_pages))
 		goto limit;
+	if (!cowmap_acct_page(s))	/* the owner's max_user_pages */
+		goto limit;
 	if (atomic_long_inc_return(&cowmap_total_pages) >
 	    READ_ONCE(cowmap_max_total_pages)) {
 		atomic_long_dec(&cowmap_total_pages);
+		cowmap_unacct_page(s);
 		goto limit;
 	}
 
 	old = set_active_memcg(s->memcg);
 	page = alloc_page(COWMAP_GFP);
 	set_active_memcg(old);
-	if (!page)
+	if (!page) {
 		atomic_long_dec(&cowmap_total_pages);
+		cowmap_unacct_page(s);
+	}
 	return page;
 
 limit:
@@ -100,10 +105,11 @@ limit:
 	return NULL;
 }
 
-static void cowmap_free_page(struct page *page)
+static void cowmap_free_page(struct cowmap_session *s, struct page *page)
 {
 	put_page(page);
 	atomic_long_dec(&cowmap_total_pages);
+	cowmap_unacct_page(s);
 }
 
 void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
@@ -181,17 +187,18 @@ static void cowmap_forget_base(struct cowmap_session *s, pgoff_t pgoff)
 	if (page) {
 		cowmap_put_base(page);
 		s->nr_base--;
+		cowmap_unacct_base(s, 1);
 	}
 }
 
 static void cowmap_destroy_page(struct cowmap_session *s, struct cowmap_page *cp)
 {
 	if (cp->priv) {
-		cowmap_free_page(cp->priv);
+		cowmap_free_page(s, cp->priv);
 		s->nr_private--;
 	}
 	if (cp->twin) {
-		cowmap_free_page(cp->twin);
+		cowmap_free_page(s, cp->twin);
 		s->nr_twins--;
 	}
 	kfree(cp);
@@ -456,8 +463,35 @@ static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
 		todo &= ~BIT(i);
 		new &= ~BIT(i);
 		cowmap_put_base(pages[i]);
+		cowmap_unacct_base(s, 1);
 	}
 	return new;
+}
+
+/*
+ * Charge the new base pages in @new to the pinning limits (account.c): all
+ * of them, else the faulting one (@self) alone, else none. A page that is
+ * not charged loses its slot and its reference.
+ */
+static unsigned long cowmap_charge_bases(struct cowmap_session *s,
+					 unsigned long new, unsigned int self,
+					 struct page **pages)
+{
+	unsigned long keep = new;
+	unsigned int i;
+
+	if (new && !cowmap_acct_base(s, hweight_long(new))) {
+		keep = new & BIT(self);
+		if (keep && !cowmap_acct_base(s, 1)) {
+			keep = 0;
+			s->limit_hits++;
+			cowmap_nl_limit_hit(s);
+		}
+	}
+	for (i = 0; i < COWMAP_FAULT_AROUND; i++)
+		if ((new & ~keep) & BIT(i))
+			cowmap_put_base(pages[i]);
+	return keep;
 }
 
 /*
@@ -575,6 +609,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		}
 		new |= BIT(i);
 	}
+	new = cowmap_charge_bases(s, new, self, pages);
 	new = cowmap_store_bases(s, first, new, pages);
 	if ((need & BIT(self)) && !(p.map & BIT(self)) && !(new & BIT(self)))
 		return VM_FAULT_SIGBUS;
@@ -810,7 +845,7 @@ out:
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp)
 {
 	lockdep_assert_held(&s->lock);
-	cowmap_free_page(cp->twin);
+	cowmap_free_page(s, cp->twin);
 	cp->twin = NULL;
 	s->nr_twins--;
 }
@@ -829,5 +864,6 @@ void cowmap_free_pages(struct cowmap_session *s)
 	xa_for_each(&s->base, idx, page)
 		cowmap_put_base(page);
 	xa_destroy(&s->base);
+	cowmap_unacct_base(s, s->nr_base);
 	s->nr_base = 0;
 }

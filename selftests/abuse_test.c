@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
+#include <sys/mount.h>
 #include <time.h>
 
 #include "cowmap_test.h"
@@ -30,6 +31,41 @@ static uint64_t sid(int fd)
 	struct cowmap_status st;
 
 	return cm_status(fd, &st) ? 0 : st.session_id;
+}
+
+/* A session on @path (opened read-only), with page @pg written; its id. */
+static uint64_t orphan_on(const char *path, int pg)
+{
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = file < 0 ? -1 : cm_session(file);
+	uint64_t id;
+	uint8_t *m;
+
+	if (fd < 0) {
+		fprintf(stderr, "# %s: attach as %d: %s\n", path, getuid(),
+			strerror(errno));
+		return 0;
+	}
+	id = sid(fd);
+	m = cm_map(fd, (pg + 1) * PG, 0);
+	if (m == MAP_FAILED || cm_try_write(m + pg * PG, 0x5a))
+		id = 0;
+	else
+		munmap(m, (pg + 1) * PG);
+	close(fd);	/* commits: an orphan, unless dropped */
+	close(file);
+	return id;
+}
+
+/* Adopt @id as root and discard it; 0 if it was there. */
+static int reap(uint64_t id)
+{
+	int fd = cm_adopt_new(id);
+
+	if (fd < 0)
+		return -1;
+	cm_end(fd);
+	return 0;
 }
 
 /* ------------------------------------------------------------ netlink --- */
@@ -397,6 +433,667 @@ TEST(nl_long_paths)
 		rmdir(dir);
 		*slash = 0;
 	}
+}
+
+/* ----------------------------------------------------- fds and journal --- */
+
+/* Item 8: an O_RDONLY session fd reads, but changes nothing. */
+TEST(rdonly_fd_cannot_change)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "rdo", 2 * PG, O_RDWR);
+	uint64_t id = orphan_on(path, 1);
+	struct cowmap_merge mg = { .target_fd = file };
+	struct cowmap_commit c = { 0 };
+	struct cowmap_status st;
+	struct log l;
+	uint8_t before[PG], after[PG];
+	int fd;
+
+	ASSERT_NE(0, id);
+	ASSERT_EQ(PG, pread(file, before, PG, PG));
+	fd = open(COWMAP_DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_handshake(fd));
+	ASSERT_EQ(0, cm_adopt(fd, id));
+	/* Reading is fine. */
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(1, st.journal_records);
+	EXPECT_EQ(0, dump_all(fd, &l, 1 << 16));
+	free(l.buf);
+	/* Changing is not. */
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_COMMIT, &c));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_MERGE, &mg));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_TRIM, 0));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_DISCARD, 0));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, fsync(fd));
+	EXPECT_EQ(EBADF, errno);
+	ASSERT_EQ(PG, pread(file, after, PG, PG));
+	EXPECT_EQ(0, memcmp(before, after, PG));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(1, st.journal_records);
+	close(fd);	/* an orphan again */
+	EXPECT_EQ(0, reap(id));
+	close(file);
+	unlink(path);
+}
+
+/* Item 8: records carry the uid of the fd's opener, whoever commits. */
+TEST(record_signed_by_opener)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "sig", PG, O_RDONLY);
+	int fd = cm_session(file);
+	uint8_t *m = cm_map(fd, PG, 0);
+	struct log l;
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, m);
+	m[5] ^= 1;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(drop_to(NOBODY) || cm_commit(fd, 0) != 1 ? 10 : 0);
+	ASSERT_EQ(0, cm_wait(pid));
+	ASSERT_EQ(0, dump_all(fd, &l, 1 << 16));
+	ASSERT_EQ(1, l.n);
+	EXPECT_EQ(0, l.recs[0].uid);
+	EXPECT_EQ(pid, l.recs[0].pid);
+	free(l.buf);
+	munmap(m, PG);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/* A session on @file with the journal file @jfd, or -1. */
+static int jsession(int file, int jfd)
+{
+	struct cowmap_attach a = { .fd = file, .flags = COWMAP_ATTACH_JOURNAL,
+				   .journal_fd = jfd };
+	int fd = cm_open();
+
+	if (fd < 0 || cm_handshake(fd) || ioctl(fd, COWMAP_IOC_ATTACH, &a)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Item 8: a journal file with a torn tail is cut back, not appended to. */
+TEST(torn_journal_tail_cut)
+{
+	char path[256], jpath[256];
+	int file = cm_mkfile(path, sizeof(path), "torn", 4 * PG, O_RDONLY);
+	int jfd, fd;
+	uint8_t junk[40];
+	struct log l = { 0 };
+	uint8_t *m;
+	size_t len;
+
+	snprintf(jpath, sizeof(jpath), "%s/torn.log.%d", cm_dir(), getpid());
+	jfd = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, jfd);
+	fd = jsession(file, jfd);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 4 * PG, 0);
+	m[0] ^= 1;
+	m[PG] ^= 1;
+	ASSERT_EQ(2, cm_commit(fd, COWMAP_COMMIT_DURABLE));
+	munmap(m, 4 * PG);
+	cm_end(fd);
+	/* A crash in the middle of the next record: its first 40 bytes. */
+	l.buf = (uint8_t *)cm_get_file(jpath, &l.len);
+	ASSERT_NE(NULL, l.buf);
+	memcpy(junk, l.buf + sizeof(struct cowmap_log_header), sizeof(junk));
+	free(l.buf);
+	ASSERT_EQ(sizeof(junk), pwrite(jfd, junk, sizeof(junk), l.len));
+
+	fd = jsession(file, jfd);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 4 * PG, 0);
+	m[2 * PG] ^= 1;
+	ASSERT_EQ(1, cm_commit(fd, COWMAP_COMMIT_DURABLE));
+	munmap(m, 4 * PG);
+	cm_end(fd);
+	l.buf = (uint8_t *)cm_get_file(jpath, &len);
+	ASSERT_NE(NULL, l.buf);
+	l.len = len;
+	EXPECT_EQ(0, parse_log(&l));
+	EXPECT_EQ(3, l.n);
+	free(l.buf);
+	close(jfd);
+	unlink(jpath);
+	close(file);
+	unlink(path);
+}
+
+/* Item 8: kernfs (sysfs, cgroupfs) and procfs files are not backing files. */
+TEST(pseudo_fs_refused)
+{
+	const char *files[] = {
+		"/sys/module/cowmap/parameters/max_orphans",
+		"/sys/kernel/mm/transparent_hugepage/enabled",
+		"/proc/sys/kernel/hostname",
+	};
+	int tried = 0;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int file = open(files[i], O_RDONLY | O_CLOEXEC);
+		int fd;
+
+		if (file < 0)
+			continue;
+		tried++;
+		fd = cm_session(file);
+		EXPECT_EQ(-1, fd) TH_LOG("%s", files[i]);
+		if (fd < 0) {
+			EXPECT_EQ(EOPNOTSUPP, errno) TH_LOG("%s", files[i]);
+		} else {
+			cm_end(fd);
+		}
+		close(file);
+	}
+	EXPECT_LT(0, tried);
+}
+
+/* Item 8: a commit whose journal file's filesystem is full says ENOSPC. */
+TEST(journal_fs_full_enospc)
+{
+	char path[256], dir[256], jpath[300];
+	int file = cm_mkfile(path, sizeof(path), "full", 64 * PG, O_RDONLY);
+	struct cowmap_status st;
+	int jfd, fd;
+	uint8_t *m;
+
+	snprintf(dir, sizeof(dir), "%s/small.%d", cm_dir(), getpid());
+	ASSERT_EQ(0, mkdir(dir, 0755));
+	ASSERT_EQ(0, mount("tmpfs", dir, "tmpfs", 0, "size=64k"));
+	snprintf(jpath, sizeof(jpath), "%s/j", dir);
+	jfd = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, jfd);
+	fd = jsession(file, jfd);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 64 * PG, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	for (size_t i = 0; i < 64 * PG; i++)
+		m[i] = ~m[i];
+	EXPECT_EQ(-1, cm_commit(fd, 0));
+	EXPECT_EQ(ENOSPC, errno);
+	/* The records stay in the kernel; the file has only whole ones. */
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_LT(0, st.journal_records);
+	munmap(m, 64 * PG);
+	cm_end(fd);
+	close(jfd);
+	EXPECT_EQ(0, umount2(dir, MNT_DETACH));
+	rmdir(dir);
+	close(file);
+	unlink(path);
+}
+
+/* --------------------------------------------------- bounded journal --- */
+
+/*
+ * Items 1 and 2: the journal limits count allocated chunks. Each round
+ * commits one record that will conflict (and so stay) and many that a
+ * SKIP merge applies and TRIM drops: every chunk keeps one live record.
+ */
+TEST(journal_limit_counts_chunks)
+{
+	long old = cm_param_get("max_journal_bytes");
+	long base = cm_param_get("journal_bytes_in_use");
+	long limit = 1 << 20, peak = 0, failed = 0;
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "chk", 40 * PG, O_RDWR);
+	int fd = cm_session(file);
+	uint8_t *m = cm_map(fd, 40 * PG, 0);
+
+	ASSERT_LE(0, old);
+	ASSERT_LE(0, base);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, cm_param_set("max_journal_bytes", limit));
+	for (int round = 0; round < 48 && !failed; round++) {
+		struct cowmap_merge mg = { .target_fd = file,
+					   .flags = COWMAP_MERGE_SKIP };
+		uint8_t b = round + 100;
+
+		m[0] = b;
+		ASSERT_EQ(1, pwrite(file, "\x01", 1, 0));	/* a conflict */
+		for (size_t i = PG; i < 32 * PG; i++)
+			m[i] ^= 0xff;
+		if (cm_commit(fd, 0) < 0) {
+			EXPECT_TRUE(errno == ENOSPC || errno == EDQUOT);
+			failed = round + 1;
+			break;
+		}
+		ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_MERGE, &mg));
+		ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_TRIM, 0));
+		long now = cm_param_get("journal_bytes_in_use") - base;
+
+		if (now > peak)
+			peak = now;
+	}
+	ASSERT_EQ(0, cm_param_set("max_journal_bytes", old));
+	TH_LOG("peak journal memory %ld bytes, commit failed in round %ld",
+	       peak, failed);
+	EXPECT_LE(peak, limit);
+	EXPECT_NE(0, failed);
+	munmap(m, 40 * PG);
+	cm_end(fd);
+	EXPECT_EQ(base, cm_param_get("journal_bytes_in_use"));
+	close(file);
+	unlink(path);
+}
+
+#define CG "/sys/fs/cgroup"
+
+static int cg_write(const char *cg, const char *file, const char *val)
+{
+	char p[256];
+	int fd, ok;
+
+	snprintf(p, sizeof(p), CG "/%s/%s", cg, file);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Item 2: a commit of pages with every other byte changed fails with
+ * ENOSPC at the journal limit before its run array outgrows it: in a
+ * memory cgroup that holds the pages and little more, it is not ENOMEM or
+ * an OOM kill.
+ */
+TEST(commit_runs_bounded)
+{
+	const size_t npages = 2048;	/* 8 MiB: 4 Mi runs */
+	long old = cm_param_get("max_journal_bytes");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "runs", npages * PG, O_RDONLY);
+	struct stat st;
+	pid_t pid;
+
+	if (stat(CG "/cgroup.controllers", &st))
+		mount("none", CG, "cgroup2", 0, NULL);
+	if (cg_write(".", "cgroup.subtree_control", "+memory"))
+		SKIP(return, "no cgroup2 memory controller");
+	rmdir(CG "/cowmap-runs");
+	ASSERT_EQ(0, mkdir(CG "/cowmap-runs", 0755));
+	ASSERT_EQ(0, cg_write("cowmap-runs", "memory.max", "40M"));
+	ASSERT_EQ(0, cm_param_set("max_journal_bytes", 1 << 20));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char me[32];
+		int fd;
+		uint8_t *m;
+
+		snprintf(me, sizeof(me), "%d", getpid());
+		if (cg_write("cowmap-runs", "cgroup.procs", me))
+			_exit(10);
+		fd = cm_session(file);
+		m = cm_map(fd, npages * PG, 0);
+		if (m == MAP_FAILED)
+			_exit(11);
+		for (size_t i = 0; i < npages * PG; i += 2)
+			m[i] = ~m[i];
+		if (cm_commit(fd, 0) != -1)
+			_exit(12);
+		if (errno != ENOSPC)
+			_exit(errno == ENOMEM ? 13 : 14);
+		/* Nothing lost: the pages are still to commit. */
+		munmap(m, npages * PG);
+		cm_end(fd);
+		_exit(0);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	ASSERT_EQ(0, cm_param_set("max_journal_bytes", old));
+	rmdir(CG "/cowmap-runs");
+	close(file);
+	unlink(path);
+}
+
+/* ----------------------------------------------------- per-user limits --- */
+
+/*
+ * Run @fn as @uid in a child that holds on until @release is written to;
+ * its result goes to @res (a pipe) as one int.
+ */
+struct held {
+	pid_t pid;
+	int res[2], go[2];
+};
+
+/* The session a held child made: discarded before it exits (no orphan). */
+static int held_fd = -1;
+
+static int hold_start(struct held *h, uid_t uid, int (*fn)(void *), void *arg)
+{
+	if (pipe(h->res) || pipe(h->go))
+		return -1;
+	h->pid = fork();
+	if (h->pid < 0)
+		return -1;
+	if (h->pid == 0) {
+		int r = drop_to(uid) ? -100 : fn(arg);
+		char c;
+
+		if (write(h->res[1], &r, sizeof(r)) != sizeof(r))
+			_exit(1);
+		if (read(h->go[0], &c, 1) < 0)
+			_exit(1);
+		if (held_fd >= 0)
+			ioctl(held_fd, COWMAP_IOC_DISCARD, 0);
+		_exit(0);
+	}
+	return 0;
+}
+
+static int hold_result(struct held *h)
+{
+	int r = -200;
+
+	if (read(h->res[0], &r, sizeof(r)) != sizeof(r))
+		return -200;
+	return r;
+}
+
+static int hold_end(struct held *h)
+{
+	if (write(h->go[1], "x", 1) != 1)
+		return -1;
+	close(h->res[0]);
+	close(h->res[1]);
+	close(h->go[0]);
+	close(h->go[1]);
+	return cm_wait(h->pid);
+}
+
+/* Write pages of @arg's file one by one: the index of the first SIGBUS. */
+static int write_until_sigbus(void *arg)
+{
+	const char *path = arg;
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = file < 0 ? -1 : cm_session(file);
+	uint8_t *m;
+
+	if (fd < 0)
+		return -errno;
+	held_fd = fd;
+	m = cm_map(fd, 16 * PG, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	for (int i = 0; i < 16; i++)
+		if (cm_try_write(m + i * PG, 1) == SIGBUS)
+			return i;
+	return 16;
+}
+
+/* Read pages of @arg's file one by one: the index of the first SIGBUS. */
+static int read_until_sigbus(void *arg)
+{
+	const char *path = arg;
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = file < 0 ? -1 : cm_session(file);
+	uint8_t *m;
+
+	if (fd < 0)
+		return -errno;
+	m = cm_map(fd, 16 * PG, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	for (int i = 0; i < 16; i++)
+		if (cm_try_read(m + i * PG) == SIGBUS)
+			return i;
+	return 16;
+}
+
+/* Item 3: one user at its page limit; another writes on. */
+TEST(user_page_limit)
+{
+	long old = cm_param_get("max_user_pages");
+	long old_total = cm_param_get("max_total_pages");
+	long used = cm_param_get("pages_in_use");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "upg", 16 * PG, O_RDONLY);
+	struct held a, b;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_user_pages", 8));
+	/* A global limit both users fit in, but not one of them twice. */
+	ASSERT_EQ(0, cm_param_set("max_total_pages", used + 16));
+	ASSERT_EQ(0, hold_start(&a, NOBODY, write_until_sigbus, path));
+	EXPECT_EQ(4, hold_result(&a));	/* 4 pages and their 4 twins */
+	ASSERT_EQ(0, hold_start(&b, OTHER, write_until_sigbus, path));
+	EXPECT_EQ(4, hold_result(&b));
+	EXPECT_EQ(0, hold_end(&a));
+	EXPECT_EQ(0, hold_end(&b));
+	ASSERT_EQ(0, cm_param_set("max_user_pages", old));
+	ASSERT_EQ(0, cm_param_set("max_total_pages", old_total));
+	close(file);
+	unlink(path);
+}
+
+/* Item 3: pinned file pages, per user. */
+TEST(user_base_limit)
+{
+	long old = cm_param_get("max_user_base_pages");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "ubs", 16 * PG, O_RDONLY);
+	struct held a, b;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_user_base_pages", 4));
+	ASSERT_EQ(0, hold_start(&a, NOBODY, read_until_sigbus, path));
+	EXPECT_EQ(4, hold_result(&a));
+	ASSERT_EQ(0, hold_start(&b, OTHER, read_until_sigbus, path));
+	EXPECT_EQ(4, hold_result(&b));
+	EXPECT_EQ(0, hold_end(&a));
+	EXPECT_EQ(0, hold_end(&b));
+	ASSERT_EQ(0, cm_param_set("max_user_base_pages", old));
+	close(file);
+	unlink(path);
+}
+
+static int three_sessions(void *arg)
+{
+	const char *path = arg;
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (cm_session(file) < 0 || cm_session(file) < 0)
+		return -1;
+	return cm_session(file) < 0 ? errno : 0;
+}
+
+/* Item 3: sessions, per user. */
+TEST(user_session_limit)
+{
+	long old = cm_param_get("max_user_sessions");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "uss", PG, O_RDONLY);
+	struct held a, b;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_user_sessions", 2));
+	ASSERT_EQ(0, hold_start(&a, NOBODY, three_sessions, path));
+	EXPECT_EQ(EDQUOT, hold_result(&a));
+	ASSERT_EQ(0, hold_start(&b, OTHER, three_sessions, path));
+	EXPECT_EQ(EDQUOT, hold_result(&b));
+	EXPECT_EQ(0, hold_end(&a));
+	EXPECT_EQ(0, hold_end(&b));
+	ASSERT_EQ(0, cm_param_set("max_user_sessions", old));
+	close(file);
+	unlink(path);
+}
+
+/* Make orphans on @path as @uid; their ids (0: dropped) go to @ids. */
+static void orphans_as(uid_t uid, const char *path, int n, uint64_t *ids)
+{
+	int p[2];
+	pid_t pid;
+
+	memset(ids, 0, n * sizeof(*ids));
+	if (pipe(p))
+		return;
+	pid = fork();
+	if (pid == 0) {
+		if (drop_to(uid))
+			_exit(1);
+		for (int i = 0; i < n; i++) {
+			uint64_t id = orphan_on(path, i % 2);
+
+			if (write(p[1], &id, sizeof(id)) != sizeof(id))
+				_exit(1);
+		}
+		_exit(0);
+	}
+	for (int i = 0; i < n; i++)
+		if (read(p[0], &ids[i], sizeof(ids[i])) != sizeof(ids[i]))
+			break;
+	cm_wait(pid);
+	close(p[0]);
+	close(p[1]);
+}
+
+/*
+ * Item 3: a user who makes orphans up to the global max_orphans does not
+ * make another user's (or root's) session be dropped at close.
+ */
+TEST(orphans_of_others_kept)
+{
+	long old = cm_param_get("max_orphans");
+	long old_user = cm_param_get("max_user_orphans");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "orl", 2 * PG, O_RDONLY);
+	uint64_t mine[6], other, root;
+	int fd;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_orphans", 4));
+	cm_param_set("max_user_orphans", 2);	/* absent before the fix */
+	orphans_as(NOBODY, path, 6, mine);
+	orphans_as(OTHER, path, 1, &other);
+	root = orphan_on(path, 0);
+	ASSERT_EQ(0, cm_param_set("max_orphans", old));
+	if (old_user > 0)
+		ASSERT_EQ(0, cm_param_set("max_user_orphans", old_user));
+	for (int i = 0; i < 6; i++)
+		if (mine[i])
+			reap(mine[i]);
+	ASSERT_NE(0, other);
+	ASSERT_NE(0, root);
+	/* Both are there, with their changes. */
+	fd = cm_adopt_new(root);
+	EXPECT_LE(0, fd);
+	if (fd >= 0)
+		cm_end(fd);
+	EXPECT_EQ(0, reap(other));
+	close(file);
+	unlink(path);
+}
+
+/* ------------------------------------------------------------ orphans --- */
+
+/* Item 6: adopt re-checks access to the file with the adopter's rights now. */
+TEST(adopt_rechecks_access)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "acc", 2 * PG, O_RDONLY);
+	uint64_t id;
+	pid_t pid;
+
+	ASSERT_EQ(0, chmod(path, 0644));
+	orphans_as(NOBODY, path, 1, &id);
+	ASSERT_NE(0, id);
+	ASSERT_EQ(0, chmod(path, 0600));	/* nobody may read it now */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int fd;
+
+		if (drop_to(NOBODY))
+			_exit(10);
+		fd = cm_adopt_new(id);
+		_exit(fd >= 0 ? 11 : errno == EACCES ? 0 : 12);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	/* Another user may not adopt it either (as before). */
+	ASSERT_EQ(0, chmod(path, 0644));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (drop_to(OTHER))
+			_exit(10);
+		_exit(cm_adopt_new(id) >= 0 ? 11 : errno == EPERM ? 0 : 12);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	EXPECT_EQ(0, reap(id));
+	close(file);
+	unlink(path);
+}
+
+/* Item 6: an orphan older than orphan_expiry_secs goes, with an event. */
+TEST(orphan_expiry)
+{
+	long old = cm_param_get("orphan_expiry_secs");
+	static char buf[64 * 1024];
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "exp", 2 * PG, O_RDONLY);
+	int expired = 0, n, gone = 0;
+	struct sess_list l;
+	struct nl nl, ev;
+	uint64_t id;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, nl_open(&nl));
+	ASSERT_EQ(0, nl_open(&ev));	/* events only: lookups would eat them */
+	ASSERT_EQ(0, mnl_socket_setsockopt(ev.sk, NETLINK_ADD_MEMBERSHIP, &ev.group,
+					   sizeof(ev.group)));
+	ASSERT_EQ(0, cm_param_set("orphan_expiry_secs", 1));
+	id = orphan_on(path, 0);
+	ASSERT_NE(0, id);
+	/* Watched through netlink: adopting would make it young again. */
+	for (int i = 0; i < 100 && !gone; i++) {
+		usleep(100000);
+		gone = get_session(&nl, id, &l) == -ENOENT;
+	}
+	ASSERT_EQ(0, cm_param_set("orphan_expiry_secs", old));
+	EXPECT_TRUE(gone);
+	EXPECT_EQ(-1, cm_adopt_new(id));
+	EXPECT_EQ(ENOENT, errno);
+	usleep(100000);
+	while ((n = recv(mnl_socket_get_fd(ev.sk), buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		struct nlmsghdr *nlh = (void *)buf;
+
+		for (; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+			struct nlattr *at;
+			uint32_t ev = 0;
+			uint64_t s = 0;
+
+			mnl_attr_for_each(at, nlh, sizeof(struct genlmsghdr)) {
+				if (mnl_attr_get_type(at) == COWMAP_A_EVENT)
+					ev = mnl_attr_get_u32(at);
+				if (mnl_attr_get_type(at) == COWMAP_A_SESSION_ID)
+					s = mnl_attr_get_u64(at);
+			}
+			if (s == id && ev == COWMAP_EV_EXPIRED)
+				expired++;
+		}
+	}
+	EXPECT_EQ(1, expired);
+	mnl_socket_close(nl.sk);
+	mnl_socket_close(ev.sk);
+	close(file);
+	unlink(path);
 }
 
 TEST_HARNESS_MAIN
