@@ -370,7 +370,7 @@ TEST(nl_long_paths)
 {
 	char dir[4096], file_path[4096], jpath[4096], name[201];
 	struct sess_list l;
-	struct nl nl;
+	struct nl nl, fresh = { 0 };
 	int dfd, nd, file, jfd, fd, depth = 0, found = 0;
 	struct cowmap_attach a = { .flags = COWMAP_ATTACH_JOURNAL };
 	size_t len;
@@ -413,13 +413,23 @@ TEST(nl_long_paths)
 	ASSERT_EQ(1, l.n);
 	EXPECT_STREQ(file_path, l.s[0].path);
 	EXPECT_STREQ(jpath, l.s[0].jpath);
-	ASSERT_EQ(0, list_sessions(&nl, &l));
+	/*
+	 * A dump requested on a socket that has not received anything yet:
+	 * its first message is then allocated at the minimum the dump asks
+	 * for (NLMSG_GOODSIZE, under 4 KiB, unless .start says more).
+	 */
+	fresh.sk = mnl_socket_open(NETLINK_GENERIC);
+	ASSERT_NE(NULL, fresh.sk);
+	ASSERT_LE(0, mnl_socket_bind(fresh.sk, 0, MNL_SOCKET_AUTOPID));
+	fresh.family = nl.family;
+	ASSERT_EQ(0, list_sessions(&fresh, &l));
 	for (int i = 0; i < l.n; i++)
 		if (l.s[i].id == a.session_id) {
 			found = 1;
 			EXPECT_STREQ(jpath, l.s[i].jpath);
 		}
 	EXPECT_EQ(1, found);
+	mnl_socket_close(fresh.sk);
 	mnl_socket_close(nl.sk);
 	cm_end(fd);
 	close(file);
