@@ -29,32 +29,32 @@
 #include "cowmap.h"
 
 /* Set at load when 0: fractions of RAM (see cowmap_account_init()). */
-unsigned long cowmap_max_user_pages;
+static unsigned long cowmap_max_user_pages;
 module_param_named(max_user_pages, cowmap_max_user_pages, ulong, 0644);
 MODULE_PARM_DESC(max_user_pages,
 		 "Pages (private copies + twins) the sessions of one user may own; a write past it gets SIGBUS (default: half of max_total_pages)");
 
-unsigned long cowmap_max_user_base_pages;
+static unsigned long cowmap_max_user_base_pages;
 module_param_named(max_user_base_pages, cowmap_max_user_base_pages, ulong, 0644);
 MODULE_PARM_DESC(max_user_base_pages,
 		 "File pages the mappings of one user's sessions may pin; a read fault past it gets SIGBUS (default: half of max_total_base_pages)");
 
-unsigned long cowmap_max_total_base_pages;
+static unsigned long cowmap_max_total_base_pages;
 module_param_named(max_total_base_pages, cowmap_max_total_base_pages, ulong, 0644);
 MODULE_PARM_DESC(max_total_base_pages,
 		 "File pages all sessions' mappings together may pin (default: a quarter of RAM)");
 
-unsigned long cowmap_max_user_journal_bytes;
+static unsigned long cowmap_max_user_journal_bytes;
 module_param_named(max_user_journal_bytes, cowmap_max_user_journal_bytes, ulong, 0644);
 MODULE_PARM_DESC(max_user_journal_bytes,
 		 "Journal memory the sessions of one user may hold; a commit past it fails with EDQUOT (default: half of max_total_journal_bytes)");
 
-unsigned long cowmap_max_total_journal_bytes;
+static unsigned long cowmap_max_total_journal_bytes;
 module_param_named(max_total_journal_bytes, cowmap_max_total_journal_bytes, ulong, 0644);
 MODULE_PARM_DESC(max_total_journal_bytes,
 		 "Journal memory all sessions together may hold; a commit past it fails with ENOSPC (default: an eighth of RAM)");
 
-unsigned int cowmap_max_user_sessions = 1024;
+static unsigned int cowmap_max_user_sessions = 1024;
 module_param_named(max_user_sessions, cowmap_max_user_sessions, uint, 0644);
 MODULE_PARM_DESC(max_user_sessions,
 		 "Sessions (attached and orphaned) one user may have; attach past it fails with EDQUOT");
@@ -135,8 +135,11 @@ static struct cowmap_user *cowmap_user_get(kuid_t uid)
 
 static void cowmap_user_put(struct cowmap_user *u)
 {
-	if (!refcount_dec_and_lock(&u->ref, &cowmap_users_lock))
+	spin_lock(&cowmap_users_lock);
+	if (!refcount_dec_and_test(&u->ref)) {
+		spin_unlock(&cowmap_users_lock);
 		return;
+	}
 	hash_del(&u->node);
 	spin_unlock(&cowmap_users_lock);
 	WARN_ON_ONCE(atomic_long_read(&u->pages) || atomic_long_read(&u->base) ||

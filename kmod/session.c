@@ -643,7 +643,9 @@ int cowmap_adopt(struct file *file, struct cowmap_adopt *a)
 	if (!ret) {
 		ret = -ENOENT;	/* adopted, expired or dropped meanwhile */
 		mutex_lock(&cowmap_registry_lock);
-		if (found->state == COWMAP_STATE_ORPHANED) {
+		/* An expiring orphan is off the list already. */
+		if (found->state == COWMAP_STATE_ORPHANED &&
+		    !list_empty(&found->node)) {
 			found->state = COWMAP_STATE_ATTACHED;
 			cowmap_nr_orphans--;
 			cowmap_orphan_bytes -= found->orphan_bytes;
