@@ -469,24 +469,50 @@ static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
 }
 
 /*
- * Charge the new base pages in @new to the pinning limits (account.c): all
- * of them, else the faulting one (@self) alone, else none. A page that is
- * not charged loses its slot and its reference.
+ * Unpin up to @nr base pages of @s outside the fault window at @first,
+ * lowest offsets first: they are unmapped and read again when touched.
+ */
+static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
+			       unsigned int nr)
+{
+	unsigned long idx;
+	struct page *page;
+
+	xa_for_each(&s->base, idx, page) {
+		if (!nr)
+			break;
+		if (idx >= first && idx < first + COWMAP_FAULT_AROUND)
+			continue;
+		cowmap_zap(s, idx, 1);
+		cowmap_forget_base(s, idx);
+		nr--;
+	}
+}
+
+/*
+ * Charge the new base pages in @new to the pinning limits (account.c). At
+ * a limit, the session first unpins as many of its own other base pages;
+ * then all of them are charged, else the faulting one (@self) alone, else
+ * none (the user's other sessions hold the pins). A page that is not
+ * charged loses its slot and its reference.
  */
 static unsigned long cowmap_charge_bases(struct cowmap_session *s,
-					 unsigned long new, unsigned int self,
-					 struct page **pages)
+					 pgoff_t first, unsigned long new,
+					 unsigned int self, struct page **pages)
 {
-	unsigned long keep = new;
-	unsigned int i;
+	unsigned int i, nr = hweight_long(new);
+	unsigned long keep;
 
-	if (new && !cowmap_acct_base(s, hweight_long(new))) {
-		keep = new & BIT(self);
-		if (keep && !cowmap_acct_base(s, 1)) {
-			keep = 0;
-			s->limit_hits++;
-			cowmap_nl_limit_hit(s);
-		}
+	if (!nr || cowmap_acct_base(s, nr))
+		return new;
+	cowmap_unpin_bases(s, first, nr);
+	if (cowmap_acct_base(s, nr))
+		return new;
+	keep = new & BIT(self);
+	if (keep && !cowmap_acct_base(s, 1)) {
+		keep = 0;
+		s->limit_hits++;
+		cowmap_nl_limit_hit(s);
 	}
 	for (i = 0; i < COWMAP_FAULT_AROUND; i++)
 		if ((new & ~keep) & BIT(i))
@@ -609,7 +635,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		}
 		new |= BIT(i);
 	}
-	new = cowmap_charge_bases(s, new, self, pages);
+	new = cowmap_charge_bases(s, first, new, self, pages);
 	new = cowmap_store_bases(s, first, new, pages);
 	if ((need & BIT(self)) && !(p.map & BIT(self)) && !(new & BIT(self)))
 		return VM_FAULT_SIGBUS;
