@@ -106,7 +106,9 @@ struct cowmap_session {
 	 * @lock serialises everything that decides what a PTE of this session
 	 * points at: faults, mkwrite, invalidation of base pages, commit,
 	 * teardown. Order: mmap_lock -> @lock -> i_mmap_rwsem of @inode -> PTL.
-	 * Never held across copy_{to,from}_user() or file I/O.
+	 * Never held across copy_{to,from}_user() or file I/O (a fault
+	 * reads the file's page before it takes @lock; it reads under it
+	 * only if the page went from the page cache in between).
 	 */
 	struct mutex lock;
 	bool dead;

@@ -469,11 +469,12 @@ static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
 }
 
 /*
- * Unpin up to @nr base pages of @s outside the fault window at @first,
- * lowest offsets first: they are unmapped and read again when touched.
+ * Unpin up to @nr base pages of @s, lowest offsets first: they are
+ * unmapped and read again when touched. One in the fault window at @first
+ * leaves the fault's @map too.
  */
 static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
-			       unsigned int nr)
+			       unsigned long *map, unsigned int nr)
 {
 	unsigned long idx;
 	struct page *page;
@@ -482,7 +483,7 @@ static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
 		if (!nr)
 			break;
 		if (idx >= first && idx < first + COWMAP_FAULT_AROUND)
-			continue;
+			*map &= ~BIT(idx - first);
 		cowmap_zap(s, idx, 1);
 		cowmap_forget_base(s, idx);
 		nr--;
@@ -491,21 +492,23 @@ static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
 
 /*
  * Charge the new base pages in @new to the pinning limits (account.c). At
- * a limit, the session first unpins as many of its own other base pages;
+ * a limit, the session first unpins as many of its own base pages (taking
+ * those of the window out of @map, the slots the fault maps);
  * then all of them are charged, else the faulting one (@self) alone, else
  * none (the user's other sessions hold the pins). A page that is not
  * charged loses its slot and its reference.
  */
 static unsigned long cowmap_charge_bases(struct cowmap_session *s,
-					 pgoff_t first, unsigned long new,
-					 unsigned int self, struct page **pages)
+					 pgoff_t first, unsigned long *map,
+					 unsigned long new, unsigned int self,
+					 struct page **pages)
 {
 	unsigned int i, nr = hweight_long(new);
 	unsigned long keep;
 
 	if (!nr || cowmap_acct_base(s, nr))
 		return new;
-	cowmap_unpin_bases(s, first, nr);
+	cowmap_unpin_bases(s, first, map, nr);
 	if (cowmap_acct_base(s, nr))
 		return new;
 	keep = new & BIT(self);
@@ -635,7 +638,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		}
 		new |= BIT(i);
 	}
-	new = cowmap_charge_bases(s, first, new, self, pages);
+	new = cowmap_charge_bases(s, first, &p.map, new, self, pages);
 	new = cowmap_store_bases(s, first, new, pages);
 	if ((need & BIT(self)) && !(p.map & BIT(self)) && !(new & BIT(self)))
 		return VM_FAULT_SIGBUS;
@@ -678,11 +681,40 @@ static void cowmap_drop_fresh(struct cowmap_session *s, pgoff_t pgoff)
 	s->cow_copies--;
 }
 
+/*
+ * Read the file's page at @pgoff into the page cache before the fault
+ * takes s->lock, so that file I/O (a slow or hung NFS or FUSE server)
+ * does not run under the lock that status, commit and netlink lookups
+ * take too; the read waits killably. Under the lock the page is then
+ * found cached (cowmap_read_base() reads again only if it went since).
+ * The folio reference returned keeps it cached until then; NULL if there
+ * is nothing to read or the read failed (the fault then reads and fails
+ * under the lock, as before).
+ */
+static struct folio *cowmap_prefetch_base(struct cowmap_session *s,
+					  pgoff_t pgoff)
+{
+	struct address_space *m = s->backing->f_mapping;
+	struct folio *folio;
+	struct page *page;
+
+	if (pgoff >= cowmap_eof_pgoff(s) || xa_load(&s->pages, pgoff) ||
+	    xa_load(&s->base, pgoff))
+		return NULL;
+	if (s->base_shmem) {
+		page = shmem_read_mapping_page_gfp(m, pgoff, mapping_gfp_mask(m));
+		return IS_ERR(page) ? NULL : page_folio(page);
+	}
+	folio = read_mapping_folio(m, pgoff, s->backing);
+	return IS_ERR(folio) ? NULL : folio;
+}
+
 static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct cowmap_session *s = vma->vm_private_data;
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
+	struct folio *pre = cowmap_prefetch_base(s, vmf->pgoff);
 	struct cowmap_page *cp;
 	vm_fault_t ret;
 	pgoff_t eof;
@@ -719,6 +751,8 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	}
 out:
 	mutex_unlock(&s->lock);
+	if (pre)
+		folio_put(pre);
 	return ret;
 }
 
