@@ -126,6 +126,7 @@ $(BUILD)/selftests/%: selftests/%.c $(wildcard selftests/*.h) $(KSFT_HDRS) $(BUI
 # libmnl has no static library in Debian: this one links dynamically
 # (tools/vm copies the shared libraries it needs into the guest).
 $(BUILD)/selftests/netlink_test: TEST_LDFLAGS = -pthread -lmnl
+$(BUILD)/selftests/abuse_test: TEST_LDFLAGS = -pthread -lmnl
 
 selftests: $(TEST_BINS)
 	@printf '%s\n' $(TESTS) > $(BUILD)/selftests/list

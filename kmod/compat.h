@@ -81,4 +81,14 @@ static inline struct nlattr **cowmap_dump_attrs(struct netlink_callback *cb)
 #endif
 }
 
+/* 6.3: inode_permission() takes the mount's idmap, not its user_ns. */
+static inline int cowmap_file_permission(struct file *f, int mask)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+	return inode_permission(file_mnt_user_ns(f), file_inode(f), mask);
+#else
+	return inode_permission(file_mnt_idmap(f), file_inode(f), mask);
+#endif
+}
+
 #endif /* _COWMAP_COMPAT_H */

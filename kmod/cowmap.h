@@ -9,6 +9,7 @@
 #include <linux/kref.h>
 #include <linux/mm_types.h>
 #include <linux/mutex.h>
+#include <linux/refcount.h>
 #include <linux/types.h>
 #include <linux/uidgid.h>
 #include <linux/workqueue.h>
@@ -18,6 +19,23 @@
 
 struct mem_cgroup;
 struct cowmap_notify;
+
+/*
+ * What one user's sessions hold (account.c), keyed by the effective uid of
+ * the fd that attached. Freed with its last session.
+ */
+struct cowmap_user {
+	struct hlist_node node;
+	kuid_t uid;
+	refcount_t ref;
+	atomic_t sessions;	/* attached and orphaned */
+	atomic_long_t pages;	/* private copies and twins */
+	atomic_long_t base;	/* pinned file pages */
+	atomic_long_t jmem;	/* journal memory, bytes */
+	/* Under cowmap_registry_lock. */
+	unsigned int orphans;
+	size_t orphan_bytes;
+};
 
 /*
  * The state of one file page the session has written.
@@ -79,12 +97,18 @@ struct cowmap_session {
 	struct list_head node;
 	int state;			/* COWMAP_STATE_ATTACHED or _ORPHANED */
 	size_t orphan_bytes;
+	u64 orphan_since;		/* boot time (s) it became an orphan */
+
+	struct cowmap_user *user;	/* charged for what it holds */
+	bool user_counted;		/* in user->sessions */
 
 	/*
 	 * @lock serialises everything that decides what a PTE of this session
 	 * points at: faults, mkwrite, invalidation of base pages, commit,
 	 * teardown. Order: mmap_lock -> @lock -> i_mmap_rwsem of @inode -> PTL.
-	 * Never held across copy_{to,from}_user() or file I/O.
+	 * Never held across copy_{to,from}_user() or file I/O (a fault
+	 * reads the file's page before it takes @lock; it reads under it
+	 * only if the page went from the page cache in between).
 	 */
 	struct mutex lock;
 	bool dead;
@@ -101,8 +125,17 @@ struct cowmap_session {
 	u64 created_ns;
 	struct cowmap_notify *notify;
 
-	kuid_t owner_uid;
+	kuid_t owner_uid;		/* effective uid of the fd that attached */
 	pid_t owner_pid;		/* the process that attached */
+	/*
+	 * The fd that holds the session: its opener's credentials and the
+	 * process that attached or adopted; records are signed with these
+	 * when the commit runs where current means nothing (a kworker doing
+	 * the last fput). Set at attach, changed by adopt with @jlock
+	 * (written) and @lock held.
+	 */
+	const struct cred *fd_cred;
+	pid_t fd_pid;
 	struct mem_cgroup *memcg;	/* pages and records are charged here */
 	bool limit_pending;		/* a limit event is queued; under @lock */
 	struct work_struct limit_work;
@@ -134,6 +167,7 @@ struct cowmap_session {
 	u64 next_seq;
 	u64 nr_records;
 	u64 journal_bytes;
+	u64 journal_mem;	/* bytes allocated for chunks */
 	u64 nr_merged;
 	u64 commits;
 	/* The journal file: written under @jlock only, never under @lock. */
@@ -170,6 +204,24 @@ extern unsigned long cowmap_max_total_pages;
 extern unsigned long cowmap_max_journal_bytes;
 extern unsigned int cowmap_max_orphans;
 extern unsigned long cowmap_max_orphan_bytes;
+extern unsigned int cowmap_orphan_expiry_secs;
+extern unsigned int cowmap_max_user_orphans;
+extern unsigned long cowmap_max_user_orphan_bytes;
+
+/* account.c */
+void cowmap_account_init(void);
+int cowmap_acct_session_start(struct cowmap_session *s);
+void cowmap_acct_session_end(struct cowmap_session *s);
+void cowmap_acct_session_free(struct cowmap_session *s);
+bool cowmap_acct_page(struct cowmap_session *s);
+void cowmap_unacct_page(struct cowmap_session *s);
+bool cowmap_acct_base(struct cowmap_session *s, unsigned long nr);
+void cowmap_unacct_base(struct cowmap_session *s, unsigned long nr);
+u64 cowmap_acct_journal_room(struct cowmap_session *s, int *err);
+int cowmap_acct_journal(struct cowmap_session *s, u64 bytes);
+void cowmap_unacct_journal(struct cowmap_session *s, u64 bytes);
+bool cowmap_acct_orphan(struct cowmap_session *s, size_t bytes);
+void cowmap_unacct_orphan(struct cowmap_session *s, size_t bytes);
 
 /* session.c */
 int cowmap_session_init(void);

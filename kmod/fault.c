@@ -80,17 +80,22 @@ static struct page *cowmap_alloc_page(struct cowmap_session *s)
 
 	if (s->nr_private + s->nr_twins >= READ_ONCE(cowmap_max_session_pages))
 		goto limit;
+	if (!cowmap_acct_page(s))	/* the owner's max_user_pages */
+		goto limit;
 	if (atomic_long_inc_return(&cowmap_total_pages) >
 	    READ_ONCE(cowmap_max_total_pages)) {
 		atomic_long_dec(&cowmap_total_pages);
+		cowmap_unacct_page(s);
 		goto limit;
 	}
 
 	old = set_active_memcg(s->memcg);
 	page = alloc_page(COWMAP_GFP);
 	set_active_memcg(old);
-	if (!page)
+	if (!page) {
 		atomic_long_dec(&cowmap_total_pages);
+		cowmap_unacct_page(s);
+	}
 	return page;
 
 limit:
@@ -99,10 +104,11 @@ limit:
 	return NULL;
 }
 
-static void cowmap_free_page(struct page *page)
+static void cowmap_free_page(struct cowmap_session *s, struct page *page)
 {
 	put_page(page);
 	atomic_long_dec(&cowmap_total_pages);
+	cowmap_unacct_page(s);
 }
 
 void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
@@ -180,17 +186,18 @@ static void cowmap_forget_base(struct cowmap_session *s, pgoff_t pgoff)
 	if (page) {
 		cowmap_put_base(page);
 		s->nr_base--;
+		cowmap_unacct_base(s, 1);
 	}
 }
 
 static void cowmap_destroy_page(struct cowmap_session *s, struct cowmap_page *cp)
 {
 	if (cp->priv) {
-		cowmap_free_page(cp->priv);
+		cowmap_free_page(s, cp->priv);
 		s->nr_private--;
 	}
 	if (cp->twin) {
-		cowmap_free_page(cp->twin);
+		cowmap_free_page(s, cp->twin);
 		s->nr_twins--;
 	}
 	kfree(cp);
@@ -455,8 +462,64 @@ static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
 		todo &= ~BIT(i);
 		new &= ~BIT(i);
 		cowmap_put_base(pages[i]);
+		cowmap_unacct_base(s, 1);
 	}
 	return new;
+}
+
+/*
+ * Unpin up to @nr base pages of @s, lowest offsets first: they are
+ * unmapped and read again when touched. One in the fault window at @first
+ * leaves the fault's @map too.
+ */
+static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
+			       unsigned long *map, unsigned int nr)
+{
+	unsigned long idx;
+	struct page *page;
+
+	xa_for_each(&s->base, idx, page) {
+		if (!nr)
+			break;
+		if (idx >= first && idx < first + COWMAP_FAULT_AROUND)
+			*map &= ~BIT(idx - first);
+		cowmap_zap(s, idx, 1);
+		cowmap_forget_base(s, idx);
+		nr--;
+	}
+}
+
+/*
+ * Charge the new base pages in @new to the pinning limits (account.c). At
+ * a limit, the session first unpins as many of its own base pages (taking
+ * those of the window out of @map, the slots the fault maps);
+ * then all of them are charged, else the faulting one (@self) alone, else
+ * none (the user's other sessions hold the pins). A page that is not
+ * charged loses its slot and its reference.
+ */
+static unsigned long cowmap_charge_bases(struct cowmap_session *s,
+					 pgoff_t first, unsigned long *map,
+					 unsigned long new, unsigned int self,
+					 struct page **pages)
+{
+	unsigned int i, nr = hweight_long(new);
+	unsigned long keep;
+
+	if (!nr || cowmap_acct_base(s, nr))
+		return new;
+	cowmap_unpin_bases(s, first, map, nr);
+	if (cowmap_acct_base(s, nr))
+		return new;
+	keep = new & BIT(self);
+	if (keep && !cowmap_acct_base(s, 1)) {
+		keep = 0;
+		s->limit_hits++;
+		cowmap_nl_limit_hit(s);
+	}
+	for (i = 0; i < COWMAP_FAULT_AROUND; i++)
+		if ((new & ~keep) & BIT(i))
+			cowmap_put_base(pages[i]);
+	return keep;
 }
 
 /*
@@ -574,6 +637,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		}
 		new |= BIT(i);
 	}
+	new = cowmap_charge_bases(s, first, &p.map, new, self, pages);
 	new = cowmap_store_bases(s, first, new, pages);
 	if ((need & BIT(self)) && !(p.map & BIT(self)) && !(new & BIT(self)))
 		return VM_FAULT_SIGBUS;
@@ -616,11 +680,40 @@ static void cowmap_drop_fresh(struct cowmap_session *s, pgoff_t pgoff)
 	s->cow_copies--;
 }
 
+/*
+ * Read the file's page at @pgoff into the page cache before the fault
+ * takes s->lock, so that file I/O (a slow or hung NFS or FUSE server)
+ * does not run under the lock that status, commit and netlink lookups
+ * take too; the read waits killably. Under the lock the page is then
+ * found cached (cowmap_read_base() reads again only if it went since).
+ * The folio reference returned keeps it cached until then; NULL if there
+ * is nothing to read or the read failed (the fault then reads and fails
+ * under the lock, as before).
+ */
+static struct folio *cowmap_prefetch_base(struct cowmap_session *s,
+					  pgoff_t pgoff)
+{
+	struct address_space *m = s->backing->f_mapping;
+	struct folio *folio;
+	struct page *page;
+
+	if (pgoff >= cowmap_eof_pgoff(s) || xa_load(&s->pages, pgoff) ||
+	    xa_load(&s->base, pgoff))
+		return NULL;
+	if (s->base_shmem) {
+		page = shmem_read_mapping_page_gfp(m, pgoff, mapping_gfp_mask(m));
+		return IS_ERR(page) ? NULL : page_folio(page);
+	}
+	folio = read_mapping_folio(m, pgoff, s->backing);
+	return IS_ERR(folio) ? NULL : folio;
+}
+
 static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct cowmap_session *s = vma->vm_private_data;
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
+	struct folio *pre = cowmap_prefetch_base(s, vmf->pgoff);
 	struct cowmap_page *cp;
 	vm_fault_t ret;
 	pgoff_t eof;
@@ -657,6 +750,8 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	}
 out:
 	mutex_unlock(&s->lock);
+	if (pre)
+		folio_put(pre);
 	return ret;
 }
 
@@ -809,7 +904,7 @@ out:
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp)
 {
 	lockdep_assert_held(&s->lock);
-	cowmap_free_page(cp->twin);
+	cowmap_free_page(s, cp->twin);
 	cp->twin = NULL;
 	s->nr_twins--;
 }
@@ -828,5 +923,6 @@ void cowmap_free_pages(struct cowmap_session *s)
 	xa_for_each(&s->base, idx, page)
 		cowmap_put_base(page);
 	xa_destroy(&s->base);
+	cowmap_unacct_base(s, s->nr_base);
 	s->nr_base = 0;
 }

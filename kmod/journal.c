@@ -13,6 +13,8 @@
  * write leaves the records committed in the kernel; the next commit writes
  * them first.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/crc32.h>
 #include <linux/cred.h>
 #include <linux/fs.h>
@@ -73,18 +75,94 @@ static bool cowmap_header_matches(struct cowmap_session *s,
 	       le64_to_cpu(h->ino) == s->ino;
 }
 
-/* At attach: an empty journal file gets a header, another must have ours. */
+/*
+ * Write all of @buf at *@pos. A short write is retried for the rest, so
+ * that the error of a full filesystem is ENOSPC (or EDQUOT, EFBIG), not EIO.
+ */
+static int cowmap_write_all(struct file *f, const void *buf, size_t len,
+			    loff_t *pos)
+{
+	while (len) {
+		ssize_t n = kernel_write(f, buf, len, pos);
+
+		if (n < 0)
+			return n;
+		if (!n)
+			return -EIO;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static size_t cowmap_rec_size(u32 len);
+
+/*
+ * The length of the valid part of a journal file of @size bytes: the
+ * header and the whole records after it, up to the first record that is
+ * short, malformed or fails its CRC (a commit torn by a crash).
+ */
+static loff_t cowmap_jfile_valid_len(struct file *jfile, loff_t size)
+{
+	size_t max = cowmap_rec_size(COWMAP_LOG_MAX_RUN);
+	loff_t pos = COWMAP_HDR_SIZE, valid = COWMAP_HDR_SIZE;
+	struct cowmap_log_record *h;
+	u8 *buf;
+
+	buf = kvmalloc(max, GFP_KERNEL_ACCOUNT);
+	if (!buf)
+		return -ENOMEM;
+	h = (void *)buf;
+	while (size - valid >= (loff_t)COWMAP_REC_HDR) {
+		u32 rsize, len, crc;
+		ssize_t n;
+
+		pos = valid;
+		n = kernel_read(jfile, buf, COWMAP_REC_HDR, &pos);
+		if (n != COWMAP_REC_HDR)
+			break;
+		rsize = le32_to_cpu(h->size);
+		len = le32_to_cpu(h->length);
+		if (le32_to_cpu(h->magic) != COWMAP_REC_MAGIC || !len ||
+		    len > COWMAP_LOG_MAX_RUN || rsize != cowmap_rec_size(len) ||
+		    rsize > size - valid)
+			break;
+		n = kernel_read(jfile, buf + COWMAP_REC_HDR,
+				rsize - COWMAP_REC_HDR, &pos);
+		if (n != rsize - COWMAP_REC_HDR)
+			break;
+		crc = le32_to_cpu(h->crc);
+		h->crc = 0;
+		if (crc != cowmap_crc(buf, rsize))
+			break;
+		valid += rsize;
+		if (fatal_signal_pending(current)) {
+			kvfree(buf);
+			return -EINTR;
+		}
+		cond_resched();
+	}
+	kvfree(buf);
+	return valid;
+}
+
+/*
+ * At attach: an empty journal file gets a header, another must have ours.
+ * A torn tail (a commit cut short by a crash) is cut off, so that new
+ * records follow the last whole one.
+ */
 int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 {
-	loff_t size = i_size_read(file_inode(jfile)), pos = 0;
+	loff_t size = i_size_read(file_inode(jfile)), pos = 0, valid;
 	struct cowmap_log_header h;
 	ssize_t n;
+	int ret;
 
 	if (size == 0) {
 		cowmap_log_header(s, &h);
-		n = kernel_write(jfile, &h, sizeof(h), &pos);
-		if (n != sizeof(h))
-			return n < 0 ? n : -EIO;
+		ret = cowmap_write_all(jfile, &h, sizeof(h), &pos);
+		if (ret)
+			return ret;
 		s->jfile_len = pos;
 	} else {
 		if (!(jfile->f_mode & FMODE_READ))
@@ -94,7 +172,17 @@ int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 			return n;
 		if (n != sizeof(h) || !cowmap_header_matches(s, &h))
 			return -EINVAL;
-		s->jfile_len = size;
+		valid = cowmap_jfile_valid_len(jfile, size);
+		if (valid < 0)
+			return valid;
+		if (valid < size) {
+			ret = vfs_truncate(&jfile->f_path, valid);
+			if (ret)
+				return ret;
+			pr_info("journal file of session %llu: cut a torn tail of %lld bytes at offset %lld\n",
+				s->id, size - valid, valid);
+		}
+		s->jfile_len = valid;
 	}
 	s->jfile = jfile;
 	return 0;
@@ -123,10 +211,9 @@ static int cowmap_jfile_write(struct cowmap_session *s, bool durable)
 		struct cowmap_chunk *c = s->chunks[p.ci];
 		size_t len = c->used - p.off;
 		loff_t pos = s->jfile_len;
-		ssize_t n = kernel_write(s->jfile, h, len, &pos);
 
-		if (n != len) {
-			ret = n < 0 ? n : -EIO;
+		ret = cowmap_write_all(s->jfile, h, len, &pos);
+		if (ret) {
 			/* Best effort: no torn record in front of the retry. */
 			vfs_truncate(&s->jfile->f_path, s->jfile_len);
 			return ret;
@@ -147,6 +234,8 @@ struct cowmap_runs {
 	} *v;
 	size_t n, cap;
 	u64 bytes;	/* journal bytes the records will take */
+	u64 room;	/* the most they may take: the limits' room */
+	int err;	/* the errno of the limit that sets @room */
 };
 
 static size_t cowmap_rec_size(u32 len)
@@ -171,10 +260,17 @@ static int cowmap_runs_add(struct cowmap_runs *r, loff_t off, u32 len)
 			len -= take;
 			continue;
 		}
+		/*
+		 * Past the limits already: fail now, before the array grows
+		 * (its size is bounded by the limits, not by the pages).
+		 */
+		if (r->bytes + cowmap_rec_size(0) > r->room)
+			return r->err;
 		if (r->n == r->cap) {
 			size_t cap = r->cap ? 2 * r->cap : 64;
 			struct cowmap_run *v = kvmalloc_array(cap, sizeof(*v),
-							      GFP_KERNEL_ACCOUNT);
+							      GFP_KERNEL_ACCOUNT |
+							      __GFP_NOWARN);
 
 			if (!v)
 				return -ENOMEM;
@@ -249,8 +345,23 @@ static void cowmap_copy_run(struct cowmap_session *s, loff_t off, u32 len,
 	}
 }
 
-static void cowmap_chunk_free(struct cowmap_chunk *c)
+/* The bytes of @data a chunk for @want bytes of records gets. */
+static size_t cowmap_chunk_cap(size_t want)
 {
+	return want <= PAGE_SIZE ? kmalloc_size_roundup(want) : PAGE_ALIGN(want);
+}
+
+/* The memory a chunk of @cap bytes takes: what the journal limits count. */
+static size_t cowmap_chunk_mem(size_t cap)
+{
+	size_t longs = BITS_TO_LONGS(cap / COWMAP_REC_MIN);
+
+	return cap + struct_size((struct cowmap_chunk *)NULL, dropped, 2 * longs);
+}
+
+static void cowmap_chunk_free(struct cowmap_session *s, struct cowmap_chunk *c)
+{
+	cowmap_unacct_journal(s, cowmap_chunk_mem(c->cap));
 	kvfree(c->data);
 	kfree(c);
 }
@@ -262,8 +373,7 @@ static void cowmap_chunk_free(struct cowmap_chunk *c)
  */
 static struct cowmap_chunk *cowmap_chunk_alloc(u64 first_seq, size_t want)
 {
-	size_t cap = want <= PAGE_SIZE ? kmalloc_size_roundup(want) :
-					 PAGE_ALIGN(want);
+	size_t cap = cowmap_chunk_cap(want);
 	size_t longs = BITS_TO_LONGS(cap / COWMAP_REC_MIN);
 	struct cowmap_chunk *c;
 
@@ -351,8 +461,10 @@ static int cowmap_journal_add(struct cowmap_session *s,
 	size_t grow = tail ? min_t(size_t, 2 * tail->cap, COWMAP_CHUNK_MAX) :
 			     COWMAP_CHUNK_MIN;
 	u64 time = ktime_get_real_ns();
-	u32 pid = task_tgid_nr(current);
-	u32 uid = from_kuid_munged(&init_user_ns, current_uid());
+	/* The fd's opener; its holder if the last fput runs in a kworker. */
+	u32 pid = current->flags & PF_KTHREAD ? s->fd_pid :
+						task_tgid_nr(current);
+	u32 uid = from_kuid_munged(&init_user_ns, s->fd_cred->euid);
 	size_t i, t = 0, k = 0, n = 0, fill;
 	unsigned int first = s->nr_chunks;
 	struct mem_cgroup *old;
@@ -390,15 +502,23 @@ static int cowmap_journal_add(struct cowmap_session *s,
 		}
 		if (i == r->n)
 			fill = max(fill, grow);
+		/* The limits count the memory, charged before it is taken. */
+		ret = cowmap_acct_journal(s, cowmap_chunk_mem(cowmap_chunk_cap(fill)));
+		if (ret) {
+			s->chunks[first + n] = NULL;
+			break;
+		}
 		s->chunks[first + n] = cowmap_chunk_alloc(seq, fill);
-		if (!s->chunks[first + n])
+		if (!s->chunks[first + n]) {
+			cowmap_unacct_journal(s, cowmap_chunk_mem(cowmap_chunk_cap(fill)));
 			ret = -ENOMEM;
+		}
 	}
 	set_active_memcg(old);
 	if (ret) {
 		while (n--)
 			if (s->chunks[first + n])
-				cowmap_chunk_free(s->chunks[first + n]);
+				cowmap_chunk_free(s, s->chunks[first + n]);
 		return ret;
 	}
 
@@ -501,6 +621,12 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 	mutex_lock(&s->lock);
 	c->pages = cowmap_zap_written(s);
 	eof = i_size_read(file_inode(s->backing));
+	r.room = cowmap_acct_journal_room(s, &r.err);
+	if (s->nr_chunks) {
+		struct cowmap_chunk *tail = s->chunks[s->nr_chunks - 1];
+
+		r.room += tail->cap - tail->used;
+	}
 
 	xa_for_each(&s->pages, idx, cp) {
 		loff_t base = (loff_t)idx << PAGE_SHIFT;
@@ -513,12 +639,8 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 			goto unlock;
 	}
 
-	if (s->journal_bytes + r.bytes > READ_ONCE(cowmap_max_journal_bytes)) {
-		/* Nothing recorded: the pages stay written for a later commit. */
-		ret = -ENOSPC;
-		goto unlock;
-	}
 	if (r.n) {
+		/* On failure nothing is recorded: the pages stay written. */
 		ret = cowmap_journal_add(s, &r);
 		if (ret)
 			goto unlock;
@@ -830,7 +952,7 @@ void cowmap_journal_trim(struct cowmap_session *s)
 		if (c->live)
 			s->chunks[keep++] = c;
 		else
-			cowmap_chunk_free(c);
+			cowmap_chunk_free(s, c);
 	}
 	s->nr_chunks = keep;
 }
@@ -841,7 +963,7 @@ void cowmap_journal_free(struct cowmap_session *s)
 	unsigned int ci;
 
 	for (ci = 0; ci < s->nr_chunks; ci++)
-		cowmap_chunk_free(s->chunks[ci]);
+		cowmap_chunk_free(s, s->chunks[ci]);
 	kvfree(s->chunks);
 	s->chunks = NULL;
 	s->nr_chunks = 0;

@@ -62,14 +62,32 @@ static int cowmap_release(struct inode *inode, struct file *file)
 	return 0;
 }
 
+/*
+ * The session of @file, for an operation that changes the journal or a
+ * file (commit, merge, discard, trim): only through an fd opened for
+ * writing. NULL with *@err set otherwise.
+ */
+static struct cowmap_session *cowmap_file_session_w(struct file *file, int *err)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+
+	*err = -EINVAL;
+	if (!s)
+		return NULL;
+	*err = -EBADF;
+	return file->f_mode & FMODE_WRITE ? s : NULL;
+}
+
 /* fsync(2) and msync(MS_SYNC): a durable commit. */
 static int cowmap_fsync(struct file *file, loff_t start, loff_t end, int datasync)
 {
-	struct cowmap_session *s = cowmap_file_session(file);
 	struct cowmap_commit c = { .flags = COWMAP_COMMIT_DURABLE };
+	struct cowmap_session *s;
+	int err;
 
+	s = cowmap_file_session_w(file, &err);
 	if (!s)
-		return -EINVAL;
+		return err;
 	return cowmap_commit(s, &c);
 }
 
@@ -138,10 +156,12 @@ static int cowmap_ioc_status(struct file *file, union cowmap_ioc_arg *a)
 
 static int cowmap_ioc_commit(struct file *file, union cowmap_ioc_arg *a)
 {
-	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_session *s;
+	int err;
 
+	s = cowmap_file_session_w(file, &err);
 	if (!s)
-		return -EINVAL;
+		return err;
 	return cowmap_commit(s, &a->commit);
 }
 
@@ -156,10 +176,12 @@ static int cowmap_ioc_dump(struct file *file, union cowmap_ioc_arg *a)
 
 static int cowmap_ioc_merge(struct file *file, union cowmap_ioc_arg *a)
 {
-	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_session *s;
+	int err;
 
+	s = cowmap_file_session_w(file, &err);
 	if (!s)
-		return -EINVAL;
+		return err;
 	return cowmap_merge(s, &a->merge);
 }
 
@@ -175,10 +197,12 @@ static void cowmap_forget_read_pos(struct file *file)
 
 static int cowmap_ioc_discard(struct file *file, union cowmap_ioc_arg *a)
 {
-	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_session *s;
+	int err;
 
+	s = cowmap_file_session_w(file, &err);
 	if (!s)
-		return -EINVAL;
+		return err;
 	cowmap_discard(s);
 	cowmap_forget_read_pos(file);
 	return 0;
@@ -186,10 +210,12 @@ static int cowmap_ioc_discard(struct file *file, union cowmap_ioc_arg *a)
 
 static int cowmap_ioc_trim(struct file *file, union cowmap_ioc_arg *a)
 {
-	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_session *s;
+	int err;
 
+	s = cowmap_file_session_w(file, &err);
 	if (!s)
-		return -EINVAL;
+		return err;
 	cowmap_trim(s);
 	cowmap_forget_read_pos(file);
 	return 0;
@@ -290,6 +316,7 @@ static int __init cowmap_init(void)
 
 	if (!cowmap_max_total_pages)
 		cowmap_max_total_pages = totalram_pages() / 4;
+	cowmap_account_init();
 
 	ret = cowmap_session_init();
 	if (ret)

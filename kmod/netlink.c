@@ -2,13 +2,18 @@
 /*
  * Generic netlink family "cowmap": list sessions, dump a journal, and
  * multicast events. It only observes: every change of state goes through
- * a session fd. Callers without CAP_SYS_ADMIN see their own uid's sessions.
+ * a session fd. A socket is treated like an fd: what it may see is decided
+ * by the credentials of whoever opened it (and, for CAP_SYS_ADMIN, also of
+ * the task that sends), never by the sending task alone. Without
+ * CAP_SYS_ADMIN a socket sees the sessions of its opener's effective uid;
+ * the events group is for CAP_SYS_ADMIN only.
  */
 #include <linux/cred.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 #include <net/genetlink.h>
+#include <net/sock.h>
 
 #include "compat.h"
 #include "cowmap.h"
@@ -21,11 +26,18 @@ static int cowmap_nl_session_get_doit(struct sk_buff *skb, struct genl_info *inf
 static int cowmap_nl_session_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
 static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
 
+/*
+ * A session message: the fixed attributes, and the backing file's and the
+ * journal file's paths, each up to PATH_MAX with its NUL.
+ */
+#define COWMAP_NL_SESSION_ALLOC (NLMSG_DEFAULT_SIZE + 2 * nla_total_size(PATH_MAX))
+
 /* Every message of a log dump can hold the largest record. */
 #define COWMAP_NL_LOG_ALLOC (sizeof(struct cowmap_log_record) + \
 			     2 * COWMAP_LOG_MAX_RUN + 1024)
 
-static bool cowmap_nl_may_see(struct cowmap_session *s);
+static bool cowmap_nl_may_see(const struct sk_buff *skb,
+			      struct cowmap_session *s);
 
 /*
  * Check a log dump request: the id is there and names a session the caller
@@ -44,7 +56,7 @@ static int cowmap_nl_log_check(struct netlink_callback *cb,
 	}
 	*id = nla_get_u64(attrs[COWMAP_A_SESSION_ID]);
 	s = cowmap_session_get(*id);
-	visible = s && cowmap_nl_may_see(s);
+	visible = s && cowmap_nl_may_see(cb->skb, s);
 	if (s)
 		cowmap_session_put(s);
 	if (!visible) {
@@ -78,9 +90,17 @@ static int cowmap_nl_log_start(struct netlink_callback *cb)
 	return 0;
 }
 
+/* Every message of a session dump can hold a session with two long paths. */
+static int cowmap_nl_session_start(struct netlink_callback *cb)
+{
+	cb->min_dump_alloc = COWMAP_NL_SESSION_ALLOC;
+	return 0;
+}
+
 static const struct genl_ops cowmap_nl_ops[] = {
 	{
 		.cmd = COWMAP_CMD_SESSION_GET,
+		.start = cowmap_nl_session_start,
 		.doit = cowmap_nl_session_get_doit,
 		.dumpit = cowmap_nl_session_dumpit,
 		.policy = cowmap_get_policy,
@@ -96,7 +116,8 @@ static const struct genl_ops cowmap_nl_ops[] = {
 };
 
 static const struct genl_multicast_group cowmap_nl_mcgrps[] = {
-	{ .name = COWMAP_MCGRP_EVENTS },
+	/* Events name other users' sessions: for CAP_SYS_ADMIN only. */
+	{ .name = COWMAP_MCGRP_EVENTS, .flags = GENL_MCAST_CAP_SYS_ADMIN },
 };
 
 static struct genl_family cowmap_nl_family __ro_after_init = {
@@ -114,9 +135,24 @@ static struct genl_family cowmap_nl_family __ro_after_init = {
 /* Limit events happen in the fault path: they are sent from here. */
 static struct workqueue_struct *cowmap_wq;
 
-static bool cowmap_nl_may_see(struct cowmap_session *s)
+/*
+ * May the socket that sent @skb see @s? The socket's opener decides, like
+ * for an fd: a privileged process that writes a request to a socket an
+ * unprivileged one opened (CVE-2014-0181) gets only what the opener may
+ * see. CAP_SYS_ADMIN counts only if both the opener and the sender have it
+ * (netlink_capable()).
+ */
+static bool cowmap_nl_may_see(const struct sk_buff *skb,
+			      struct cowmap_session *s)
 {
-	return uid_eq(s->owner_uid, current_uid()) || capable(CAP_SYS_ADMIN);
+	struct sock *sk = NETLINK_CB(skb).sk;
+	struct file *f = sk && sk->sk_socket ? sk->sk_socket->file : NULL;
+
+	/* A kernel socket has no opener: it gets nothing. */
+	if (!f)
+		return false;
+	return uid_eq(s->owner_uid, f->f_cred->euid) ||
+	       netlink_capable(skb, CAP_SYS_ADMIN);
 }
 
 static int cowmap_put_u64(struct sk_buff *skb, int type, u64 v)
@@ -192,13 +228,13 @@ static int cowmap_nl_session_get_doit(struct sk_buff *skb, struct genl_info *inf
 	if (GENL_REQ_ATTR_CHECK(info, COWMAP_A_SESSION_ID))
 		return -EINVAL;
 	s = cowmap_session_get(nla_get_u64(info->attrs[COWMAP_A_SESSION_ID]));
-	if (!s || !cowmap_nl_may_see(s)) {
+	if (!s || !cowmap_nl_may_see(skb, s)) {
 		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[COWMAP_A_SESSION_ID],
 				    "no such session");
 		ret = -ENOENT;
 		goto out;
 	}
-	msg = genlmsg_new(NLMSG_DEFAULT_SIZE + PATH_MAX, GFP_KERNEL);
+	msg = genlmsg_new(COWMAP_NL_SESSION_ALLOC, GFP_KERNEL);
 	ret = -ENOMEM;
 	if (!msg)
 		goto out;
@@ -214,20 +250,25 @@ out:
 	return ret;
 }
 
-/* cb->args[0]: the last session id sent. */
+/*
+ * cb->args[0]: the last session id sent. A session that does not fit goes
+ * into the next message; one that does not fit into an empty message (it
+ * cannot happen: see cowmap_nl_session_start()) ends the dump with
+ * EMSGSIZE, never silently.
+ */
 static int cowmap_nl_session_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	struct cowmap_session *s;
 	int ret;
 
 	while ((s = cowmap_session_next(cb->args[0]))) {
-		if (cowmap_nl_may_see(s)) {
+		if (cowmap_nl_may_see(cb->skb, s)) {
 			ret = cowmap_nl_fill_session(skb, s,
 						     NETLINK_CB(cb->skb).portid,
 						     cb->nlh->nlmsg_seq, NLM_F_MULTI);
 			if (ret) {
 				cowmap_session_put(s);
-				break;
+				return skb->len ?: ret;
 			}
 		}
 		cb->args[0] = s->id;

@@ -17,6 +17,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/cred.h>
 #include <linux/file.h>
 #include <linux/fs_context.h>
 #include <linux/fsnotify_backend.h>
@@ -100,8 +101,15 @@ int cowmap_session_init(void)
 	return 0;
 }
 
+static void cowmap_expire_fn(struct work_struct *work);
+static DECLARE_DELAYED_WORK(cowmap_expire_work, cowmap_expire_fn);
+static bool cowmap_expire_stopped;	/* unloading: queue no more */
+
 void cowmap_session_exit(void)
 {
+	/* No orphan is left (each holds the module): nothing to expire. */
+	WRITE_ONCE(cowmap_expire_stopped, true);
+	cancel_delayed_work_sync(&cowmap_expire_work);
 	/* Marks are freed from a work item; it calls back into this module. */
 	fsnotify_wait_marks_destroyed();
 	fsnotify_put_group(cowmap_group);
@@ -128,7 +136,7 @@ module_param_cb(orphans_dropped, &cowmap_orphans_dropped_ops, NULL, 0444);
 MODULE_PARM_DESC(orphans_dropped,
 		 "Sessions with changes dropped because the orphan limits were reached (read-only)");
 
-static struct cowmap_session *cowmap_session_alloc(void)
+static struct cowmap_session *cowmap_session_alloc(struct file *file)
 {
 	struct cowmap_session *s;
 	struct inode *inode;
@@ -152,8 +160,10 @@ static struct cowmap_session *cowmap_session_alloc(void)
 	atomic_set(&s->nr_vmas, 0);
 	s->next_seq = 1;
 	s->inode = inode;
-	s->owner_uid = current_uid();
+	s->owner_uid = file->f_cred->euid;
 	s->owner_pid = task_tgid_nr(current);
+	s->fd_cred = get_cred(file->f_cred);
+	s->fd_pid = s->owner_pid;
 	s->memcg = get_mem_cgroup_from_mm(current->mm);
 	cowmap_nl_init_session(s);
 	s->created_ns = ktime_get_real_ns();
@@ -173,6 +183,8 @@ static void cowmap_session_free(struct kref *ref)
 		fput(s->jfile);
 	if (s->backing)
 		fput(s->backing);
+	put_cred(s->fd_cred);
+	cowmap_acct_session_free(s);
 	mutex_destroy(&s->lock);
 	kfree(s);
 }
@@ -213,7 +225,87 @@ static void cowmap_session_destroy(struct cowmap_session *s)
 	}
 	iput(s->inode);
 	mem_cgroup_put(s->memcg);
+	cowmap_acct_session_end(s);
 	cowmap_session_put(s);
+}
+
+/*
+ * Orphans expire: the expiry work destroys those older than
+ * orphan_expiry_secs (0: never), with an event. It runs at least once a
+ * minute while orphans exist, so an orphan goes at most a minute late.
+ */
+unsigned int cowmap_orphan_expiry_secs = 7 * 24 * 3600;
+
+/* A new expiry applies at once: scan now, whatever was scheduled. */
+static int cowmap_expiry_set(const char *val, const struct kernel_param *kp)
+{
+	int ret = param_set_uint(val, kp);
+
+	if (!ret && !READ_ONCE(cowmap_expire_stopped))
+		mod_delayed_work(system_wq, &cowmap_expire_work, 0);
+	return ret;
+}
+
+static const struct kernel_param_ops cowmap_expiry_ops = {
+	.set = cowmap_expiry_set,
+	.get = param_get_uint,
+};
+
+module_param_cb(orphan_expiry_secs, &cowmap_expiry_ops,
+		&cowmap_orphan_expiry_secs, 0644);
+MODULE_PARM_DESC(orphan_expiry_secs,
+		 "Seconds an orphan is kept before it is dropped (default: a week; 0: forever)");
+
+static void cowmap_session_destroy(struct cowmap_session *s);
+
+static void cowmap_expire_kick(void)
+{
+	unsigned int secs = READ_ONCE(cowmap_orphan_expiry_secs);
+
+	if (secs)
+		queue_delayed_work(system_wq, &cowmap_expire_work,
+				   min(secs, 60U) * HZ);
+}
+
+static void cowmap_expire_fn(struct work_struct *work)
+{
+	unsigned int secs = READ_ONCE(cowmap_orphan_expiry_secs);
+	u64 now = ktime_get_boottime_seconds();
+	struct cowmap_session *s, *victim;
+	bool more;
+
+	do {
+		victim = NULL;
+		more = false;
+		mutex_lock(&cowmap_registry_lock);
+		list_for_each_entry(s, &cowmap_sessions, node) {
+			if (s->state != COWMAP_STATE_ORPHANED)
+				continue;
+			if (secs && now - s->orphan_since >= secs) {
+				victim = s;
+				break;
+			}
+			more = true;
+		}
+		if (victim) {
+			/* Off the list: nobody can adopt or look it up now. */
+			list_del_init(&victim->node);
+			cowmap_nr_orphans--;
+			cowmap_orphan_bytes -= victim->orphan_bytes;
+			cowmap_unacct_orphan(victim, victim->orphan_bytes);
+		}
+		mutex_unlock(&cowmap_registry_lock);
+		if (victim) {
+			pr_info("session %llu: orphan expired after %u s: dropping its %llu records\n",
+				victim->id, secs, victim->nr_records);
+			cowmap_nl_event(victim, COWMAP_EV_EXPIRED, 0, 0, 0);
+			/* The orphan's reference and module reference go. */
+			cowmap_session_destroy(victim);
+			module_put(THIS_MODULE);
+		}
+	} while (victim);
+	if (more)
+		cowmap_expire_kick();
 }
 
 /* Keep @s, which has changes, as an orphan if the limits allow. */
@@ -226,11 +318,16 @@ static bool cowmap_orphan(struct cowmap_session *s)
 	bytes = s->journal_bytes + (s->nr_private + s->nr_twins) * PAGE_SIZE;
 	mutex_unlock(&s->lock);
 
+	/*
+	 * Only the owner's own limits decide (account.c): no other user can
+	 * make this session be dropped. The global max_orphans and
+	 * max_orphan_bytes are checked at attach instead.
+	 */
 	mutex_lock(&cowmap_registry_lock);
-	if (cowmap_nr_orphans < READ_ONCE(cowmap_max_orphans) &&
-	    cowmap_orphan_bytes + bytes <= READ_ONCE(cowmap_max_orphan_bytes)) {
+	if (cowmap_acct_orphan(s, bytes)) {
 		s->state = COWMAP_STATE_ORPHANED;
 		s->orphan_bytes = bytes;
+		s->orphan_since = ktime_get_boottime_seconds();
 		cowmap_nr_orphans++;
 		cowmap_orphan_bytes += bytes;
 		/* Unloading would lose it: the module stays while orphans exist. */
@@ -240,11 +337,14 @@ static bool cowmap_orphan(struct cowmap_session *s)
 	mutex_unlock(&cowmap_registry_lock);
 
 	cowmap_nl_event(s, kept ? COWMAP_EV_ORPHAN : COWMAP_EV_DROPPED, 0, 0, 0);
-	if (!kept) {
+	if (kept) {
+		cowmap_expire_kick();
+	} else {
 		atomic_long_inc(&cowmap_orphans_dropped);
-		pr_warn("session %llu: orphan limits reached (max_orphans %u, max_orphan_bytes %lu): dropping its %llu records and %lu written pages%s\n",
-			s->id, READ_ONCE(cowmap_max_orphans),
-			READ_ONCE(cowmap_max_orphan_bytes), s->nr_records,
+		pr_warn("session %llu: orphan limits of uid %u reached (max_user_orphans %u, max_user_orphan_bytes %lu): dropping its %llu records and %lu written pages%s\n",
+			s->id, from_kuid_munged(&init_user_ns, s->owner_uid),
+			READ_ONCE(cowmap_max_user_orphans),
+			READ_ONCE(cowmap_max_user_orphan_bytes), s->nr_records,
 			s->nr_private, s->jfile ?
 			"; its journal file holds every committed record" : "");
 	}
@@ -280,10 +380,28 @@ pgoff_t cowmap_eof_pgoff(struct cowmap_session *s)
 	return (pgoff_t)DIV_ROUND_UP_ULL(size, PAGE_SIZE);
 }
 
+/*
+ * Pseudo filesystems whose regular files are kernel interfaces, not data
+ * (kernfs: sysfs, cgroupfs, resctrl; procfs, debugfs, tracefs, ...): their
+ * page cache, if any, is not the file's content, and a session on one
+ * would only pin kernel objects.
+ */
+static const unsigned long cowmap_pseudo_fs[] = {
+	SYSFS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, RDTGROUP_SUPER_MAGIC,
+	PROC_SUPER_MAGIC, DEBUGFS_MAGIC, TRACEFS_MAGIC, SECURITYFS_MAGIC,
+	BPF_FS_MAGIC, EFIVARFS_MAGIC, PSTOREFS_MAGIC, SELINUX_MAGIC,
+	SMACK_MAGIC, BINFMTFS_MAGIC,
+};
+
 /* Can the module read @file's pages through its page cache? */
 static int cowmap_check_backing(struct file *file)
 {
 	struct inode *inode = file_inode(file);
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(cowmap_pseudo_fs); i++)
+		if (inode->i_sb->s_magic == cowmap_pseudo_fs[i])
+			return -EOPNOTSUPP;
 
 	if (S_ISDIR(inode->i_mode))
 		return -EISDIR;
@@ -394,7 +512,7 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 	}
 	inode = file_inode(backing);
 
-	s = cowmap_session_alloc();
+	s = cowmap_session_alloc(file);
 	if (IS_ERR(s)) {
 		ret = PTR_ERR(s);
 		goto out_jfile;
@@ -410,10 +528,20 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 		ret = -EBUSY;
 		goto out_unlock;
 	}
+	ret = cowmap_acct_session_start(s);
+	if (ret)
+		goto out_unlock;
 	mutex_lock(&cowmap_registry_lock);
 	ret = jfile ? cowmap_check_journal(jfile, backing) : 0;
 	if (!ret)
 		ret = cowmap_check_roles(backing, jfile);
+	/*
+	 * The global orphan limits: no new session while they are reached
+	 * (closing never drops a session for them; see cowmap_orphan()).
+	 */
+	if (!ret && (cowmap_nr_orphans >= READ_ONCE(cowmap_max_orphans) ||
+		     cowmap_orphan_bytes >= READ_ONCE(cowmap_max_orphan_bytes)))
+		ret = -ENOSPC;
 	if (!ret) {
 		s->id = atomic64_inc_return(&cowmap_next_id);
 		s->state = COWMAP_STATE_ATTACHED;
@@ -454,10 +582,41 @@ out_backing:
 	return ret;
 }
 
+/*
+ * May the fd @file adopt @s? Its opener and the calling task both must be
+ * the owner (same effective uid) or have CAP_SYS_ADMIN, and both must still
+ * be allowed to read the backing file and to write the journal file now:
+ * the orphan's files were opened with the owner's rights of back then.
+ */
+static int cowmap_may_adopt(struct file *file, struct cowmap_session *s)
+{
+	const struct cred *fcred = file->f_cred, *old;
+	int ret;
+
+	if ((!uid_eq(s->owner_uid, fcred->euid) ||
+	     !uid_eq(s->owner_uid, current_euid())) &&
+	    !(file_ns_capable(file, &init_user_ns, CAP_SYS_ADMIN) &&
+	      capable(CAP_SYS_ADMIN)))
+		return -EPERM;
+
+	ret = cowmap_file_permission(s->backing, MAY_READ);
+	if (!ret && s->jfile)
+		ret = cowmap_file_permission(s->jfile, MAY_WRITE);
+	if (ret)
+		return ret;
+	old = override_creds(fcred);
+	ret = cowmap_file_permission(s->backing, MAY_READ);
+	if (!ret && s->jfile)
+		ret = cowmap_file_permission(s->jfile, MAY_WRITE);
+	revert_creds(old);
+	return ret;
+}
+
 int cowmap_adopt(struct file *file, struct cowmap_adopt *a)
 {
 	struct cowmap_file *cf = file->private_data;
 	struct cowmap_session *s, *found = NULL;
+	const struct cred *old_cred;
 	int ret = -ENOENT;
 
 	if (memchr_inv(a->reserved, 0, sizeof(a->reserved)))
@@ -468,28 +627,52 @@ int cowmap_adopt(struct file *file, struct cowmap_adopt *a)
 		mutex_unlock(&cf->lock);
 		return -EBUSY;
 	}
+	/* Look it up; check the rights without the registry lock (file I/O). */
 	mutex_lock(&cowmap_registry_lock);
 	list_for_each_entry(s, &cowmap_sessions, node) {
-		if (s->id != a->session_id || s->state != COWMAP_STATE_ORPHANED)
-			continue;
-		if (!uid_eq(s->owner_uid, current_uid()) &&
-		    !capable(CAP_SYS_ADMIN)) {
-			ret = -EPERM;
+		if (s->id == a->session_id && s->state == COWMAP_STATE_ORPHANED) {
+			kref_get(&s->ref);
+			found = s;
 			break;
 		}
-		s->state = COWMAP_STATE_ATTACHED;
-		cowmap_nr_orphans--;
-		cowmap_orphan_bytes -= s->orphan_bytes;
-		found = s;
-		ret = 0;
-		break;
 	}
 	mutex_unlock(&cowmap_registry_lock);
-	if (found) {
-		/* The orphan's reference becomes the fd's. */
-		cowmap_file_set(file, found);
-		module_put(THIS_MODULE);
+	if (!found)
+		goto out;
+	ret = cowmap_may_adopt(file, found);
+	if (!ret) {
+		ret = -ENOENT;	/* adopted, expired or dropped meanwhile */
+		mutex_lock(&cowmap_registry_lock);
+		/* An expiring orphan is off the list already. */
+		if (found->state == COWMAP_STATE_ORPHANED &&
+		    !list_empty(&found->node)) {
+			found->state = COWMAP_STATE_ATTACHED;
+			cowmap_nr_orphans--;
+			cowmap_orphan_bytes -= found->orphan_bytes;
+			cowmap_unacct_orphan(found, found->orphan_bytes);
+			ret = 0;
+		}
+		mutex_unlock(&cowmap_registry_lock);
 	}
+	if (ret) {
+		cowmap_session_put(found);
+		found = NULL;
+		goto out;
+	}
+	/* Records committed from now on are signed by this fd's opener. */
+	down_write(&found->jlock);
+	mutex_lock(&found->lock);
+	old_cred = found->fd_cred;
+	found->fd_cred = get_cred(file->f_cred);
+	found->fd_pid = task_tgid_nr(current);
+	mutex_unlock(&found->lock);
+	up_write(&found->jlock);
+	put_cred(old_cred);
+	/* The orphan's reference becomes the fd's; drop the lookup's. */
+	cowmap_file_set(file, found);
+	cowmap_session_put(found);
+	module_put(THIS_MODULE);
+out:
 	mutex_unlock(&cf->lock);
 	if (found)
 		cowmap_nl_event(found, COWMAP_EV_ADOPT, 0, 0, 0);

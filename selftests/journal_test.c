@@ -682,7 +682,8 @@ TEST(orphan_adopt)
 
 TEST(orphan_limits)
 {
-	long old = cm_param_get("max_orphans");
+	long old = cm_param_get("max_user_orphans");
+	long old_global = cm_param_get("max_orphans");
 	long dropped = cm_param_get("orphans_dropped");
 	char path[256];
 	int file = cm_mkfile(path, sizeof(path), "olim", 2 * PG, O_RDONLY);
@@ -690,11 +691,17 @@ TEST(orphan_limits)
 	int fd;
 
 	ASSERT_LE(0, dropped);
-	ASSERT_EQ(0, cm_param_set("max_orphans", 1));
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_user_orphans", 1));
 	a = orphan_of(file, 1);
-	b = orphan_of(file, 2);	/* over the limit: dropped, and counted */
-	ASSERT_EQ(0, cm_param_set("max_orphans", old));
+	b = orphan_of(file, 2);	/* over the user's limit: dropped, and counted */
+	ASSERT_EQ(0, cm_param_set("max_user_orphans", old));
 	EXPECT_EQ(dropped + 1, cm_param_get("orphans_dropped"));
+	/* At the global limit, no new session: nothing is dropped for it. */
+	ASSERT_EQ(0, cm_param_set("max_orphans", 1));
+	EXPECT_EQ(-1, cm_session(file));
+	EXPECT_EQ(ENOSPC, errno);
+	ASSERT_EQ(0, cm_param_set("max_orphans", old_global));
 	fd = cm_adopt_new(a);
 	EXPECT_LE(0, fd);
 	cm_end(fd);

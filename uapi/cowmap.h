@@ -500,6 +500,7 @@ enum cowmap_event {
 	COWMAP_EV_LIMIT,	/* a fault was refused at a page limit: LIMIT_HITS */
 	COWMAP_EV_DROPPED,	/* closed with changes past the orphan limits */
 	COWMAP_EV_CLOSE,	/* freed */
+	COWMAP_EV_EXPIRED,	/* an orphan older than orphan_expiry_secs, dropped */
 };
 
 /* The bit of struct cowmap_api.ioctls that stands for ioctl @cmd. */

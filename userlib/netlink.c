@@ -616,6 +616,7 @@ API const char *cowmap_nl_event_name(uint32_t event)
 	case COWMAP_EV_LIMIT: return "limit";
 	case COWMAP_EV_DROPPED: return "dropped";
 	case COWMAP_EV_CLOSE: return "close";
+	case COWMAP_EV_EXPIRED: return "expired";
 	}
 	return NULL;
 }

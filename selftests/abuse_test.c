@@ -1,0 +1,1145 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The attacker's view (issue 16, docs/security.md): /dev/cowmap is mode
+ * 0666, so these tests fork, drop to uids 65534 and 65533 and check that
+ * neither can read, change, pin, fill or drop what belongs to root or to
+ * the other, and that the work and memory one user can cause are bounded.
+ * Module parameters are set by the parent (root) and restored.
+ */
+#include <grp.h>
+#include <libmnl/libmnl.h>
+#include <linux/genetlink.h>
+#include <sys/mount.h>
+#include <time.h>
+
+#include "cowmap_test.h"
+#include "cowmap_log.h"
+#include "cowmap_harness.h"
+
+#define NOBODY 65534
+#define OTHER 65533
+
+/* Become @uid for good (no saved root): what an attacker runs as. */
+static int drop_to(uid_t uid)
+{
+	return setgroups(0, NULL) || setresgid(uid, uid, uid) ||
+	       setresuid(uid, uid, uid) ? -1 : 0;
+}
+
+static uint64_t sid(int fd)
+{
+	struct cowmap_status st;
+
+	return cm_status(fd, &st) ? 0 : st.session_id;
+}
+
+/* A session on @path (opened read-only), with page @pg written; its id. */
+static uint64_t orphan_on(const char *path, int pg)
+{
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = file < 0 ? -1 : cm_session(file);
+	uint64_t id;
+	uint8_t *m;
+
+	if (fd < 0) {
+		fprintf(stderr, "# %s: attach as %d: %s\n", path, getuid(),
+			strerror(errno));
+		return 0;
+	}
+	id = sid(fd);
+	m = cm_map(fd, (pg + 1) * PG, 0);
+	if (m == MAP_FAILED || cm_try_write(m + pg * PG, 0x5a))
+		id = 0;
+	else
+		munmap(m, (pg + 1) * PG);
+	close(fd);	/* commits: an orphan, unless dropped */
+	close(file);
+	return id;
+}
+
+/* Adopt @id as root and discard it; 0 if it was there. */
+static int reap(uint64_t id)
+{
+	int fd = cm_adopt_new(id);
+
+	if (fd < 0)
+		return -1;
+	cm_end(fd);
+	return 0;
+}
+
+/* ------------------------------------------------------------ netlink --- */
+
+struct nl {
+	struct mnl_socket *sk;
+	uint16_t family;
+	uint32_t group;
+	unsigned int seq;
+};
+
+static int family_attr_cb(const struct nlattr *a, void *data)
+{
+	struct nl *nl = data;
+	struct nlattr *grp, *x;
+
+	if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID)
+		nl->family = mnl_attr_get_u16(a);
+	if (mnl_attr_get_type(a) == CTRL_ATTR_MCAST_GROUPS)
+		mnl_attr_for_each_nested(grp, a)
+			mnl_attr_for_each_nested(x, grp)
+				if (mnl_attr_get_type(x) == CTRL_ATTR_MCAST_GRP_ID)
+					nl->group = mnl_attr_get_u32(x);
+	return MNL_CB_OK;
+}
+
+static int family_cb(const struct nlmsghdr *nlh, void *data)
+{
+	return mnl_attr_parse(nlh, sizeof(struct genlmsghdr), family_attr_cb, data);
+}
+
+static struct nlmsghdr *req(struct nl *nl, char *buf, uint16_t type, uint8_t cmd,
+			    uint16_t flags)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	struct genlmsghdr *g;
+
+	nlh->nlmsg_type = type;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+	nlh->nlmsg_seq = ++nl->seq;
+	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
+	g->cmd = cmd;
+	g->version = type == GENL_ID_CTRL ? 1 : COWMAP_GENL_VERSION;
+	return nlh;
+}
+
+static int error_cb(const struct nlmsghdr *nlh, void *data)
+{
+	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+
+	if (!e->error)
+		return MNL_CB_STOP;
+	errno = -e->error;
+	return MNL_CB_ERROR;
+}
+
+static int done_cb(const struct nlmsghdr *nlh, void *data)
+{
+	int err = 0;
+
+	if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(err)))
+		memcpy(&err, mnl_nlmsg_get_payload(nlh), sizeof(err));
+	if (err >= 0)
+		return MNL_CB_STOP;
+	errno = -err;
+	return MNL_CB_ERROR;
+}
+
+static int nl_via_write;	/* the next request goes with write(2) */
+
+/* Send @nlh, run @cb on every answer; 0 or -errno. */
+static int talk(struct nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+	static char buf[256 * 1024];
+	static mnl_cb_t ctl[NLMSG_MIN_TYPE] = {
+		[NLMSG_ERROR] = error_cb,
+		[NLMSG_DONE] = done_cb,
+	};
+	unsigned int portid = mnl_socket_get_portid(nl->sk);
+	int ret;
+
+	if (nl_via_write) {
+		nl_via_write = 0;
+		if (write(mnl_socket_get_fd(nl->sk), nlh, nlh->nlmsg_len) < 0)
+			return -errno;
+	} else if (mnl_socket_sendto(nl->sk, nlh, nlh->nlmsg_len) < 0) {
+		return -errno;
+	}
+	do {
+		ret = mnl_socket_recvfrom(nl->sk, buf, sizeof(buf));
+		if (ret < 0)
+			return -errno;
+		ret = mnl_cb_run2(buf, ret, nlh->nlmsg_seq, portid, cb, data,
+				  ctl, NLMSG_MIN_TYPE);
+	} while (ret > 0);
+	return ret < 0 ? -errno : 0;
+}
+
+static int nl_open(struct nl *nl)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh;
+
+	memset(nl, 0, sizeof(*nl));
+	nl->sk = mnl_socket_open(NETLINK_GENERIC);
+	if (!nl->sk || mnl_socket_bind(nl->sk, 0, MNL_SOCKET_AUTOPID) < 0)
+		return -1;
+	nlh = req(nl, buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 0);
+	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, COWMAP_GENL_NAME);
+	return talk(nl, nlh, family_cb, nl) || !nl->family ? -1 : 0;
+}
+
+struct sess {
+	uint64_t id;
+	char path[4096], jpath[4096];
+};
+
+struct sess_list {
+	struct sess s[16];
+	int n;
+	int total;	/* messages seen, kept or not */
+};
+
+static int sess_attr_cb(const struct nlattr *a, void *data)
+{
+	struct sess *s = data;
+
+	switch (mnl_attr_get_type(a)) {
+	case COWMAP_A_SESSION_ID:
+		s->id = mnl_attr_get_u64(a);
+		break;
+	case COWMAP_A_PATH:
+		snprintf(s->path, sizeof(s->path), "%s", mnl_attr_get_str(a));
+		break;
+	case COWMAP_A_JOURNAL_PATH:
+		snprintf(s->jpath, sizeof(s->jpath), "%s", mnl_attr_get_str(a));
+		break;
+	}
+	return MNL_CB_OK;
+}
+
+static int sess_cb(const struct nlmsghdr *nlh, void *data)
+{
+	static struct sess scratch;
+	struct sess_list *l = data;
+	struct sess *s = l->n < 16 ? &l->s[l->n++] : &scratch;
+
+	memset(s, 0, sizeof(*s));
+	l->total++;
+	return mnl_attr_parse(nlh, sizeof(struct genlmsghdr), sess_attr_cb, s);
+}
+
+static int get_session(struct nl *nl, uint64_t id, struct sess_list *l)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = req(nl, buf, nl->family, COWMAP_CMD_SESSION_GET, 0);
+
+	mnl_attr_put_u64(nlh, COWMAP_A_SESSION_ID, id);
+	l->n = l->total = 0;
+	return talk(nl, nlh, sess_cb, l);
+}
+
+/*
+ * The same, sent with write(2): no destination address, as when a
+ * privileged program is made to write attacker bytes to a socket it got.
+ */
+static int get_session_write(struct nl *nl, uint64_t id, struct sess_list *l)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = req(nl, buf, nl->family, COWMAP_CMD_SESSION_GET, 0);
+
+	mnl_attr_put_u64(nlh, COWMAP_A_SESSION_ID, id);
+	l->n = l->total = 0;
+	nl_via_write = 1;
+	return talk(nl, nlh, sess_cb, l);
+}
+
+static int list_sessions(struct nl *nl, struct sess_list *l)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+
+	l->n = l->total = 0;
+	return talk(nl, req(nl, buf, nl->family, COWMAP_CMD_SESSION_GET, NLM_F_DUMP),
+		    sess_cb, l);
+}
+
+static int count_cb(const struct nlmsghdr *nlh, void *data)
+{
+	(*(int *)data)++;
+	return MNL_CB_OK;
+}
+
+/* A log dump of @id; the number of messages in *@msgs. */
+static int dump_log(struct nl *nl, uint64_t id, int *msgs)
+{
+	char buf[MNL_SOCKET_BUFFER_SIZE];
+	struct nlmsghdr *nlh = req(nl, buf, nl->family, COWMAP_CMD_LOG_GET, NLM_F_DUMP);
+
+	mnl_attr_put_u64(nlh, COWMAP_A_SESSION_ID, id);
+	*msgs = 0;
+	return talk(nl, nlh, count_cb, msgs);
+}
+
+/*
+ * Item 5: a socket opened by an unprivileged user and written by root
+ * (the CVE-2014-0181 pattern: a setuid program writing attacker bytes)
+ * sees only what its opener may see.
+ */
+TEST(nl_socket_opener_decides)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "nlo", PG, O_RDONLY);
+	int fd = cm_session(file);
+	uint64_t id = sid(fd);
+	uint8_t *m = cm_map(fd, PG, 0);
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, m);
+	m[0] ^= 1;
+	ASSERT_EQ(1, cm_commit(fd, 0));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct sess_list l;
+		struct nl nl;
+		int msgs;
+
+		/* Open as nobody, keeping root as saved uid; then be root again. */
+		if (setresuid(NOBODY, NOBODY, 0) || nl_open(&nl) ||
+		    setresuid(0, 0, 0) || geteuid() != 0)
+			_exit(10);
+		int r = get_session_write(&nl, id, &l);
+
+		if (r != -ENOENT) {
+			fprintf(stderr, "# lookup: %d\n", r);
+			_exit(11);
+		}
+		nl_via_write = 1;
+		if (dump_log(&nl, id, &msgs) != -ENOENT)
+			_exit(12);
+		nl_via_write = 1;
+		if (list_sessions(&nl, &l))
+			_exit(13);
+		for (int i = 0; i < l.n; i++)
+			if (l.s[i].id == id)
+				_exit(14);
+		_exit(0);
+	}
+	EXPECT_EQ(0, cm_wait(pid)) {
+		TH_LOG("child failed");
+	}
+	/* The same request on root's own socket sees it. */
+	{
+		struct sess_list l;
+		struct nl nl;
+
+		ASSERT_EQ(0, nl_open(&nl));
+		EXPECT_EQ(0, get_session(&nl, id, &l));
+		mnl_socket_close(nl.sk);
+	}
+	munmap(m, PG);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/* Item 5: events name every user's sessions: CAP_SYS_ADMIN only. */
+TEST(nl_events_need_cap_sys_admin)
+{
+	pid_t pid = fork();
+
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct nl nl;
+
+		if (drop_to(NOBODY) || nl_open(&nl) || !nl.group)
+			_exit(10);
+		if (!mnl_socket_setsockopt(nl.sk, NETLINK_ADD_MEMBERSHIP, &nl.group,
+					   sizeof(nl.group)))
+			_exit(11);
+		_exit(errno == EPERM ? 0 : 12);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct nl nl;
+
+		if (nl_open(&nl))
+			_exit(10);
+		_exit(mnl_socket_setsockopt(nl.sk, NETLINK_ADD_MEMBERSHIP, &nl.group,
+					    sizeof(nl.group)) ? 11 : 0);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+}
+
+/*
+ * Item 8: a session whose file and journal file both have paths close to
+ * PATH_MAX is described whole by a lookup and by a dump.
+ */
+TEST(nl_long_paths)
+{
+	char dir[4096], file_path[4096], jpath[4096], name[201];
+	struct sess_list l;
+	struct nl nl, fresh = { 0 };
+	int dfd, nd, file, jfd, fd, depth = 0, found = 0;
+	struct cowmap_attach a = { .flags = COWMAP_ATTACH_JOURNAL };
+	size_t len;
+
+	memset(name, 'd', 200);
+	name[200] = 0;
+	snprintf(dir, sizeof(dir), "%s", cm_dir());
+	dfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, dfd);
+	/* Components of up to 200 bytes, the last one filling up to 3997. */
+	while (strlen(dir) + 2 < 3997) {
+		size_t n = 3997 - strlen(dir) - 1;
+
+		name[n < 200 ? n : 200] = 0;
+		ASSERT_EQ(0, mkdirat(dfd, name, 0755) && errno != EEXIST);
+		nd = openat(dfd, name, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+		ASSERT_LE(0, nd);
+		close(dfd);
+		dfd = nd;
+		len = strlen(dir);
+		snprintf(dir + len, sizeof(dir) - len, "/%s", name);
+		depth++;
+	}
+	file = openat(dfd, "f", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	jfd = openat(dfd, "j", O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, file);
+	ASSERT_LE(0, jfd);
+	ASSERT_EQ(0, ftruncate(file, PG));
+	snprintf(file_path, sizeof(file_path), "%s/f", dir);
+	snprintf(jpath, sizeof(jpath), "%s/j", dir);
+	ASSERT_LT(3900, strlen(file_path));
+
+	fd = cm_open();
+	ASSERT_EQ(0, cm_handshake(fd));
+	a.fd = file;
+	a.journal_fd = jfd;
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	ASSERT_EQ(0, nl_open(&nl));
+	ASSERT_EQ(0, get_session(&nl, a.session_id, &l));
+	ASSERT_EQ(1, l.n);
+	EXPECT_STREQ(file_path, l.s[0].path);
+	EXPECT_STREQ(jpath, l.s[0].jpath);
+	/*
+	 * A dump requested on a socket that has not received anything yet:
+	 * its first message is then allocated at the minimum the dump asks
+	 * for (NLMSG_GOODSIZE, under 4 KiB, unless .start says more).
+	 */
+	fresh.sk = mnl_socket_open(NETLINK_GENERIC);
+	ASSERT_NE(NULL, fresh.sk);
+	ASSERT_LE(0, mnl_socket_bind(fresh.sk, 0, MNL_SOCKET_AUTOPID));
+	fresh.family = nl.family;
+	ASSERT_EQ(0, list_sessions(&fresh, &l));
+	for (int i = 0; i < l.n; i++)
+		if (l.s[i].id == a.session_id) {
+			found = 1;
+			EXPECT_STREQ(jpath, l.s[i].jpath);
+		}
+	EXPECT_EQ(1, found);
+	mnl_socket_close(fresh.sk);
+	mnl_socket_close(nl.sk);
+	cm_end(fd);
+	close(file);
+	close(jfd);
+	unlinkat(dfd, "f", 0);
+	unlinkat(dfd, "j", 0);
+	close(dfd);
+	while (depth--) {
+		char *slash = strrchr(dir, '/');
+
+		rmdir(dir);
+		*slash = 0;
+	}
+}
+
+/* ----------------------------------------------------- fds and journal --- */
+
+/* Item 8: an O_RDONLY session fd reads, but changes nothing. */
+TEST(rdonly_fd_cannot_change)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "rdo", 2 * PG, O_RDWR);
+	uint64_t id = orphan_on(path, 1);
+	struct cowmap_merge mg = { .target_fd = file };
+	struct cowmap_commit c = { 0 };
+	struct cowmap_status st;
+	struct log l;
+	uint8_t before[PG], after[PG];
+	int fd;
+
+	ASSERT_NE(0, id);
+	ASSERT_EQ(PG, pread(file, before, PG, PG));
+	fd = open(COWMAP_DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_handshake(fd));
+	ASSERT_EQ(0, cm_adopt(fd, id));
+	/* Reading is fine. */
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(1, st.journal_records);
+	EXPECT_EQ(0, dump_all(fd, &l, 1 << 16));
+	free(l.buf);
+	/* Changing is not. */
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_COMMIT, &c));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_MERGE, &mg));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_TRIM, 0));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ioctl(fd, COWMAP_IOC_DISCARD, 0));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, fsync(fd));
+	EXPECT_EQ(EBADF, errno);
+	ASSERT_EQ(PG, pread(file, after, PG, PG));
+	EXPECT_EQ(0, memcmp(before, after, PG));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(1, st.journal_records);
+	close(fd);	/* an orphan again */
+	EXPECT_EQ(0, reap(id));
+	close(file);
+	unlink(path);
+}
+
+/* Item 8: records carry the uid of the fd's opener, whoever commits. */
+TEST(record_signed_by_opener)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "sig", PG, O_RDONLY);
+	int fd = cm_session(file);
+	uint8_t *m = cm_map(fd, PG, 0);
+	struct log l;
+	pid_t pid;
+
+	ASSERT_NE(MAP_FAILED, m);
+	m[5] ^= 1;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(drop_to(NOBODY) || cm_commit(fd, 0) != 1 ? 10 : 0);
+	ASSERT_EQ(0, cm_wait(pid));
+	ASSERT_EQ(0, dump_all(fd, &l, 1 << 16));
+	ASSERT_EQ(1, l.n);
+	EXPECT_EQ(0, l.recs[0].uid);
+	EXPECT_EQ(pid, l.recs[0].pid);
+	free(l.buf);
+	munmap(m, PG);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/* A session on @file with the journal file @jfd, or -1. */
+static int jsession(int file, int jfd)
+{
+	struct cowmap_attach a = { .fd = file, .flags = COWMAP_ATTACH_JOURNAL,
+				   .journal_fd = jfd };
+	int fd = cm_open();
+
+	if (fd < 0 || cm_handshake(fd) || ioctl(fd, COWMAP_IOC_ATTACH, &a)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Item 8: a journal file with a torn tail is cut back, not appended to. */
+TEST(torn_journal_tail_cut)
+{
+	char path[256], jpath[256];
+	int file = cm_mkfile(path, sizeof(path), "torn", 4 * PG, O_RDONLY);
+	int jfd, fd;
+	uint8_t junk[40];
+	struct log l = { 0 };
+	uint8_t *m;
+	size_t len;
+
+	snprintf(jpath, sizeof(jpath), "%s/torn.log.%d", cm_dir(), getpid());
+	jfd = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, jfd);
+	fd = jsession(file, jfd);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 4 * PG, 0);
+	m[0] ^= 1;
+	m[PG] ^= 1;
+	ASSERT_EQ(2, cm_commit(fd, COWMAP_COMMIT_DURABLE));
+	munmap(m, 4 * PG);
+	cm_end(fd);
+	/* A crash in the middle of the next record: its first 40 bytes. */
+	l.buf = (uint8_t *)cm_get_file(jpath, &l.len);
+	ASSERT_NE(NULL, l.buf);
+	memcpy(junk, l.buf + sizeof(struct cowmap_log_header), sizeof(junk));
+	free(l.buf);
+	ASSERT_EQ(sizeof(junk), pwrite(jfd, junk, sizeof(junk), l.len));
+
+	fd = jsession(file, jfd);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 4 * PG, 0);
+	m[2 * PG] ^= 1;
+	ASSERT_EQ(1, cm_commit(fd, COWMAP_COMMIT_DURABLE));
+	munmap(m, 4 * PG);
+	cm_end(fd);
+	l.buf = (uint8_t *)cm_get_file(jpath, &len);
+	ASSERT_NE(NULL, l.buf);
+	l.len = len;
+	EXPECT_EQ(0, parse_log(&l));
+	EXPECT_EQ(3, l.n);
+	free(l.buf);
+	close(jfd);
+	unlink(jpath);
+	close(file);
+	unlink(path);
+}
+
+/* Item 8: kernfs (sysfs, cgroupfs) and procfs files are not backing files. */
+TEST(pseudo_fs_refused)
+{
+	const char *files[] = {
+		"/sys/module/cowmap/parameters/max_orphans",
+		"/sys/kernel/mm/transparent_hugepage/enabled",
+		"/proc/sys/kernel/hostname",
+	};
+	int tried = 0;
+
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		int file = open(files[i], O_RDONLY | O_CLOEXEC);
+		int fd;
+
+		if (file < 0)
+			continue;
+		tried++;
+		fd = cm_session(file);
+		EXPECT_EQ(-1, fd) TH_LOG("%s", files[i]);
+		if (fd < 0) {
+			EXPECT_EQ(EOPNOTSUPP, errno) TH_LOG("%s", files[i]);
+		} else {
+			cm_end(fd);
+		}
+		close(file);
+	}
+	EXPECT_LT(0, tried);
+}
+
+/* Item 8: a commit whose journal file's filesystem is full says ENOSPC. */
+TEST(journal_fs_full_enospc)
+{
+	char path[256], dir[256], jpath[300];
+	int file = cm_mkfile(path, sizeof(path), "full", 64 * PG, O_RDONLY);
+	struct cowmap_status st;
+	int jfd, fd;
+	uint8_t *m;
+
+	snprintf(dir, sizeof(dir), "%s/small.%d", cm_dir(), getpid());
+	ASSERT_EQ(0, mkdir(dir, 0755));
+	ASSERT_EQ(0, mount("tmpfs", dir, "tmpfs", 0, "size=64k"));
+	snprintf(jpath, sizeof(jpath), "%s/j", dir);
+	jfd = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, jfd);
+	fd = jsession(file, jfd);
+	ASSERT_LE(0, fd);
+	m = cm_map(fd, 64 * PG, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	for (size_t i = 0; i < 64 * PG; i++)
+		m[i] = ~m[i];
+	EXPECT_EQ(-1, cm_commit(fd, 0));
+	EXPECT_EQ(ENOSPC, errno);
+	/* The records stay in the kernel; the file has only whole ones. */
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_LT(0, st.journal_records);
+	munmap(m, 64 * PG);
+	cm_end(fd);
+	close(jfd);
+	EXPECT_EQ(0, umount2(dir, MNT_DETACH));
+	rmdir(dir);
+	close(file);
+	unlink(path);
+}
+
+/* --------------------------------------------------- bounded journal --- */
+
+/*
+ * Items 1 and 2: the journal limits count allocated chunks. Each round
+ * commits one record that will conflict (and so stay) and many that a
+ * SKIP merge applies and TRIM drops: every chunk keeps one live record.
+ */
+TEST(journal_limit_counts_chunks)
+{
+	long old = cm_param_get("max_journal_bytes");
+	long base = cm_param_get("journal_bytes_in_use");
+	long limit = 1 << 20, peak = 0, failed = 0;
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "chk", 40 * PG, O_RDWR);
+	int fd = cm_session(file);
+	uint8_t *m = cm_map(fd, 40 * PG, 0);
+
+	ASSERT_LE(0, old);
+	ASSERT_LE(0, base);
+	ASSERT_NE(MAP_FAILED, m);
+	ASSERT_EQ(0, cm_param_set("max_journal_bytes", limit));
+	for (int round = 0; round < 48 && !failed; round++) {
+		struct cowmap_merge mg = { .target_fd = file,
+					   .flags = COWMAP_MERGE_SKIP };
+		uint8_t b = round + 100;
+
+		m[0] = b;
+		ASSERT_EQ(1, pwrite(file, "\x01", 1, 0));	/* a conflict */
+		for (size_t i = PG; i < 32 * PG; i++)
+			m[i] ^= 0xff;
+		if (cm_commit(fd, 0) < 0) {
+			EXPECT_TRUE(errno == ENOSPC || errno == EDQUOT);
+			failed = round + 1;
+			break;
+		}
+		ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_MERGE, &mg));
+		ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_TRIM, 0));
+		long now = cm_param_get("journal_bytes_in_use") - base;
+
+		if (now > peak)
+			peak = now;
+	}
+	ASSERT_EQ(0, cm_param_set("max_journal_bytes", old));
+	TH_LOG("peak journal memory %ld bytes, commit failed in round %ld",
+	       peak, failed);
+	EXPECT_LE(peak, limit);
+	EXPECT_NE(0, failed);
+	munmap(m, 40 * PG);
+	cm_end(fd);
+	EXPECT_EQ(base, cm_param_get("journal_bytes_in_use"));
+	close(file);
+	unlink(path);
+}
+
+#define CG "/sys/fs/cgroup"
+
+static int cg_write(const char *cg, const char *file, const char *val)
+{
+	char p[256];
+	int fd, ok;
+
+	snprintf(p, sizeof(p), CG "/%s/%s", cg, file);
+	fd = open(p, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, val, strlen(val)) == (ssize_t)strlen(val);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+/*
+ * Item 2: a commit of pages with every other byte changed fails with
+ * ENOSPC at the journal limit before its run array outgrows it: in a
+ * memory cgroup that holds the pages and little more, it is not ENOMEM or
+ * an OOM kill.
+ */
+TEST(commit_runs_bounded)
+{
+	const size_t npages = 2048;	/* 8 MiB: 4 Mi runs */
+	long old = cm_param_get("max_journal_bytes");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "runs", npages * PG, O_RDONLY);
+	struct stat st;
+	pid_t pid;
+
+	if (stat(CG "/cgroup.controllers", &st))
+		mount("none", CG, "cgroup2", 0, NULL);
+	if (cg_write(".", "cgroup.subtree_control", "+memory"))
+		SKIP(return, "no cgroup2 memory controller");
+	rmdir(CG "/cowmap-runs");
+	ASSERT_EQ(0, mkdir(CG "/cowmap-runs", 0755));
+	ASSERT_EQ(0, cg_write("cowmap-runs", "memory.max", "40M"));
+	ASSERT_EQ(0, cm_param_set("max_journal_bytes", 1 << 20));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		char me[32];
+		int fd;
+		uint8_t *m;
+
+		snprintf(me, sizeof(me), "%d", getpid());
+		if (cg_write("cowmap-runs", "cgroup.procs", me))
+			_exit(10);
+		fd = cm_session(file);
+		m = cm_map(fd, npages * PG, 0);
+		if (m == MAP_FAILED)
+			_exit(11);
+		for (size_t i = 0; i < npages * PG; i += 2)
+			m[i] = ~m[i];
+		if (cm_commit(fd, 0) != -1)
+			_exit(12);
+		if (errno != ENOSPC)
+			_exit(errno == ENOMEM ? 13 : 14);
+		/* Nothing lost: the pages are still to commit. */
+		munmap(m, npages * PG);
+		cm_end(fd);
+		_exit(0);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	ASSERT_EQ(0, cm_param_set("max_journal_bytes", old));
+	rmdir(CG "/cowmap-runs");
+	close(file);
+	unlink(path);
+}
+
+/* ----------------------------------------------------- per-user limits --- */
+
+/*
+ * Run @fn as @uid in a child that holds on until @release is written to;
+ * its result goes to @res (a pipe) as one int.
+ */
+struct held {
+	pid_t pid;
+	int res[2], go[2];
+};
+
+/* The session a held child made: discarded before it exits (no orphan). */
+static int held_fd = -1;
+
+static int hold_start(struct held *h, uid_t uid, int (*fn)(void *), void *arg)
+{
+	if (pipe(h->res) || pipe(h->go))
+		return -1;
+	h->pid = fork();
+	if (h->pid < 0)
+		return -1;
+	if (h->pid == 0) {
+		int r = drop_to(uid) ? -100 : fn(arg);
+		char c;
+
+		if (write(h->res[1], &r, sizeof(r)) != sizeof(r))
+			_exit(1);
+		if (read(h->go[0], &c, 1) < 0)
+			_exit(1);
+		if (held_fd >= 0)
+			ioctl(held_fd, COWMAP_IOC_DISCARD, 0);
+		_exit(0);
+	}
+	return 0;
+}
+
+static int hold_result(struct held *h)
+{
+	int r = -200;
+
+	if (read(h->res[0], &r, sizeof(r)) != sizeof(r))
+		return -200;
+	return r;
+}
+
+static int hold_end(struct held *h)
+{
+	if (write(h->go[1], "x", 1) != 1)
+		return -1;
+	close(h->res[0]);
+	close(h->res[1]);
+	close(h->go[0]);
+	close(h->go[1]);
+	return cm_wait(h->pid);
+}
+
+/* Write pages of @arg's file one by one: the index of the first SIGBUS. */
+static int write_until_sigbus(void *arg)
+{
+	const char *path = arg;
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = file < 0 ? -1 : cm_session(file);
+	uint8_t *m;
+
+	if (fd < 0)
+		return -errno;
+	held_fd = fd;
+	m = cm_map(fd, 16 * PG, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	for (int i = 0; i < 16; i++)
+		if (cm_try_write(m + i * PG, 1) == SIGBUS)
+			return i;
+	return 16;
+}
+
+/* Read pages of @arg's file one by one: the index of the first SIGBUS. */
+static int read_until_sigbus(void *arg)
+{
+	const char *path = arg;
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = file < 0 ? -1 : cm_session(file);
+	uint8_t *m;
+
+	if (fd < 0)
+		return -errno;
+	m = cm_map(fd, 16 * PG, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	for (int i = 0; i < 16; i++)
+		if (cm_try_read(m + i * PG) == SIGBUS)
+			return i;
+	return 16;
+}
+
+/* Item 3: one user at its page limit; another writes on. */
+TEST(user_page_limit)
+{
+	long old = cm_param_get("max_user_pages");
+	long old_total = cm_param_get("max_total_pages");
+	long used = cm_param_get("pages_in_use");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "upg", 16 * PG, O_RDONLY);
+	struct held a, b;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_user_pages", 8));
+	/* A global limit both users fit in, but not one of them twice. */
+	ASSERT_EQ(0, cm_param_set("max_total_pages", used + 16));
+	ASSERT_EQ(0, hold_start(&a, NOBODY, write_until_sigbus, path));
+	EXPECT_EQ(4, hold_result(&a));	/* 4 pages and their 4 twins */
+	ASSERT_EQ(0, hold_start(&b, OTHER, write_until_sigbus, path));
+	EXPECT_EQ(4, hold_result(&b));
+	EXPECT_EQ(0, hold_end(&a));
+	EXPECT_EQ(0, hold_end(&b));
+	ASSERT_EQ(0, cm_param_set("max_user_pages", old));
+	ASSERT_EQ(0, cm_param_set("max_total_pages", old_total));
+	close(file);
+	unlink(path);
+}
+
+/*
+ * With max_user_base_pages at 4: sessions that each read page 0 until one
+ * gets SIGBUS (the user's pins are all held by the others), times 100,
+ * plus the pages the first then reads, unpinning its own older ones.
+ */
+static int read_many_sessions(void *arg)
+{
+	const char *path = arg;
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+	struct cowmap_status st;
+	uint8_t *m[6];
+	int fd[6], n, i;
+
+	if (file < 0)
+		return -errno;
+	for (n = 0; n < 6; n++) {
+		fd[n] = cm_session(file);
+		m[n] = fd[n] < 0 ? MAP_FAILED : cm_map(fd[n], 16 * PG, 0);
+		if (m[n] == MAP_FAILED)
+			return -errno;
+		if (cm_try_read(m[n]) == SIGBUS)
+			break;
+	}
+	for (i = 0; i < 16; i++)
+		if (cm_try_read(m[0] + i * PG) == SIGBUS)
+			break;
+	/* It holds what it pinned last, within the limit. */
+	if (cm_status(fd[0], &st) || st.base_pages > 4)
+		return -1000 - (int)st.base_pages;
+	return n * 100 + i;
+}
+
+/*
+ * Item 3: pinned file pages, per user. A session at its user's limit
+ * unpins its own older pages (they are read again when touched); a
+ * session of that user that holds none gets SIGBUS; another user reads.
+ */
+TEST(user_base_limit)
+{
+	long old = cm_param_get("max_user_base_pages");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "ubs", 16 * PG, O_RDONLY);
+	struct held a, b;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_user_base_pages", 4));
+	ASSERT_EQ(0, hold_start(&a, NOBODY, read_many_sessions, path));
+	EXPECT_EQ(416, hold_result(&a));
+	ASSERT_EQ(0, hold_start(&b, OTHER, read_until_sigbus, path));
+	EXPECT_EQ(16, hold_result(&b));
+	EXPECT_EQ(0, hold_end(&a));
+	EXPECT_EQ(0, hold_end(&b));
+	ASSERT_EQ(0, cm_param_set("max_user_base_pages", old));
+	close(file);
+	unlink(path);
+}
+
+static int three_sessions(void *arg)
+{
+	const char *path = arg;
+	int file = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (cm_session(file) < 0 || cm_session(file) < 0)
+		return -1;
+	return cm_session(file) < 0 ? errno : 0;
+}
+
+/* Item 3: sessions, per user. */
+TEST(user_session_limit)
+{
+	long old = cm_param_get("max_user_sessions");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "uss", PG, O_RDONLY);
+	struct held a, b;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_user_sessions", 2));
+	ASSERT_EQ(0, hold_start(&a, NOBODY, three_sessions, path));
+	EXPECT_EQ(EDQUOT, hold_result(&a));
+	ASSERT_EQ(0, hold_start(&b, OTHER, three_sessions, path));
+	EXPECT_EQ(EDQUOT, hold_result(&b));
+	EXPECT_EQ(0, hold_end(&a));
+	EXPECT_EQ(0, hold_end(&b));
+	ASSERT_EQ(0, cm_param_set("max_user_sessions", old));
+	close(file);
+	unlink(path);
+}
+
+/* Make orphans on @path as @uid; their ids (0: dropped) go to @ids. */
+static void orphans_as(uid_t uid, const char *path, int n, uint64_t *ids)
+{
+	int p[2];
+	pid_t pid;
+
+	memset(ids, 0, n * sizeof(*ids));
+	if (pipe(p))
+		return;
+	pid = fork();
+	if (pid == 0) {
+		if (drop_to(uid))
+			_exit(1);
+		for (int i = 0; i < n; i++) {
+			uint64_t id = orphan_on(path, i % 2);
+
+			if (write(p[1], &id, sizeof(id)) != sizeof(id))
+				_exit(1);
+		}
+		_exit(0);
+	}
+	for (int i = 0; i < n; i++)
+		if (read(p[0], &ids[i], sizeof(ids[i])) != sizeof(ids[i]))
+			break;
+	cm_wait(pid);
+	close(p[0]);
+	close(p[1]);
+}
+
+/*
+ * Item 3: a user who makes orphans up to the global max_orphans does not
+ * make another user's (or root's) session be dropped at close.
+ */
+TEST(orphans_of_others_kept)
+{
+	long old = cm_param_get("max_orphans");
+	long old_user = cm_param_get("max_user_orphans");
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "orl", 2 * PG, O_RDONLY);
+	uint64_t mine[6], other, root;
+	int fd;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_orphans", 4));
+	cm_param_set("max_user_orphans", 2);	/* absent before the fix */
+	orphans_as(NOBODY, path, 6, mine);
+	orphans_as(OTHER, path, 1, &other);
+	root = orphan_on(path, 0);
+	ASSERT_EQ(0, cm_param_set("max_orphans", old));
+	if (old_user > 0)
+		ASSERT_EQ(0, cm_param_set("max_user_orphans", old_user));
+	for (int i = 0; i < 6; i++)
+		if (mine[i])
+			reap(mine[i]);
+	ASSERT_NE(0, other);
+	ASSERT_NE(0, root);
+	/* Both are there, with their changes. */
+	fd = cm_adopt_new(root);
+	EXPECT_LE(0, fd);
+	if (fd >= 0)
+		cm_end(fd);
+	EXPECT_EQ(0, reap(other));
+	close(file);
+	unlink(path);
+}
+
+/* ------------------------------------------------------------ orphans --- */
+
+/* Item 6: adopt re-checks access to the file with the adopter's rights now. */
+TEST(adopt_rechecks_access)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "acc", 2 * PG, O_RDONLY);
+	uint64_t id;
+	pid_t pid;
+
+	ASSERT_EQ(0, chmod(path, 0644));
+	orphans_as(NOBODY, path, 1, &id);
+	ASSERT_NE(0, id);
+	ASSERT_EQ(0, chmod(path, 0600));	/* nobody may read it now */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int fd;
+
+		if (drop_to(NOBODY))
+			_exit(10);
+		fd = cm_adopt_new(id);
+		_exit(fd >= 0 ? 11 : errno == EACCES ? 0 : 12);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	/* Another user may not adopt it either (as before). */
+	ASSERT_EQ(0, chmod(path, 0644));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		if (drop_to(OTHER))
+			_exit(10);
+		_exit(cm_adopt_new(id) >= 0 ? 11 : errno == EPERM ? 0 : 12);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	EXPECT_EQ(0, reap(id));
+	close(file);
+	unlink(path);
+}
+
+/* Item 6: an orphan older than orphan_expiry_secs goes, with an event. */
+TEST(orphan_expiry)
+{
+	long old = cm_param_get("orphan_expiry_secs");
+	static char buf[64 * 1024];
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "exp", 2 * PG, O_RDONLY);
+	int expired = 0, n, gone = 0;
+	struct sess_list l;
+	struct nl nl, ev;
+	uint64_t id;
+
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, nl_open(&nl));
+	ASSERT_EQ(0, nl_open(&ev));	/* events only: lookups would eat them */
+	ASSERT_EQ(0, mnl_socket_setsockopt(ev.sk, NETLINK_ADD_MEMBERSHIP, &ev.group,
+					   sizeof(ev.group)));
+	ASSERT_EQ(0, cm_param_set("orphan_expiry_secs", 1));
+	id = orphan_on(path, 0);
+	ASSERT_NE(0, id);
+	/* Watched through netlink: adopting would make it young again. */
+	for (int i = 0; i < 100 && !gone; i++) {
+		usleep(100000);
+		gone = get_session(&nl, id, &l) == -ENOENT;
+	}
+	ASSERT_EQ(0, cm_param_set("orphan_expiry_secs", old));
+	EXPECT_TRUE(gone);
+	EXPECT_EQ(-1, cm_adopt_new(id));
+	EXPECT_EQ(ENOENT, errno);
+	usleep(100000);
+	while ((n = recv(mnl_socket_get_fd(ev.sk), buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+		struct nlmsghdr *nlh = (void *)buf;
+
+		for (; mnl_nlmsg_ok(nlh, n); nlh = mnl_nlmsg_next(nlh, &n)) {
+			struct nlattr *at;
+			uint32_t ev = 0;
+			uint64_t s = 0;
+
+			mnl_attr_for_each(at, nlh, sizeof(struct genlmsghdr)) {
+				if (mnl_attr_get_type(at) == COWMAP_A_EVENT)
+					ev = mnl_attr_get_u32(at);
+				if (mnl_attr_get_type(at) == COWMAP_A_SESSION_ID)
+					s = mnl_attr_get_u64(at);
+			}
+			if (s == id && ev == COWMAP_EV_EXPIRED)
+				expired++;
+		}
+	}
+	EXPECT_EQ(1, expired);
+	mnl_socket_close(nl.sk);
+	mnl_socket_close(ev.sk);
+	close(file);
+	unlink(path);
+}
+
+TEST_HARNESS_MAIN
