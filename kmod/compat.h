@@ -46,4 +46,18 @@ static inline struct nlattr **cowmap_dump_attrs(struct netlink_callback *cb)
 #endif
 }
 
+/* 6.3: inode operations take a struct mnt_idmap instead of a user_namespace. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+#define cowmap_idmap user_namespace
+#else
+#define cowmap_idmap mnt_idmap
+#endif
+
+/* 6.5: generic_file_splice_read() went; copy_splice_read() reads by read_iter. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+#define cowmap_splice_read generic_file_splice_read
+#else
+#define cowmap_splice_read copy_splice_read
+#endif
+
 #endif /* _COWMAP_COMPAT_H */

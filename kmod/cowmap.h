@@ -121,6 +121,12 @@ struct cowmap_session {
 	u64 limit_hits;
 
 	atomic_t nr_vmas;
+	/*
+	 * Open fds on the session: the session fd and its views. The last
+	 * one to go closes the session (cowmap_session_unuse()); an orphan
+	 * has none.
+	 */
+	atomic_t users;
 
 	/*
 	 * The journal. @jlock (outer to mmap_lock and @lock) is held for
@@ -181,6 +187,9 @@ int cowmap_adopt(struct file *file, struct cowmap_adopt *arg);
 void cowmap_discard(struct cowmap_session *s);
 void cowmap_status(struct cowmap_session *s, struct cowmap_status *st);
 pgoff_t cowmap_eof_pgoff(struct cowmap_session *s);
+void cowmap_session_unuse(struct cowmap_session *s);
+void cowmap_sync_size(struct cowmap_session *s);
+extern struct vfsmount *cowmap_mnt;
 
 struct cowmap_session *cowmap_session_get(u64 id);
 struct cowmap_session *cowmap_session_next(u64 after);
@@ -195,10 +204,17 @@ void cowmap_nl_limit_hit(struct cowmap_session *s);
 
 /* fault.c */
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma);
+int cowmap_mmap_session(struct cowmap_session *s, struct vm_area_struct *vma);
+struct page *cowmap_read_page(struct cowmap_session *s, pgoff_t pgoff);
+struct page *cowmap_write_page(struct cowmap_session *s, pgoff_t pgoff);
 void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr);
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_free_pages(struct cowmap_session *s);
+
+/* view.c */
+int cowmap_view_open(struct cowmap_session *s, struct cowmap_view *v,
+		     struct file **filep);
 
 /* merge.c */
 int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m);

@@ -739,8 +739,12 @@ static const struct vm_operations_struct cowmap_vm_ops = {
 
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct cowmap_session *s = cowmap_file_session(file);
+	return cowmap_mmap_session(cowmap_file_session(file), vma);
+}
 
+/* A mapping of session @s (NULL: not attached), of its fd or of a view. */
+int cowmap_mmap_session(struct cowmap_session *s, struct vm_area_struct *vma)
+{
 	/*
 	 * A private mapping would give the process anonymous copies that the
 	 * session never sees, and a COW mapping cannot be VM_PFNMAP. (MAYSHARE:
@@ -783,6 +787,7 @@ void cowmap_invalidate_base(struct cowmap_session *s)
 	if (s->dead)
 		goto out;
 
+	cowmap_sync_size(s);
 	eof = cowmap_eof_pgoff(s);
 	cowmap_zap(s, eof, 0);	/* 0: to the end */
 	xa_for_each(&s->base, idx, page) {
@@ -804,6 +809,57 @@ void cowmap_invalidate_base(struct cowmap_session *s)
 		cowmap_drop_fresh(s, idx);
 out:
 	mutex_unlock(&s->lock);
+}
+
+/*
+ * For a read through a view: the page that shows @pgoff, the session's own
+ * or the backing file's, with a reference the caller drops with
+ * put_page(). ERR_PTR(-ENXIO) past the end of the file. Under @s->lock;
+ * the caller copies from it after dropping the lock.
+ */
+struct page *cowmap_read_page(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct cowmap_page *cp;
+	struct page *page;
+
+	lockdep_assert_held(&s->lock);
+	if (pgoff >= cowmap_eof_pgoff(s))
+		return ERR_PTR(-ENXIO);
+	cp = xa_load(&s->pages, pgoff);
+	if (cp) {
+		get_page(cp->priv);
+		return cp->priv;
+	}
+	page = xa_load(&s->base, pgoff);
+	if (page && cowmap_base_valid(s, page)) {
+		folio_get(page_folio(page));
+		return page;
+	}
+	return cowmap_read_base(s, pgoff);
+}
+
+/*
+ * For a write through a view: the session's private page of @pgoff, with
+ * a twin of its content as of before this write, exactly as a store
+ * through a mapping makes it. The caller writes it before dropping
+ * @s->lock. ERR_PTR(-ENXIO) past the end of the file, -ENOSPC at a page
+ * limit, -ENOMEM.
+ */
+struct page *cowmap_write_page(struct cowmap_session *s, pgoff_t pgoff)
+{
+	u64 hits = s->limit_hits;
+	struct cowmap_page *cp;
+
+	lockdep_assert_held(&s->lock);
+	if (pgoff >= cowmap_eof_pgoff(s))
+		return ERR_PTR(-ENXIO);
+	cp = cowmap_prepare_write(s, pgoff);
+	if (IS_ERR(cp))
+		return ERR_PTR(s->limit_hits != hits ? -ENOSPC : PTR_ERR(cp));
+	/* It holds the session's bytes now, not only the file's. */
+	if (cp->fresh)
+		cowmap_set_fresh(s, pgoff, cp, false);
+	return cp->priv;
 }
 
 /* A committed page: forget its twin, so its next write is tracked again. */

@@ -42,7 +42,7 @@ struct cowmap_notify {
 	struct cowmap_session *s;	/* holds a session reference */
 };
 
-static struct vfsmount *cowmap_mnt;
+struct vfsmount *cowmap_mnt;
 static struct fsnotify_group *cowmap_group;
 static atomic64_t cowmap_next_id = ATOMIC64_INIT(0);
 
@@ -143,6 +143,8 @@ static struct cowmap_session *cowmap_session_alloc(void)
 		return ERR_CAST(inode);
 	}
 
+	/* A view of the session is a regular file showing this inode. */
+	inode->i_mode |= S_IFREG;
 	kref_init(&s->ref);
 	INIT_LIST_HEAD(&s->node);
 	mutex_init(&s->lock);
@@ -271,6 +273,23 @@ void cowmap_session_close(struct cowmap_session *s)
 	if (changes && cowmap_orphan(s))
 		return;
 	cowmap_session_destroy(s);
+}
+
+/*
+ * A session fd or a view is closed. The last one closes the session; no
+ * VMA is left then, since every VMA holds one of them.
+ */
+void cowmap_session_unuse(struct cowmap_session *s)
+{
+	if (atomic_dec_and_test(&s->users))
+		cowmap_session_close(s);
+}
+
+/* The session inode's size, which views report, is the backing file's. */
+void cowmap_sync_size(struct cowmap_session *s)
+{
+	lockdep_assert_held(&s->lock);
+	i_size_write(s->inode, i_size_read(file_inode(s->backing)));
 }
 
 pgoff_t cowmap_eof_pgoff(struct cowmap_session *s)
@@ -435,6 +454,10 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 		return ret;
 	}
 	a->session_id = s->id;
+	mutex_lock(&s->lock);
+	cowmap_sync_size(s);
+	mutex_unlock(&s->lock);
+	atomic_set(&s->users, 1);
 	cowmap_file_set(file, s);
 	mutex_unlock(&cf->lock);
 	cowmap_nl_event(s, COWMAP_EV_ATTACH, 0, 0, 0);
@@ -487,6 +510,7 @@ int cowmap_adopt(struct file *file, struct cowmap_adopt *a)
 	mutex_unlock(&cowmap_registry_lock);
 	if (found) {
 		/* The orphan's reference becomes the fd's. */
+		atomic_set(&found->users, 1);
 		cowmap_file_set(file, found);
 		module_put(THIS_MODULE);
 	}

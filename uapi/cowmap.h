@@ -337,6 +337,49 @@ struct cowmap_merge {
 	__u64 reserved[4];
 };
 
+/* struct cowmap_view.flags */
+#define COWMAP_VIEW_RDWR	_BITUL(0)	/* read-write; else read-only */
+#define COWMAP_VIEW_CLOEXEC	_BITUL(1)	/* the new fd is close-on-exec */
+
+/**
+ * struct cowmap_view - a regular-file fd on the session (COWMAP_IOC_VIEW)
+ * @flags: in: COWMAP_VIEW_*; other bits must be zero.
+ * @fd: out: the new fd. Must be zero on input.
+ * @reserved: must be zero.
+ *
+ * The new fd is a regular file (S_ISREG, st_size the session's size) on
+ * the module's own pseudo filesystem that shows the session as its
+ * mapping does: read(2), pread(2), readv(2), splice(2), sendfile(2) and
+ * copy_file_range(2) from it read the session's bytes (its own pages where
+ * it wrote, the backing file's live bytes elsewhere); write(2), pwrite(2),
+ * writev(2) (also with O_APPEND, set with fcntl(2)) copy into the session's
+ * private pages exactly like stores through a mapping, and a commit
+ * journals them the same way; mmap(2) MAP_SHARED maps the same pages as a
+ * mapping of the session fd; fsync(2) and fdatasync(2) are a durable
+ * commit; lseek(2) SEEK_DATA and SEEK_HOLE report the backing file's data
+ * and holes, and the pages the session wrote as data. fallocate(2) takes
+ * mode 0 and FALLOC_FL_KEEP_SIZE inside the file (nothing to do) and
+ * FALLOC_FL_PUNCH_HOLE or FALLOC_FL_ZERO_RANGE, which write zeros like a
+ * write(2) does; other modes fail with EOPNOTSUPP. O_DIRECT is refused
+ * (EINVAL from fcntl(2)). The fd keeps the session alive as a mapping
+ * does: the session is closed (committed, orphaned or freed) when its last
+ * fd, view or mapping goes. The backing file is never written.
+ *
+ * A view never changes the session's size: a write past the end fails with
+ * EFBIG after writing what fits, ftruncate(2) to another size and
+ * fallocate(2) past the end fail with EOPNOTSUPP.
+ *
+ * Errors: EINVAL (flags, @fd or @reserved not zero; an unattached session),
+ * EBADF (COWMAP_VIEW_RDWR on a session fd not opened for writing), EMFILE,
+ * ENFILE, ENOMEM. On the view: EBADF (a write on a read-only view), ENOSPC
+ * (a write past max_session_pages or max_total_pages), ENOMEM.
+ */
+struct cowmap_view {
+	__u32 flags;
+	__s32 fd;
+	__u64 reserved[3];
+};
+
 #define COWMAP_IOC_API		_IOWR(COWMAP_IOC_MAGIC, 0x00, struct cowmap_api)
 #define COWMAP_IOC_ATTACH	_IOWR(COWMAP_IOC_MAGIC, 0x01, struct cowmap_attach)
 #define COWMAP_IOC_STATUS	_IOR(COWMAP_IOC_MAGIC, 0x02, struct cowmap_status)
@@ -351,6 +394,7 @@ struct cowmap_merge {
  * if there is one). The sequence numbers of the others do not change.
  */
 #define COWMAP_IOC_TRIM		_IO(COWMAP_IOC_MAGIC, 0x08)
+#define COWMAP_IOC_VIEW		_IOWR(COWMAP_IOC_MAGIC, 0x09, struct cowmap_view)
 
 /*
  * The journal format (docs/journal-format.md), for dumps and journal files:

@@ -1,0 +1,648 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Views (COWMAP_IOC_VIEW): a session as a regular file. read/write and
+ * their vector and positional forms, O_APPEND, lseek with SEEK_DATA and
+ * SEEK_HOLE, fallocate, mmap, fsync, splice/sendfile/copy_file_range, and
+ * their effect on the journal: every sequence of operations on a view,
+ * committed and merged, leaves the file byte for byte equal to a plain
+ * copy that received the same operations. Lifetimes (dup, fork, close of
+ * the session fd) and bad input.
+ */
+#include <linux/falloc.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
+
+#include "cowmap_test.h"
+#include "cowmap_harness.h"
+
+#define NPAGES 16
+#define SIZE (NPAGES * PG)
+
+static int view(int fd, unsigned int flags)
+{
+	struct cowmap_view v = { .flags = flags | COWMAP_VIEW_CLOEXEC };
+
+	if (ioctl(fd, COWMAP_IOC_VIEW, &v))
+		return -1;
+	return v.fd;
+}
+
+static int merge(int fd, int target, unsigned int flags,
+		 struct cowmap_merge *m)
+{
+	*m = (struct cowmap_merge){ .target_fd = target, .flags = flags };
+	return ioctl(fd, COWMAP_IOC_MERGE, m);
+}
+
+/* Are the first @len bytes of @a and @b equal? Reports the first difference. */
+static int same_files(int a, int b, size_t len)
+{
+	static uint8_t x[SIZE * 2], y[SIZE * 2];
+	struct stat sa, sb;
+
+	if (fstat(a, &sa) || fstat(b, &sb) || sa.st_size != sb.st_size ||
+	    (size_t)sa.st_size != len) {
+		fprintf(stderr, "# sizes differ: %lld %lld %zu\n",
+			(long long)sa.st_size, (long long)sb.st_size, len);
+		return 0;
+	}
+	if (pread(a, x, len, 0) != (ssize_t)len ||
+	    pread(b, y, len, 0) != (ssize_t)len)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (x[i] != y[i]) {
+			fprintf(stderr, "# differ at %zu: %#x %#x\n", i, x[i], y[i]);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+FIXTURE(v) {
+	char path[256];
+	char mpath[256];
+	int file;	/* the backing file, O_RDWR (the merge target) */
+	int model;	/* a plain copy receiving the same operations */
+	int fd;		/* the session */
+	int view;	/* a read-write view */
+};
+
+FIXTURE_SETUP(v)
+{
+	self->file = cm_mkfile(self->path, sizeof(self->path), "view", SIZE,
+			       O_RDWR);
+	ASSERT_LE(0, self->file);
+	self->model = cm_mkfile(self->mpath, sizeof(self->mpath), "model",
+				SIZE, O_RDWR);
+	ASSERT_LE(0, self->model);
+	self->fd = cm_session(self->file);
+	ASSERT_LE(0, self->fd);
+	self->view = view(self->fd, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, self->view);
+}
+
+FIXTURE_TEARDOWN(v)
+{
+	close(self->view);
+	cm_end(self->fd);
+	close(self->file);
+	close(self->model);
+	unlink(self->path);
+	unlink(self->mpath);
+}
+
+TEST_F(v, is_a_regular_file)
+{
+	uint8_t buf[SIZE];
+	struct stat st;
+	int fl;
+
+	ASSERT_EQ(0, fstat(self->view, &st));
+	EXPECT_TRUE(S_ISREG(st.st_mode));
+	EXPECT_EQ(SIZE, st.st_size);
+	fl = fcntl(self->view, F_GETFL);
+	EXPECT_EQ(O_RDWR, fl & O_ACCMODE);
+	EXPECT_EQ(FD_CLOEXEC, fcntl(self->view, F_GETFD));
+	ASSERT_EQ(SIZE, pread(self->view, buf, SIZE, 0));
+	EXPECT_TRUE(cm_is_pat(buf, 0, SIZE, 0));
+	/* read(2) moves the position; lseek(2) works as on a file. */
+	EXPECT_EQ(100, read(self->view, buf, 100));
+	EXPECT_EQ(100, lseek(self->view, 0, SEEK_CUR));
+	EXPECT_EQ(SIZE - 10, lseek(self->view, -10, SEEK_END));
+	EXPECT_EQ(10, read(self->view, buf, 100));
+	EXPECT_EQ(0, read(self->view, buf, 100));
+	EXPECT_TRUE(cm_is_pat(buf, SIZE - 10, 10, 0));
+	/* Session ioctls are for the session fd. */
+	EXPECT_EQ(-1, ioctl(self->view, COWMAP_IOC_STATUS, buf));
+	EXPECT_EQ(ENOTTY, errno);
+}
+
+/* Writes through the view and the session's mapping are one session. */
+TEST_F(v, view_and_mapping_share_pages)
+{
+	uint8_t *map = cm_map(self->fd, SIZE, 0), *vmap;
+	uint8_t buf[PG];
+	struct cowmap_status st;
+
+	ASSERT_NE(MAP_FAILED, map);
+	vmap = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, self->view, 0);
+	ASSERT_NE(MAP_FAILED, vmap);
+	/* A page read through the mapping first, then written by the view. */
+	EXPECT_EQ(cm_pat(5, 0), map[5]);
+	ASSERT_EQ(3, pwrite(self->view, "abc", 3, 4));
+	EXPECT_EQ(0, memcmp(map + 4, "abc", 3));
+	EXPECT_EQ(0, memcmp(vmap + 4, "abc", 3));
+	/* A store through the mapping, read by the view. */
+	memcpy(map + 3 * PG + 7, "xyz", 3);
+	ASSERT_EQ(3, pread(self->view, buf, 3, 3 * PG + 7));
+	EXPECT_EQ(0, memcmp(buf, "xyz", 3));
+	memcpy(vmap + 5 * PG, "q", 1);
+	EXPECT_EQ('q', map[5 * PG]);
+	/* The file never changed. */
+	ASSERT_EQ(PG, pread(self->file, buf, PG, 0));
+	EXPECT_TRUE(cm_is_pat(buf, 0, PG, 0));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(3, st.cow_copies);
+	EXPECT_EQ(2, st.mappings);
+	/* Three records, one per written run. */
+	EXPECT_EQ(3, cm_commit(self->fd, 0));
+	munmap(vmap, SIZE);
+	munmap(map, SIZE);
+}
+
+/* The same random operations on a view and on a plain copy: merged equal. */
+TEST_F(v, model)
+{
+	static uint8_t buf[3 * PG], got[3 * PG], want[3 * PG];
+	struct cowmap_merge m;
+	unsigned int seed = 12345;
+	uint8_t *map;
+
+	map = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, self->view, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	for (int i = 0; i < 400; i++) {
+		unsigned int op = rand_r(&seed) % 7;
+		off_t off = rand_r(&seed) % SIZE;
+		size_t len = 1 + rand_r(&seed) % (2 * PG);
+		struct iovec iov[2];
+
+		if (off + len > SIZE)
+			len = SIZE - off;
+		for (size_t k = 0; k < len; k++)
+			buf[k] = rand_r(&seed);
+		switch (op) {
+		case 0:	/* pwrite */
+			ASSERT_EQ((ssize_t)len, pwrite(self->view, buf, len, off));
+			ASSERT_EQ((ssize_t)len, pwrite(self->model, buf, len, off));
+			break;
+		case 1:	/* lseek + writev */
+			iov[0] = (struct iovec){ buf, len / 2 };
+			iov[1] = (struct iovec){ buf + len / 2, len - len / 2 };
+			ASSERT_EQ(off, lseek(self->view, off, SEEK_SET));
+			ASSERT_EQ((ssize_t)len, writev(self->view, iov, 2));
+			ASSERT_EQ(off + (off_t)len, lseek(self->view, 0, SEEK_CUR));
+			ASSERT_EQ((ssize_t)len, pwrite(self->model, buf, len, off));
+			break;
+		case 2:	/* a store through the view's mapping */
+			memcpy(map + off, buf, len);
+			ASSERT_EQ((ssize_t)len, pwrite(self->model, buf, len, off));
+			break;
+		case 3:	/* punch a hole: zeros, size kept */
+			ASSERT_EQ(0, fallocate(self->view, FALLOC_FL_PUNCH_HOLE |
+					       FALLOC_FL_KEEP_SIZE, off, len));
+			memset(want, 0, len);
+			ASSERT_EQ((ssize_t)len, pwrite(self->model, want, len, off));
+			break;
+		case 4:	/* zero a range */
+			ASSERT_EQ(0, fallocate(self->view, FALLOC_FL_ZERO_RANGE,
+					       off, len));
+			memset(want, 0, len);
+			ASSERT_EQ((ssize_t)len, pwrite(self->model, want, len, off));
+			break;
+		case 5:	/* a commit now and then */
+			ASSERT_LE(0, cm_commit(self->fd, 0));
+			break;
+		default:	/* preadv of the view equals the model */
+			iov[0] = (struct iovec){ got, len / 3 };
+			iov[1] = (struct iovec){ got + len / 3, len - len / 3 };
+			ASSERT_EQ((ssize_t)len, preadv(self->view, iov, 2, off));
+			ASSERT_EQ((ssize_t)len, pread(self->model, want, len, off));
+			ASSERT_EQ(0, memcmp(got, want, len));
+			break;
+		}
+	}
+	munmap(map, SIZE);
+	/* The file itself never changed. */
+	for (off_t off = 0; off < SIZE; off += PG) {
+		ASSERT_EQ(PG, pread(self->file, got, PG, off));
+		ASSERT_TRUE(cm_is_pat(got, off, PG, 0));
+	}
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE));
+}
+
+/* A read-only view: reads, no writes; a read-only session fd: no RW view. */
+TEST_F(v, read_only_view)
+{
+	struct cowmap_status st;
+	uint8_t buf[16];
+	int ro, rofd, fd;
+	void *p;
+
+	ro = view(self->fd, 0);
+	ASSERT_LE(0, ro);
+	EXPECT_EQ(O_RDONLY, fcntl(ro, F_GETFL) & O_ACCMODE);
+	EXPECT_EQ(-1, pwrite(ro, "x", 1, 0));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, write(ro, "x", 1));
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(-1, ftruncate(ro, 0));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, fallocate(ro, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				0, 1));
+	EXPECT_EQ(EBADF, errno);
+	p = mmap(NULL, PG, PROT_READ | PROT_WRITE, MAP_SHARED, ro, 0);
+	EXPECT_EQ(MAP_FAILED, p);
+	EXPECT_EQ(EACCES, errno);
+	p = mmap(NULL, PG, PROT_READ, MAP_SHARED, ro, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	/* A write through the RW view shows in the RO view and its mapping. */
+	ASSERT_EQ(2, pwrite(self->view, "hi", 2, 10));
+	ASSERT_EQ(2, pread(ro, buf, 2, 10));
+	EXPECT_EQ(0, memcmp(buf, "hi", 2));
+	EXPECT_EQ(0, memcmp((char *)p + 10, "hi", 2));
+	munmap(p, PG);
+	close(ro);
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(1, st.cow_copies);
+
+	/* A session fd opened O_RDONLY gives read-only views only. */
+	rofd = open(COWMAP_DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, rofd);
+	ASSERT_EQ(0, cm_handshake(rofd));
+	ASSERT_EQ(0, cm_attach(rofd, self->file));
+	EXPECT_EQ(-1, view(rofd, COWMAP_VIEW_RDWR));
+	EXPECT_EQ(EBADF, errno);
+	fd = view(rofd, 0);
+	EXPECT_LE(0, fd);
+	close(fd);
+	close(rofd);
+}
+
+TEST_F(v, bad_input)
+{
+	struct cowmap_view vw = { 0 };
+	uint8_t buf[PG];
+	void *bad;
+	struct cowmap_status st;
+	int fd, fl;
+
+	vw.flags = 1U << 5;
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_VIEW, &vw));
+	EXPECT_EQ(EINVAL, errno);
+	vw = (struct cowmap_view){ .fd = 3 };
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_VIEW, &vw));
+	EXPECT_EQ(EINVAL, errno);
+	vw = (struct cowmap_view){ .reserved[2] = 1 };
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_VIEW, &vw));
+	EXPECT_EQ(EINVAL, errno);
+	/* A wrong size is a wrong struct. */
+	EXPECT_EQ(-1, ioctl(self->fd, _IOWR(COWMAP_IOC_MAGIC, 0x09, uint64_t), &vw));
+	EXPECT_EQ(EINVAL, errno);
+	/* The answer cannot be written back: no fd is left behind. */
+	fd = dup(0);
+	ASSERT_LE(0, fd);
+	close(fd);
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_VIEW, (void *)8));
+	EXPECT_EQ(EFAULT, errno);
+	{
+		void *ro = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
+				-1, 0);
+
+		ASSERT_NE(MAP_FAILED, ro);
+		EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_VIEW, ro));
+		EXPECT_EQ(EFAULT, errno);
+		munmap(ro, PG);
+	}
+	fl = dup(0);
+	EXPECT_EQ(fd, fl);
+	close(fl);
+	/* Not attached: nothing to view. */
+	fd = cm_open();
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_handshake(fd));
+	EXPECT_EQ(-1, view(fd, 0));
+	EXPECT_EQ(EINVAL, errno);
+	close(fd);
+	/* Listed by the handshake. */
+	{
+		struct cowmap_api a = { .api = COWMAP_API };
+
+		fd = cm_open();
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_API, &a));
+		EXPECT_TRUE(a.ioctls & COWMAP_IOCTL_BIT(COWMAP_IOC_VIEW));
+		close(fd);
+	}
+
+	/* O_DIRECT is refused. */
+	fl = fcntl(self->view, F_GETFL);
+	EXPECT_EQ(-1, fcntl(self->view, F_SETFL, fl | O_DIRECT));
+	EXPECT_EQ(EINVAL, errno);
+	/* The size is the file's: no truncate, no write past the end. */
+	EXPECT_EQ(-1, ftruncate(self->view, SIZE / 2));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	EXPECT_EQ(-1, ftruncate(self->view, SIZE + 1));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	EXPECT_EQ(-1, ftruncate(self->view, -1));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(0, ftruncate(self->view, SIZE));
+	EXPECT_EQ(-1, pwrite(self->view, "x", 1, SIZE));
+	EXPECT_EQ(EFBIG, errno);
+	EXPECT_EQ(-1, pwrite(self->view, "x", 1, 1LL << 62));
+	EXPECT_EQ(EFBIG, errno);
+	EXPECT_EQ(-1, pwrite(self->view, "x", 1, -1));
+	EXPECT_EQ(EINVAL, errno);
+	/* What fits is written. */
+	memset(buf, 'z', sizeof(buf));
+	EXPECT_EQ(4, pwrite(self->view, buf, 20, SIZE - 4));
+	EXPECT_EQ(-1, fallocate(self->view, 0, SIZE - 1, 2));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	EXPECT_EQ(0, fallocate(self->view, FALLOC_FL_KEEP_SIZE, SIZE - 1, 2));
+	EXPECT_EQ(0, fallocate(self->view, 0, 0, SIZE));
+	EXPECT_EQ(-1, fallocate(self->view, FALLOC_FL_COLLAPSE_RANGE, 0, PG));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	EXPECT_EQ(-1, fallocate(self->view, FALLOC_FL_INSERT_RANGE, 0, PG));
+	EXPECT_EQ(EOPNOTSUPP, errno);
+	/* A bad buffer: EFAULT, nothing written. */
+	bad = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, bad);
+	munmap(bad, PG);
+	EXPECT_EQ(-1, pwrite(self->view, bad, 10, 0));
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(-1, pread(self->view, bad, 10, 0));
+	EXPECT_EQ(EFAULT, errno);
+
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(SIZE, st.size);
+	/* One page written (the last 4 bytes). */
+	EXPECT_EQ(1, cm_commit(self->fd, 0));
+	ASSERT_EQ(PG, pread(self->file, buf, PG, SIZE - PG));
+	EXPECT_TRUE(cm_is_pat(buf, SIZE - PG, PG, 0));
+}
+
+/* O_APPEND writes at the end: which, until views grow files, is EFBIG. */
+TEST_F(v, append)
+{
+	int fl = fcntl(self->view, F_GETFL);
+	uint8_t buf[4];
+
+	ASSERT_EQ(0, fcntl(self->view, F_SETFL, fl | O_APPEND));
+	EXPECT_EQ(-1, pwrite(self->view, "ab", 2, 0));
+	EXPECT_EQ(EFBIG, errno);
+	ASSERT_EQ(0, fcntl(self->view, F_SETFL, fl));
+	ASSERT_EQ(2, pwrite(self->view, "ab", 2, 0));
+	ASSERT_EQ(2, pread(self->view, buf, 2, 0));
+	EXPECT_EQ(0, memcmp(buf, "ab", 2));
+}
+
+/* The base's data and holes, and the session's written pages as data. */
+TEST(seek_data_hole)
+{
+	char path[256];
+	int file, fd, vw;
+	off_t hole;
+
+	snprintf(path, sizeof(path), "%s/sparse.%d", cm_dir(), getpid());
+	file = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, file);
+	/* Data in pages 0 and 8, holes in 1-7 and 9-15. */
+	ASSERT_EQ(0, ftruncate(file, 16 * PG));
+	ASSERT_EQ(1, pwrite(file, "a", 1, 0));
+	ASSERT_EQ(1, pwrite(file, "b", 1, 8 * PG));
+	ASSERT_EQ(0, fsync(file));
+	hole = lseek(file, 0, SEEK_HOLE);
+	if (hole != PG) {
+		close(file);
+		unlink(path);
+		SKIP(return, "the filesystem reports holes at %lld", (long long)hole);
+	}
+	ASSERT_EQ(7, lseek(file, 7, SEEK_SET));
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	vw = view(fd, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, vw);
+	EXPECT_EQ(0, lseek(vw, 0, SEEK_DATA));
+	EXPECT_EQ(PG, lseek(vw, 0, SEEK_HOLE));
+	EXPECT_EQ(8 * PG, lseek(vw, PG, SEEK_DATA));
+	EXPECT_EQ(9 * PG, lseek(vw, 8 * PG, SEEK_HOLE));
+	EXPECT_EQ(-1, lseek(vw, 9 * PG, SEEK_DATA));
+	EXPECT_EQ(ENXIO, errno);
+	EXPECT_EQ(-1, lseek(vw, 16 * PG, SEEK_HOLE));
+	EXPECT_EQ(ENXIO, errno);
+	EXPECT_EQ(-1, lseek(vw, -1, SEEK_DATA));
+	EXPECT_EQ(ENXIO, errno);
+	/* The session writes pages 3, 4 and 12: data now, in the view only. */
+	ASSERT_EQ(1, pwrite(vw, "c", 1, 3 * PG + 5));
+	ASSERT_EQ(1, pwrite(vw, "d", 1, 4 * PG));
+	ASSERT_EQ(1, pwrite(vw, "e", 1, 12 * PG));
+	EXPECT_EQ(3 * PG, lseek(vw, PG, SEEK_DATA));
+	EXPECT_EQ(3 * PG + 7, lseek(vw, 3 * PG + 7, SEEK_DATA));
+	EXPECT_EQ(5 * PG, lseek(vw, 3 * PG, SEEK_HOLE));
+	EXPECT_EQ(5 * PG, lseek(vw, 0, SEEK_CUR));
+	EXPECT_EQ(12 * PG, lseek(vw, 9 * PG, SEEK_DATA));
+	EXPECT_EQ(13 * PG, lseek(vw, 12 * PG, SEEK_HOLE));
+	/* The caller's fd of the file kept its position. */
+	EXPECT_EQ(7, lseek(file, 0, SEEK_CUR));
+	close(vw);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/* Unwritten ranges of a view follow the file; written ones do not. */
+TEST_F(v, read_follows_base)
+{
+	uint8_t buf[2 * PG];
+	pid_t pid;
+
+	ASSERT_EQ(1, pwrite(self->view, "S", 1, PG + 100));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int w = open(self->path, O_WRONLY | O_CLOEXEC);
+
+		cm_fill(buf, 0, 2 * PG, 1);
+		_exit(w < 0 || pwrite(w, buf, 2 * PG, 0) != 2 * PG);
+	}
+	ASSERT_EQ(0, cm_wait(pid));
+	ASSERT_EQ(2 * PG, pread(self->view, buf, 2 * PG, 0));
+	EXPECT_TRUE(cm_is_pat(buf, 0, PG, 1));
+	/* Page 1 is the session's: generation 0 and its byte. */
+	EXPECT_TRUE(cm_is_pat(buf + PG, PG, 100, 0));
+	EXPECT_EQ('S', buf[PG + 100]);
+	EXPECT_TRUE(cm_is_pat(buf + PG + 101, PG + 101, PG - 101, 0));
+}
+
+/* dup, fork: one session; closing the session fd keeps it for the view. */
+TEST_F(v, dup_fork_close)
+{
+	struct cowmap_status st;
+	uint8_t buf[8];
+	uint64_t id;
+	int d, fd;
+	pid_t pid;
+
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	id = st.session_id;
+	d = dup(self->view);
+	ASSERT_LE(0, d);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(pwrite(d, "child", 5, 0) != 5);
+	ASSERT_EQ(0, cm_wait(pid));
+	close(d);
+	ASSERT_EQ(5, pread(self->view, buf, 5, 0));
+	EXPECT_EQ(0, memcmp(buf, "child", 5));
+
+	/* The session outlives its fd while a view is open. */
+	close(self->fd);
+	self->fd = -1;
+	ASSERT_EQ(3, pwrite(self->view, "new", 3, PG));
+	ASSERT_EQ(3, pread(self->view, buf, 3, PG));
+	EXPECT_EQ(0, memcmp(buf, "new", 3));
+	/* The last view's close commits: an orphan with one record. */
+	close(self->view);
+	self->view = -1;
+	fd = cm_adopt_new(id);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(2, st.journal_records);
+	self->fd = fd;
+}
+
+/* fsync on a view is a durable commit into the journal file. */
+TEST(fsync_journal_file)
+{
+	char path[256], jpath[256];
+	struct cowmap_attach a;
+	struct cowmap_status st;
+	struct stat js;
+	int file, j, fd, vw;
+
+	file = cm_mkfile(path, sizeof(path), "vj", 4 * PG, O_RDONLY);
+	ASSERT_LE(0, file);
+	snprintf(jpath, sizeof(jpath), "%s/vj.journal.%d", cm_dir(), getpid());
+	j = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, j);
+	fd = cm_open();
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_handshake(fd));
+	a = (struct cowmap_attach){ .fd = file, .flags = COWMAP_ATTACH_JOURNAL,
+				    .journal_fd = j };
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	vw = view(fd, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, vw);
+	ASSERT_EQ(4, pwrite(vw, "data", 4, 100));
+	ASSERT_EQ(0, fstat(j, &js));
+	EXPECT_EQ(sizeof(struct cowmap_log_header), (size_t)js.st_size);
+	ASSERT_EQ(0, fdatasync(vw));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(1, st.journal_records);
+	EXPECT_EQ(1, st.journal_file_seq);
+	ASSERT_EQ(0, fstat(j, &js));
+	EXPECT_EQ(sizeof(struct cowmap_log_header) + st.journal_bytes,
+		  (size_t)js.st_size);
+	/* RWF_DSYNC writes commit too. */
+	ASSERT_EQ(4, pwritev2(vw, &(struct iovec){ "more", 4 }, 1, 3 * PG,
+			      RWF_DSYNC));
+	ASSERT_EQ(0, cm_status(fd, &st));
+	EXPECT_EQ(2, st.journal_records);
+	EXPECT_EQ(2, st.journal_file_seq);
+	close(vw);
+	cm_end(fd);
+	close(j);
+	close(file);
+	unlink(jpath);
+	unlink(path);
+}
+
+/* splice, sendfile and copy_file_range read the session's bytes. */
+TEST_F(v, splice_sendfile_copy)
+{
+	uint8_t buf[2 * PG], got[2 * PG];
+	char opath[256];
+	int out, p[2], file2, fd2, vw2;
+	loff_t in_off, out_off;
+	ssize_t n;
+
+	memset(buf, 'V', PG);
+	ASSERT_EQ(PG, pwrite(self->view, buf, PG, PG));
+	cm_fill(buf, 0, PG, 0);
+	memset(buf + PG, 'V', PG);
+
+	snprintf(opath, sizeof(opath), "%s/vout.%d", cm_dir(), getpid());
+	out = open(opath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, out);
+	in_off = 0;
+	ASSERT_EQ(2 * PG, sendfile(out, self->view, &in_off, 2 * PG));
+	ASSERT_EQ(2 * PG, pread(out, got, 2 * PG, 0));
+	EXPECT_EQ(0, memcmp(got, buf, 2 * PG));
+
+	ASSERT_EQ(0, pipe(p));
+	in_off = PG - 10;
+	ASSERT_EQ(20, splice(self->view, &in_off, p[1], NULL, 20, 0));
+	ASSERT_EQ(20, read(p[0], got, 20));
+	EXPECT_EQ(0, memcmp(got, buf + PG - 10, 20));
+	close(p[0]);
+	close(p[1]);
+
+	/* Into a file elsewhere: the kernel copies, or says EXDEV. */
+	ASSERT_EQ(0, ftruncate(out, 0));
+	in_off = 0;
+	out_off = 0;
+	n = copy_file_range(self->view, &in_off, out, &out_off, 2 * PG, 0);
+	if (n >= 0) {
+		EXPECT_EQ(2 * PG, n);
+		ASSERT_EQ(2 * PG, pread(out, got, 2 * PG, 0));
+		EXPECT_EQ(0, memcmp(got, buf, 2 * PG));
+	} else {
+		EXPECT_EQ(EXDEV, errno);
+	}
+	/* Into a view of another session (same filesystem): a copy. */
+	file2 = cm_mkfile(opath, sizeof(opath), "vout2", 4 * PG, O_RDONLY);
+	ASSERT_LE(0, file2);
+	fd2 = cm_session(file2);
+	ASSERT_LE(0, fd2);
+	vw2 = view(fd2, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, vw2);
+	in_off = 0;
+	out_off = PG;
+	ASSERT_EQ(2 * PG, copy_file_range(self->view, &in_off, vw2, &out_off,
+					  2 * PG, 0));
+	ASSERT_EQ(2 * PG, pread(vw2, got, 2 * PG, PG));
+	EXPECT_EQ(0, memcmp(got, buf, 2 * PG));
+	ASSERT_EQ(PG, pread(file2, got, PG, PG));
+	EXPECT_TRUE(cm_is_pat(got, PG, PG, 0));
+	close(vw2);
+	cm_end(fd2);
+	close(file2);
+	unlink(opath);
+	close(out);
+	snprintf(opath, sizeof(opath), "%s/vout.%d", cm_dir(), getpid());
+	unlink(opath);
+	/* The backing file never changed. */
+	ASSERT_EQ(2 * PG, pread(self->file, got, 2 * PG, 0));
+	EXPECT_TRUE(cm_is_pat(got, 0, 2 * PG, 0));
+}
+
+/* A write past the page limits: ENOSPC after what fit, nothing lost. */
+TEST_F(v, page_limit)
+{
+	static uint8_t buf[SIZE];
+	long old = cm_param_get("max_session_pages");
+	struct cowmap_status st;
+	ssize_t n;
+
+	if (geteuid())
+		SKIP(return, "needs root for the module parameter");
+	ASSERT_LT(0, old);
+	/* Two pages per written page: three pages fit. */
+	ASSERT_EQ(0, cm_param_set("max_session_pages", 6));
+	memset(buf, 'L', sizeof(buf));
+	n = pwrite(self->view, buf, SIZE, 0);
+	EXPECT_EQ(3 * PG, n);
+	n = pwrite(self->view, buf, PG, 3 * PG);
+	EXPECT_EQ(-1, n);
+	EXPECT_EQ(ENOSPC, errno);
+	ASSERT_EQ(0, cm_param_set("max_session_pages", old));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_LE(1, st.limit_hits);
+	EXPECT_EQ(3, st.private_pages);
+	EXPECT_EQ(1, cm_commit(self->fd, 0));
+}
+
+TEST_HARNESS_MAIN
