@@ -66,6 +66,7 @@ static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		loff_t size = cowmap_size(s);
 		size_t off = offset_in_page(pos), n, copied;
 		struct page *page;
+		void *kaddr;
 
 		if (pos >= size)
 			break;
@@ -80,7 +81,14 @@ static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 				err = PTR_ERR(page);
 			break;
 		}
-		copied = copy_page_to_iter(page, off, n, to);
+		/*
+		 * A copy, also into a pipe: 6.1's copy_page_to_iter() would put
+		 * a reference to the page itself in the pipe, a snapshot that
+		 * is not one, and splice refuses pages not in a page cache.
+		 */
+		kaddr = kmap_local_page(page);
+		copied = copy_to_iter(kaddr + off, n, to);
+		kunmap_local(kaddr);
 		put_page(page);
 		pos += copied;
 		done += copied;

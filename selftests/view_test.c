@@ -273,6 +273,7 @@ TEST_F(v, read_only_view)
 
 TEST_F(v, bad_input)
 {
+	struct cowmap_api api = { .api = COWMAP_API };
 	struct cowmap_view vw = { 0 };
 	uint8_t buf[PG];
 	void *bad;
@@ -297,15 +298,11 @@ TEST_F(v, bad_input)
 	close(fd);
 	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_VIEW, (void *)8));
 	EXPECT_EQ(EFAULT, errno);
-	{
-		void *ro = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS,
-				-1, 0);
-
-		ASSERT_NE(MAP_FAILED, ro);
-		EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_VIEW, ro));
-		EXPECT_EQ(EFAULT, errno);
-		munmap(ro, PG);
-	}
+	bad = mmap(NULL, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, bad);
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_VIEW, bad));
+	EXPECT_EQ(EFAULT, errno);
+	munmap(bad, PG);
 	fl = dup(0);
 	EXPECT_EQ(fd, fl);
 	close(fl);
@@ -317,15 +314,11 @@ TEST_F(v, bad_input)
 	EXPECT_EQ(EINVAL, errno);
 	close(fd);
 	/* Listed by the handshake. */
-	{
-		struct cowmap_api a = { .api = COWMAP_API };
-
-		fd = cm_open();
-		ASSERT_LE(0, fd);
-		ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_API, &a));
-		EXPECT_TRUE(a.ioctls & COWMAP_IOCTL_BIT(COWMAP_IOC_VIEW));
-		close(fd);
-	}
+	fd = cm_open();
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_API, &api));
+	EXPECT_TRUE(api.ioctls & COWMAP_IOCTL_BIT(COWMAP_IOC_VIEW));
+	close(fd);
 
 	/* O_DIRECT is refused. */
 	fl = fcntl(self->view, F_GETFL);
@@ -642,7 +635,11 @@ TEST_F(v, page_limit)
 	ASSERT_EQ(0, cm_status(self->fd, &st));
 	EXPECT_LE(1, st.limit_hits);
 	EXPECT_EQ(3, st.private_pages);
-	EXPECT_EQ(1, cm_commit(self->fd, 0));
+	ASSERT_EQ(4 * PG, pread(self->view, buf, 4 * PG, 0));
+	for (size_t i = 0; i < 3 * PG; i++)
+		ASSERT_EQ('L', buf[i]);
+	EXPECT_TRUE(cm_is_pat(buf + 3 * PG, 3 * PG, PG, 0));
+	EXPECT_LE(1, cm_commit(self->fd, 0));
 }
 
 TEST_HARNESS_MAIN
