@@ -352,7 +352,7 @@ struct cowmap_merge {
  * mapping does: read(2), pread(2), readv(2), splice(2), sendfile(2) and
  * copy_file_range(2) from it read the session's bytes (its own pages where
  * it wrote, the backing file's live bytes elsewhere); write(2), pwrite(2),
- * writev(2) (also with O_APPEND, set with fcntl(2)) copy into the session's
+ * writev(2) copy into the session's
  * private pages exactly like stores through a mapping, and a commit
  * journals them the same way; mmap(2) MAP_SHARED maps the same pages as a
  * mapping of the session fd; fsync(2) and fdatasync(2) are a durable
@@ -366,8 +366,9 @@ struct cowmap_merge {
  * fd, view or mapping goes. The backing file is never written.
  *
  * A view never changes the session's size: a write past the end fails with
- * EFBIG after writing what fits, ftruncate(2) to another size and
- * fallocate(2) past the end fail with EOPNOTSUPP.
+ * EFBIG after writing what fits (an O_APPEND write, at the end, always
+ * does), ftruncate(2) to another size and fallocate(2) past the end fail
+ * with EOPNOTSUPP.
  *
  * Errors: EINVAL (flags, @fd or @reserved not zero; an unattached session),
  * EBADF (COWMAP_VIEW_RDWR on a session fd not opened for writing), EMFILE,

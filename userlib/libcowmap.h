@@ -134,6 +134,24 @@ int cowmap_map(int fd, size_t len, off_t offset, int prot, void **addr);
 int cowmap_unmap(void *addr, size_t len);
 
 /**
+ * cowmap_view() - a regular-file fd on the session
+ * @fd: an attached or adopted session fd
+ * @flags: COWMAP_VIEW_RDWR for a read-write view (the session fd must be
+ *	open for writing), 0 for a read-only one; COWMAP_VIEW_CLOEXEC
+ *
+ * The new fd reads and writes the session with read(2), write(2), lseek(2),
+ * fsync(2) (a durable commit), mmap(2), sendfile(2), ... as a regular file
+ * (see COWMAP_IOC_VIEW in <linux/cowmap.h> and cowmap(4)). Writes go to the
+ * session's pages, never to the file, and are journalled by the next
+ * commit. The session lives on while the view is open.
+ *
+ * Return: the new fd, or a negative errno: -EINVAL (unknown flags, not
+ * attached), -EBADF (a read-write view of a read-only session fd), -EMFILE,
+ * -ENOTTY (a module without views).
+ */
+int cowmap_view(int fd, unsigned int flags);
+
+/**
  * cowmap_commit() - turn the session's writes into journal records
  * @fd: an attached session fd
  * @durable: non-zero to fsync the journal file (COWMAP_COMMIT_DURABLE)

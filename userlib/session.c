@@ -127,6 +127,14 @@ API int cowmap_commit(int fd, int durable, struct cowmap_commit *out)
 	return c.records > INT32_MAX ? INT32_MAX : (int)c.records;
 }
 
+API int cowmap_view(int fd, unsigned int flags)
+{
+	struct cowmap_view v = { .flags = flags };
+	int ret = xioctl(fd, COWMAP_IOC_VIEW, &v);
+
+	return ret ? ret : v.fd;
+}
+
 API int cowmap_status(int fd, struct cowmap_status *st)
 {
 	memset(st, 0, sizeof(*st));
