@@ -9,6 +9,7 @@
  * the session fd) and bad input.
  */
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <sys/sendfile.h>
 #include <sys/uio.h>
 
@@ -640,6 +641,168 @@ TEST_F(v, page_limit)
 		ASSERT_EQ('L', buf[i]);
 	EXPECT_TRUE(cm_is_pat(buf + 3 * PG, 3 * PG, PG, 0));
 	EXPECT_LE(1, cm_commit(self->fd, 0));
+}
+
+/*
+ * Concurrently: a thread writing through the view, one storing through a
+ * mapping of the session fd, one committing, one reading the view; each
+ * writer owns half of the file and keeps its own model. Merged at the end,
+ * the file equals the models.
+ */
+struct conc {
+	int view;
+	uint8_t *map;
+	uint8_t *model;		/* SIZE bytes, each writer updates its half */
+	volatile int stop;
+	int fd;
+	int errors;
+};
+
+static void *conc_view_writer(void *arg)
+{
+	struct conc *c = arg;
+	unsigned int seed = 1;
+	uint8_t buf[PG];
+
+	for (int i = 0; i < 3000; i++) {
+		off_t off = rand_r(&seed) % (SIZE / 2);
+		size_t len = 1 + rand_r(&seed) % PG;
+
+		if (off + len > SIZE / 2)
+			len = SIZE / 2 - off;
+		memset(buf, rand_r(&seed), len);
+		if (pwrite(c->view, buf, len, off) != (ssize_t)len)
+			c->errors++;
+		memcpy(c->model + off, buf, len);
+	}
+	return NULL;
+}
+
+static void *conc_map_writer(void *arg)
+{
+	struct conc *c = arg;
+	unsigned int seed = 2;
+
+	for (int i = 0; i < 3000; i++) {
+		off_t off = SIZE / 2 + rand_r(&seed) % (SIZE / 2);
+		size_t len = 1 + rand_r(&seed) % PG;
+		int v = rand_r(&seed);
+
+		if (off + len > SIZE)
+			len = SIZE - off;
+		memset(c->map + off, v, len);
+		memset(c->model + off, v, len);
+	}
+	return NULL;
+}
+
+static void *conc_committer(void *arg)
+{
+	struct conc *c = arg;
+
+	while (!c->stop)
+		if (cm_commit(c->fd, 0) < 0)
+			c->errors++;
+	return NULL;
+}
+
+static void *conc_reader(void *arg)
+{
+	struct conc *c = arg;
+	static uint8_t buf[SIZE];
+
+	/* The view reads what the mapping shows, as of some moment. */
+	while (!c->stop)
+		if (pread(c->view, buf, SIZE, 0) != SIZE)
+			c->errors++;
+	return NULL;
+}
+
+TEST_F(v, concurrent_view_map_commit)
+{
+	static uint8_t model[SIZE];
+	struct cowmap_merge m;
+	pthread_t t[4];
+	struct conc c = { .view = self->view, .fd = self->fd, .model = model };
+
+	c.map = cm_map(self->fd, SIZE, 0);
+	ASSERT_NE(MAP_FAILED, c.map);
+	cm_fill(model, 0, SIZE, 0);
+	ASSERT_EQ(0, pthread_create(&t[2], NULL, conc_committer, &c));
+	ASSERT_EQ(0, pthread_create(&t[3], NULL, conc_reader, &c));
+	ASSERT_EQ(0, pthread_create(&t[0], NULL, conc_view_writer, &c));
+	ASSERT_EQ(0, pthread_create(&t[1], NULL, conc_map_writer, &c));
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	c.stop = 1;
+	pthread_join(t[2], NULL);
+	pthread_join(t[3], NULL);
+	EXPECT_EQ(0, c.errors);
+	munmap(c.map, SIZE);
+	ASSERT_EQ(SIZE, pwrite(self->model, model, SIZE, 0));
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE));
+}
+
+/*
+ * A view read while the file is truncated and rewritten: every byte read
+ * is one the file held (this generation or the last), never a page of
+ * zeros the file never had; past the end, a short read.
+ */
+TEST(read_during_truncate)
+{
+	char path[256];
+	static uint8_t buf[SIZE];
+	int file, fd, vw, bad = 0;
+	pid_t pid;
+
+	file = cm_mkfile(path, sizeof(path), "vtrunc", SIZE, O_RDONLY);
+	ASSERT_LE(0, file);
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	vw = view(fd, 0);
+	ASSERT_LE(0, vw);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int w = open(path, O_RDWR | O_CLOEXEC);
+
+		for (unsigned int gen = 1; gen <= 200; gen++) {
+			if (ftruncate(w, gen % 2 ? 0 : SIZE / 2))
+				_exit(1);
+			cm_fill(buf, 0, SIZE, gen % 2);
+			if (pwrite(w, buf, SIZE, 0) != SIZE)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	for (int i = 0; i < 2000; i++) {
+		ssize_t n = pread(vw, buf, SIZE, 0);
+
+		if (n < 0) {
+			bad++;
+			continue;
+		}
+		/* Page by page: a whole page of one generation or the other. */
+		for (ssize_t off = 0; off + (ssize_t)PG <= n; off += PG) {
+			if (!cm_is_pat(buf + off, off, PG, 0) &&
+			    !cm_is_pat(buf + off, off, PG, 1)) {
+				int zeros = 1;
+
+				for (size_t k = 0; k < PG; k++)
+					zeros &= !buf[off + k];
+				bad += zeros;
+			}
+		}
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	EXPECT_EQ(0, bad);
+	close(vw);
+	cm_end(fd);
+	close(file);
+	unlink(path);
 }
 
 TEST_HARNESS_MAIN
