@@ -382,6 +382,35 @@ TEST_F(v, append)
 	EXPECT_EQ(0, memcmp(buf, "ab", 2));
 }
 
+/* fcntl locks are on the view's inode: one per session, across views. */
+TEST_F(v, locks_and_private_maps)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 10 };
+	int other;
+	pid_t pid;
+
+	ASSERT_EQ(0, fcntl(self->view, F_SETLK, &fl));
+	other = view(self->fd, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, other);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct flock f2 = fl;
+
+		/* Held by the parent: refused through another view too. */
+		if (fcntl(other, F_SETLK, &f2) != -1 || errno != EAGAIN)
+			_exit(1);
+		f2.l_start = 10;
+		_exit(fcntl(other, F_SETLK, &f2) != 0);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	close(other);
+	/* Private mappings are refused, as on the session fd. */
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, PG, PROT_READ, MAP_PRIVATE, self->view, 0));
+	EXPECT_EQ(EINVAL, errno);
+}
+
 /* The base's data and holes, and the session's written pages as data. */
 TEST(seek_data_hole)
 {
