@@ -53,6 +53,12 @@ static inline struct nlattr **cowmap_dump_attrs(struct netlink_callback *cb)
 #define cowmap_idmap mnt_idmap
 #endif
 
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+#define cowmap_file_idmap file_mnt_user_ns
+#else
+#define cowmap_file_idmap file_mnt_idmap
+#endif
+
 /* 6.5: generic_file_splice_read() went; copy_splice_read() reads by read_iter. */
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
 #define cowmap_splice_read generic_file_splice_read

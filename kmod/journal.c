@@ -42,11 +42,31 @@ static u32 cowmap_crc(const void *p, size_t len)
 	return crc32_le(~0U, p, len) ^ ~0U;
 }
 
-void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h)
+/* zlib's crc32(@crc, @p, @len): a CRC-32 continued over more bytes. */
+u32 cowmap_log_crc(u32 crc, const void *p, size_t len)
+{
+	return crc32_le(crc ^ ~0U, p, len) ^ ~0U;
+}
+
+/* cowmap_log_crc() over @n zero bytes, without reading them. */
+u32 cowmap_log_crc_zeros(u32 crc, u64 n)
+{
+	while (n) {
+		size_t k = min_t(u64, n, SIZE_MAX);
+
+		crc = ~crc32_le_shift(~crc, k);
+		n -= k;
+	}
+	return crc;
+}
+
+/* Version 1 until the journal holds a size record. */
+static void cowmap_log_header_v(struct cowmap_session *s,
+				struct cowmap_log_header *h, bool v2)
 {
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic));
-	h->version = cpu_to_le32(COWMAP_LOG_VERSION);
+	h->version = cpu_to_le32(v2 ? COWMAP_LOG_VERSION : COWMAP_LOG_VERSION_1);
 	h->header_size = cpu_to_le32(sizeof(*h));
 	h->session_id = cpu_to_le64(s->id);
 	h->dev_major = cpu_to_le32(MAJOR(s->dev));
@@ -57,16 +77,22 @@ void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h)
 	h->crc = cpu_to_le32(cowmap_crc(h, sizeof(*h)));
 }
 
+void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h)
+{
+	cowmap_log_header_v(s, h, READ_ONCE(s->log_v2));
+}
+
 /* Is @h a valid header of a log of @s's backing file? */
 static bool cowmap_header_matches(struct cowmap_session *s,
 				  struct cowmap_log_header *h)
 {
 	u32 crc = le32_to_cpu(h->crc);
+	u32 v = le32_to_cpu(h->version);
 
 	h->crc = 0;
 	return crc == cowmap_crc(h, sizeof(*h)) &&
 	       !memcmp(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic)) &&
-	       le32_to_cpu(h->version) == COWMAP_LOG_VERSION &&
+	       (v == COWMAP_LOG_VERSION_1 || v == COWMAP_LOG_VERSION) &&
 	       le32_to_cpu(h->header_size) == sizeof(*h) &&
 	       le32_to_cpu(h->dev_major) == MAJOR(s->dev) &&
 	       le32_to_cpu(h->dev_minor) == MINOR(s->dev) &&
@@ -95,6 +121,9 @@ int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 		if (n != sizeof(h) || !cowmap_header_matches(s, &h))
 			return -EINVAL;
 		s->jfile_len = size;
+		/* Its records continue there: a version 2 log stays one. */
+		s->jfile_v2 = le32_to_cpu(h.version) == COWMAP_LOG_VERSION;
+		s->log_v2 = s->jfile_v2;
 	}
 	s->jfile = jfile;
 	return 0;
@@ -113,6 +142,18 @@ static int cowmap_jfile_write(struct cowmap_session *s, bool durable)
 	lockdep_assert_held_write(&s->jlock);
 	if (!s->jfile)
 		return 0;
+	if (s->log_v2 && !s->jfile_v2) {
+		struct cowmap_log_header hd;
+		loff_t pos = 0;
+		ssize_t n;
+
+		/* The first size record: the file's header says version 2. */
+		cowmap_log_header_v(s, &hd, true);
+		n = kernel_write(s->jfile, &hd, sizeof(hd), &pos);
+		if (n != sizeof(hd))
+			return n < 0 ? n : -EIO;
+		s->jfile_v2 = true;
+	}
 
 	/*
 	 * Records after jfile_seq are never dropped (a trim keeps what the
@@ -483,14 +524,71 @@ static void cowmap_clean_written(struct cowmap_session *s, loff_t eof)
 	}
 }
 
+int cowmap_jfile_sync(struct cowmap_session *s, bool durable)
+{
+	return cowmap_jfile_write(s, durable);
+}
+
+#define COWMAP_SIZE_REC	ALIGN(COWMAP_REC_HDR + sizeof(struct cowmap_log_size), 8)
+
+/*
+ * Append a size record, numbered @s->next_seq: into the last chunk if it
+ * has room, else into a new one. Nothing changes on failure. Under @jlock
+ * (write) and @lock.
+ */
+int cowmap_journal_add_size(struct cowmap_session *s, loff_t old, loff_t new,
+			    u32 cut_crc)
+{
+	struct cowmap_chunk *c = s->nr_chunks ? s->chunks[s->nr_chunks - 1] : NULL;
+	struct cowmap_log_record *h;
+	struct cowmap_log_size *z;
+	struct mem_cgroup *memcg;
+	int ret;
+
+	lockdep_assert_held_write(&s->jlock);
+	lockdep_assert_held(&s->lock);
+	if (s->journal_bytes + COWMAP_SIZE_REC > READ_ONCE(cowmap_max_journal_bytes))
+		return -ENOSPC;
+	if (!c || c->first_seq + c->nr != s->next_seq ||
+	    c->used + COWMAP_SIZE_REC > c->cap) {
+		memcg = set_active_memcg(s->memcg);
+		ret = cowmap_chunks_reserve(s, 1);
+		c = ret ? NULL : cowmap_chunk_alloc(s->next_seq, COWMAP_CHUNK_MIN);
+		set_active_memcg(memcg);
+		if (!c)
+			return -ENOMEM;
+		s->chunks[s->nr_chunks++] = c;
+	}
+	h = (void *)(c->data + c->used);
+	z = (void *)(h + 1);
+	memset(h, 0, COWMAP_SIZE_REC);
+	h->magic = cpu_to_le32(COWMAP_REC_MAGIC);
+	h->size = cpu_to_le32(COWMAP_SIZE_REC);
+	h->seq = cpu_to_le64(s->next_seq);
+	h->session_id = cpu_to_le64(s->id);
+	h->offset = cpu_to_le64(new);
+	h->flags = cpu_to_le32(COWMAP_REC_SIZE);
+	h->time_ns = cpu_to_le64(ktime_get_real_ns());
+	h->pid = cpu_to_le32(task_tgid_nr(current));
+	h->uid = cpu_to_le32(from_kuid_munged(&init_user_ns, current_uid()));
+	z->old_size = cpu_to_le64(old);
+	z->new_size = cpu_to_le64(new);
+	z->cut_crc = cpu_to_le32(new < old ? cut_crc : 0);
+	h->crc = cpu_to_le32(cowmap_crc(h, COWMAP_SIZE_REC));
+	c->used += COWMAP_SIZE_REC;
+	c->nr++;
+	c->live++;
+	s->next_seq++;
+	s->nr_records++;
+	s->journal_bytes += COWMAP_SIZE_REC;
+	WRITE_ONCE(s->log_v2, true);
+	return 0;
+}
+
 int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 {
 	bool durable = c->flags & COWMAP_COMMIT_DURABLE;
-	struct cowmap_runs r = { };
-	struct cowmap_page *cp;
-	unsigned long idx;
-	int ret = 0, fret;
-	loff_t eof;
+	int ret, fret;
 
 	if (c->flags & ~COWMAP_COMMIT_DURABLE || c->records || c->bytes ||
 	    c->first_seq || c->pages ||
@@ -498,9 +596,43 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 		return -EINVAL;
 
 	down_write(&s->jlock);
+	ret = cowmap_commit_locked(s, c);
+	/* Also after a failure: earlier records may still be unwritten. */
+	fret = cowmap_jfile_write(s, durable && !ret);
+	up_write(&s->jlock);
+	if (!ret && c->records)
+		cowmap_nl_event(s, COWMAP_EV_COMMIT, c->records, c->bytes, 0);
+	return ret ?: fret;
+}
+
+/*
+ * The commit itself, with @jlock held for writing; the journal file is the
+ * caller's to write. A size the session grew to is recorded first.
+ */
+int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c)
+{
+	struct cowmap_runs r = { };
+	struct cowmap_page *cp;
+	unsigned long idx;
+	u64 seq0;
+	int ret = 0;
+	loff_t eof;
+
+	lockdep_assert_held_write(&s->jlock);
 	mutex_lock(&s->lock);
+	seq0 = s->next_seq;
 	c->pages = cowmap_zap_written(s);
-	eof = i_size_read(file_inode(s->backing));
+	eof = cowmap_size(s);
+	if (s->own_size && s->csize != eof) {
+		/* Only growths wait for a commit: a shrink records at once. */
+		ret = cowmap_journal_add_size(s, s->csize, eof, 0);
+		if (ret)
+			goto unlock;
+		s->csize = eof;
+		c->first_seq = seq0;
+		c->records = 1;
+		c->bytes = COWMAP_SIZE_REC;
+	}
 
 	xa_for_each(&s->pages, idx, cp) {
 		loff_t base = (loff_t)idx << PAGE_SHIFT;
@@ -522,9 +654,9 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 		ret = cowmap_journal_add(s, &r);
 		if (ret)
 			goto unlock;
-		c->first_seq = s->next_seq;
-		c->records = r.n;
-		c->bytes = r.bytes;
+		c->first_seq = c->first_seq ?: s->next_seq;
+		c->records += r.n;
+		c->bytes += r.bytes;
 		s->next_seq += r.n;
 		s->nr_records += r.n;
 		s->journal_bytes += r.bytes;
@@ -534,13 +666,7 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 unlock:
 	mutex_unlock(&s->lock);
 	kvfree(r.v);
-
-	/* Also after a failure: earlier records may still be unwritten. */
-	fret = cowmap_jfile_write(s, durable && !ret);
-	up_write(&s->jlock);
-	if (!ret && c->records)
-		cowmap_nl_event(s, COWMAP_EV_COMMIT, c->records, c->bytes, 0);
-	return ret ?: fret;
+	return ret;
 }
 
 int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d)

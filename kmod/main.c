@@ -83,6 +83,7 @@ union cowmap_ioc_arg {
 	struct cowmap_adopt adopt;
 	struct cowmap_merge merge;
 	struct cowmap_view view;
+	struct cowmap_size size;
 };
 
 static int cowmap_ioc_api(struct file *file, union cowmap_ioc_arg *a)
@@ -114,7 +115,8 @@ static int cowmap_ioc_api(struct file *file, union cowmap_ioc_arg *a)
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_DISCARD) |
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_MERGE) |
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_TRIM) |
-		      COWMAP_IOCTL_BIT(COWMAP_IOC_VIEW);
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_VIEW) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_SET_SIZE);
 	return 0;
 }
 
@@ -211,6 +213,29 @@ static int cowmap_ioc_view(struct file *file, union cowmap_ioc_arg *a,
 	return cowmap_view_open(s, &a->view, install);
 }
 
+static int cowmap_ioc_set_size(struct file *file, union cowmap_ioc_arg *a)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_size *z = &a->size;
+	loff_t old;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	if (z->flags || z->reserved0 || z->old_size ||
+	    memchr_inv(z->reserved, 0, sizeof(z->reserved)))
+		return -EINVAL;
+	if (!(file->f_mode & FMODE_WRITE))
+		return -EBADF;
+	/* As ftruncate(2) of a view: serialised with the views' writes. */
+	inode_lock(s->inode);
+	ret = cowmap_set_size(s, z->size, &old);
+	inode_unlock(s->inode);
+	if (!ret)
+		z->old_size = old;
+	return ret;
+}
+
 struct cowmap_ioc {
 	unsigned int cmd;
 	int (*fn)(struct file *file, union cowmap_ioc_arg *a);
@@ -229,6 +254,7 @@ static const struct cowmap_ioc cowmap_iocs[] = {
 	[_IOC_NR(COWMAP_IOC_TRIM)] = { COWMAP_IOC_TRIM, cowmap_ioc_trim },
 	/* Called with a third argument, below. */
 	[_IOC_NR(COWMAP_IOC_VIEW)] = { COWMAP_IOC_VIEW, NULL },
+	[_IOC_NR(COWMAP_IOC_SET_SIZE)] = { COWMAP_IOC_SET_SIZE, cowmap_ioc_set_size },
 };
 
 static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)

@@ -50,11 +50,6 @@ static struct cowmap_session *cowmap_vfile_session(struct file *file)
 	return ((struct cowmap_vfile *)file->private_data)->s;
 }
 
-static loff_t cowmap_size(struct cowmap_session *s)
-{
-	return i_size_read(file_inode(s->backing));
-}
-
 static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct cowmap_session *s = cowmap_vfile_session(iocb->ki_filp);
@@ -64,20 +59,28 @@ static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 
 	while (iov_iter_count(to)) {
 		loff_t size = cowmap_size(s);
-		size_t off = offset_in_page(pos), n, copied;
+		size_t off = offset_in_page(pos), n, copied, k;
 		struct page *page;
 		void *kaddr;
+		bool priv;
 
 		if (pos >= size)
 			break;
 		n = min3((loff_t)(PAGE_SIZE - off), size - pos,
 			 (loff_t)iov_iter_count(to));
 		mutex_lock(&s->lock);
-		page = cowmap_read_page(s, pos >> PAGE_SHIFT);
+		page = cowmap_read_page(s, pos >> PAGE_SHIFT, &priv);
+		/* A base page shows the base up to its end, zeros after. */
+		k = n;
+		if (page && !IS_ERR(page) && !priv)
+			k = clamp_t(loff_t, cowmap_base_end(s) - pos, 0, n);
 		mutex_unlock(&s->lock);
 		if (IS_ERR(page)) {
-			/* -ENXIO: the file shrank meanwhile, an end of file. */
-			if (PTR_ERR(page) != -ENXIO)
+			/*
+			 * The file shrank meanwhile (-ENXIO; tmpfs says -EINVAL
+			 * past its end): an end of file, not an error.
+			 */
+			if (PTR_ERR(page) != -ENXIO && pos < cowmap_size(s))
 				err = PTR_ERR(page);
 			break;
 		}
@@ -86,10 +89,15 @@ static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		 * a reference to the page itself in the pipe, a snapshot that
 		 * is not one, and splice refuses pages not in a page cache.
 		 */
-		kaddr = kmap_local_page(page);
-		copied = copy_to_iter(kaddr + off, n, to);
-		kunmap_local(kaddr);
-		put_page(page);
+		copied = 0;
+		if (page) {
+			kaddr = kmap_local_page(page);
+			copied = copy_to_iter(kaddr + off, k, to);
+			kunmap_local(kaddr);
+			put_page(page);
+		}
+		if (copied == (page ? k : 0))
+			copied += iov_iter_zero(n - copied, to);
 		pos += copied;
 		done += copied;
 		if (copied < n) {
@@ -195,13 +203,14 @@ static ssize_t cowmap_view_write_iter(struct kiocb *iocb,
 	ret = generic_write_checks(iocb, from);
 	if (ret <= 0)
 		goto out;
-	/* A view does not change the session's size (yet): up to the end. */
+	/* A write past the end grows the session first. */
 	size = cowmap_size(s);
-	if (iocb->ki_pos >= size) {
-		ret = -EFBIG;
-		goto out;
+	if (iocb->ki_pos + iov_iter_count(from) > size) {
+		ret = cowmap_set_size(s, iocb->ki_pos + iov_iter_count(from),
+				      NULL);
+		if (ret)
+			goto out;
 	}
-	iov_iter_truncate(from, size - iocb->ki_pos);
 	ret = file_modified(file);
 	if (ret)
 		goto out;
@@ -221,8 +230,11 @@ static loff_t cowmap_base_seek(struct cowmap_vfile *vf, loff_t pos, int whence,
 			       loff_t size)
 {
 	struct file *backing = vf->s->backing;
-	loff_t ret;
+	loff_t ret, bend = cowmap_base_end(vf->s);
 
+	/* Past the base's end, the session shows zeros: a hole. */
+	if (pos >= bend)
+		return whence == SEEK_DATA ? size : pos;
 	mutex_lock(&vf->seek_lock);
 	if (!vf->seek && !vf->seek_failed) {
 		struct file *f = dentry_open(&backing->f_path,
@@ -242,6 +254,8 @@ static loff_t cowmap_base_seek(struct cowmap_vfile *vf, loff_t pos, int whence,
 	mutex_unlock(&vf->seek_lock);
 	if (ret == -ENXIO)
 		ret = size;	/* no data from @pos on, or a hole at the end */
+	if (ret >= bend)
+		ret = whence == SEEK_DATA ? size : bend;
 	return ret < 0 ? ret : min(ret, size);
 }
 
@@ -355,9 +369,11 @@ static long cowmap_view_fallocate(struct file *file, int mode, loff_t off,
 	inode_lock(inode);
 	size = cowmap_size(s);
 	if (end > size && !(mode & FALLOC_FL_KEEP_SIZE)) {
-		/* Growing the session: not through a view (yet). */
-		ret = -EOPNOTSUPP;
-		goto out;
+		ret = inode_newsize_ok(inode, end);
+		if (!ret)
+			ret = cowmap_set_size(s, end, NULL);
+		if (ret)
+			goto out;
 	}
 	/* The bytes are there already; pages are made when written. */
 	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) ||
@@ -408,10 +424,7 @@ static const struct file_operations cowmap_view_fops = {
 	.release = cowmap_view_release,
 };
 
-/*
- * ftruncate(2), fchmod(2), futimens(2), ... on a view. The size is the
- * backing file's: truncating to another size is refused.
- */
+/* ftruncate(2), fchmod(2), futimens(2), ... on a view. */
 static int cowmap_view_setattr(struct cowmap_idmap *idmap,
 			       struct dentry *dentry, struct iattr *attr)
 {
@@ -426,8 +439,9 @@ static int cowmap_view_setattr(struct cowmap_idmap *idmap,
 		if (!(attr->ia_valid & ATTR_FILE))
 			return -EOPNOTSUPP;
 		vf = attr->ia_file->private_data;
-		if (attr->ia_size != cowmap_size(vf->s))
-			return -EOPNOTSUPP;
+		ret = cowmap_set_size(vf->s, attr->ia_size, NULL);
+		if (ret)
+			return ret;
 	}
 	setattr_copy(idmap, inode, attr);
 	return 0;

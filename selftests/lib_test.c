@@ -118,6 +118,7 @@ TEST_F(lib, view)
 	struct cowmap_status st;
 	struct stat sb;
 	char buf[64] = { 0 };
+	int64_t old = 0;
 	int fd, vw, file;
 
 	NEED_MODULE();
@@ -142,6 +143,12 @@ TEST_F(lib, view)
 	ASSERT_TRUE(file_is(self->path, SEEDX));
 	close(file);
 	ASSERT_EQ(-EINVAL, cowmap_view(fd, 1U << 7));
+	/* A size of its own: one byte more. */
+	ASSERT_EQ(0, cowmap_set_size(fd, strlen(SEED) + 1, &old));
+	ASSERT_EQ((int64_t)strlen(SEED), old);
+	ASSERT_EQ(-EINVAL, cowmap_set_size(fd, -1, NULL));
+	ASSERT_EQ(0, fstat(vw, &sb));
+	ASSERT_EQ((off_t)strlen(SEED) + 1, sb.st_size);
 	close(vw);
 	drop(fd);
 }

@@ -13,7 +13,9 @@
 #include <sys/sendfile.h>
 #include <sys/uio.h>
 
-#include "cowmap_test.h"
+#include <sys/resource.h>
+
+#include "cowmap_log.h"
 #include "cowmap_harness.h"
 
 #define NPAGES 16
@@ -38,7 +40,7 @@ static int merge(int fd, int target, unsigned int flags,
 /* Are the first @len bytes of @a and @b equal? Reports the first difference. */
 static int same_files(int a, int b, size_t len)
 {
-	static uint8_t x[SIZE * 2], y[SIZE * 2];
+	static uint8_t x[SIZE * 80], y[SIZE * 80];
 	struct stat sa, sb;
 
 	if (fstat(a, &sa) || fstat(b, &sb) || sa.st_size != sb.st_size ||
@@ -325,25 +327,16 @@ TEST_F(v, bad_input)
 	fl = fcntl(self->view, F_GETFL);
 	EXPECT_EQ(-1, fcntl(self->view, F_SETFL, fl | O_DIRECT));
 	EXPECT_EQ(EINVAL, errno);
-	/* The size is the file's: no truncate, no write past the end. */
-	EXPECT_EQ(-1, ftruncate(self->view, SIZE / 2));
-	EXPECT_EQ(EOPNOTSUPP, errno);
-	EXPECT_EQ(-1, ftruncate(self->view, SIZE + 1));
-	EXPECT_EQ(EOPNOTSUPP, errno);
+	/* Sizes: negative, past the largest file: nothing changes. */
 	EXPECT_EQ(-1, ftruncate(self->view, -1));
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(0, ftruncate(self->view, SIZE));
-	EXPECT_EQ(-1, pwrite(self->view, "x", 1, SIZE));
-	EXPECT_EQ(EFBIG, errno);
-	EXPECT_EQ(-1, pwrite(self->view, "x", 1, 1LL << 62));
-	EXPECT_EQ(EFBIG, errno);
 	EXPECT_EQ(-1, pwrite(self->view, "x", 1, -1));
 	EXPECT_EQ(EINVAL, errno);
-	/* What fits is written. */
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(SIZE, st.session_size);
+	EXPECT_EQ(0, st.journal_records);
 	memset(buf, 'z', sizeof(buf));
-	EXPECT_EQ(4, pwrite(self->view, buf, 20, SIZE - 4));
-	EXPECT_EQ(-1, fallocate(self->view, 0, SIZE - 1, 2));
-	EXPECT_EQ(EOPNOTSUPP, errno);
 	EXPECT_EQ(0, fallocate(self->view, FALLOC_FL_KEEP_SIZE, SIZE - 1, 2));
 	EXPECT_EQ(0, fallocate(self->view, 0, 0, SIZE));
 	EXPECT_EQ(-1, fallocate(self->view, FALLOC_FL_COLLAPSE_RANGE, 0, PG));
@@ -361,25 +354,41 @@ TEST_F(v, bad_input)
 
 	ASSERT_EQ(0, cm_status(self->fd, &st));
 	EXPECT_EQ(SIZE, st.size);
-	/* One page written (the last 4 bytes). */
-	EXPECT_EQ(1, cm_commit(self->fd, 0));
+	EXPECT_EQ(SIZE, st.session_size);
+	EXPECT_EQ(0, st.private_pages);
+	EXPECT_EQ(0, cm_commit(self->fd, 0));
 	ASSERT_EQ(PG, pread(self->file, buf, PG, SIZE - PG));
 	EXPECT_TRUE(cm_is_pat(buf, SIZE - PG, PG, 0));
 }
 
-/* O_APPEND writes at the end: which, until views grow files, is EFBIG. */
+/* O_APPEND writes at the session's end and grow it. */
 TEST_F(v, append)
 {
 	int fl = fcntl(self->view, F_GETFL);
-	uint8_t buf[4];
+	struct cowmap_merge m;
+	struct stat st;
+	uint8_t buf[8];
 
 	ASSERT_EQ(0, fcntl(self->view, F_SETFL, fl | O_APPEND));
-	EXPECT_EQ(-1, pwrite(self->view, "ab", 2, 0));
-	EXPECT_EQ(EFBIG, errno);
-	ASSERT_EQ(0, fcntl(self->view, F_SETFL, fl));
-	ASSERT_EQ(2, pwrite(self->view, "ab", 2, 0));
-	ASSERT_EQ(2, pread(self->view, buf, 2, 0));
-	EXPECT_EQ(0, memcmp(buf, "ab", 2));
+	EXPECT_EQ(2, pwrite(self->view, "ab", 2, 0));
+	EXPECT_EQ(3, write(self->view, "cde", 3));
+	ASSERT_EQ(0, fstat(self->view, &st));
+	EXPECT_EQ(SIZE + 5, st.st_size);
+	ASSERT_EQ(5, pread(self->view, buf, 5, SIZE));
+	EXPECT_EQ(0, memcmp(buf, "abcde", 5));
+	ASSERT_EQ(5, pwrite(self->model, "abcde", 5, SIZE));
+	/* The file did not grow; the merge grows it. */
+	ASSERT_EQ(0, fstat(self->file, &st));
+	EXPECT_EQ(SIZE, st.st_size);
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(2, m.applied);	/* the size, then the bytes */
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE + 5));
+	/* Run again: already applied. */
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(2, m.already);
+	EXPECT_EQ(0, m.conflicts);
 }
 
 /* fcntl locks are on the view's inode: one per session, across views. */
@@ -831,6 +840,345 @@ TEST(read_during_truncate)
 	close(vw);
 	cm_end(fd);
 	close(file);
+	unlink(path);
+}
+
+static int set_size(int fd, long long size, long long *old)
+{
+	struct cowmap_size z = { .size = size };
+
+	if (ioctl(fd, COWMAP_IOC_SET_SIZE, &z))
+		return -1;
+	if (old)
+		*old = z.old_size;
+	return 0;
+}
+
+static off_t fsize(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) ? -1 : st.st_size;
+}
+
+/* Sizes the backing file's filesystem refuses, the view refuses too. */
+TEST_F(v, sizes_like_the_file)
+{
+	long long sizes[] = { 1LL << 40, 1LL << 50, 1LL << 62, (1ULL << 63) - 1 };
+
+	for (unsigned int i = 0; i < 4; i++) {
+		int rm = ftruncate(self->model, sizes[i]), em = errno;
+		int rv = ftruncate(self->view, sizes[i]), ev = errno;
+
+		EXPECT_EQ(rm, rv);
+		if (rm)
+			EXPECT_EQ(em, ev);
+		EXPECT_EQ(fsize(self->model), fsize(self->view));
+		ASSERT_EQ(0, ftruncate(self->model, SIZE));
+		ASSERT_EQ(0, ftruncate(self->view, SIZE));
+	}
+	EXPECT_EQ(-1, set_size(self->fd, -5, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(SIZE, fsize(self->view));
+	/* The file itself never changed size. */
+	EXPECT_EQ(SIZE, fsize(self->file));
+}
+
+TEST_F(v, set_size_ioctl)
+{
+	struct cowmap_size z = { .size = 1 };
+	struct cowmap_status st;
+	long long old = 0;
+	int rofd;
+
+	z.flags = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_SET_SIZE, &z));
+	EXPECT_EQ(EINVAL, errno);
+	z = (struct cowmap_size){ .size = 1, .old_size = 1 };
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_SET_SIZE, &z));
+	EXPECT_EQ(EINVAL, errno);
+	z = (struct cowmap_size){ .size = 1, .reserved[1] = 1 };
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_SET_SIZE, &z));
+	EXPECT_EQ(EINVAL, errno);
+	rofd = open(COWMAP_DEVICE_PATH, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, rofd);
+	ASSERT_EQ(0, cm_handshake(rofd));
+	ASSERT_EQ(0, cm_attach(rofd, self->file));
+	EXPECT_EQ(-1, set_size(rofd, 1, NULL));
+	EXPECT_EQ(EBADF, errno);
+	close(rofd);
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(SIZE, st.session_size);
+	EXPECT_EQ(0, st.journal_records);
+
+	ASSERT_EQ(0, set_size(self->fd, SIZE + 1, &old));
+	EXPECT_EQ(SIZE, old);
+	EXPECT_EQ(SIZE + 1, fsize(self->view));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(SIZE + 1, st.session_size);
+	EXPECT_EQ(SIZE, st.size);
+	/* The growth is recorded at the commit. */
+	EXPECT_EQ(1, cm_commit(self->fd, 0));
+}
+
+/* RLIMIT_FSIZE holds for growing the session as for a file. */
+TEST_F(v, rlimit_fsize)
+{
+	pid_t pid = fork();
+
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { SIZE + PG, SIZE + PG };
+		int ok = 1;
+
+		signal(SIGXFSZ, SIG_IGN);
+		ok &= !setrlimit(RLIMIT_FSIZE, &rl);
+		ok &= pwrite(self->view, "x", 1, SIZE + PG) == -1 && errno == EFBIG;
+		ok &= ftruncate(self->view, SIZE + 2 * PG) == -1 && errno == EFBIG;
+		ok &= set_size(self->fd, SIZE + 2 * PG, NULL) == -1 && errno == EFBIG;
+		/* Below the limit: fine. */
+		ok &= pwrite(self->view, "y", 1, SIZE + 10) == 1;
+		_exit(!ok);
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	EXPECT_EQ(SIZE + 11, fsize(self->view));
+}
+
+/*
+ * The size and bytes of a view, changed by random writes past the end,
+ * truncates down and up, the size ioctl and stores through a mapping,
+ * against a plain file that gets the same; committed now and then, merged
+ * at the end: the file equals the model.
+ */
+TEST_F(v, sizes_model)
+{
+	static uint8_t buf[2 * PG], got[4 * SIZE], want[4 * SIZE];
+	struct cowmap_merge m;
+	unsigned int seed = 777;
+	uint8_t *map;
+	off_t size = SIZE;
+
+	map = mmap(NULL, 4 * SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   self->view, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	for (int i = 0; i < 300; i++) {
+		unsigned int op = rand_r(&seed) % 8;
+		off_t off = rand_r(&seed) % (3 * SIZE);
+		size_t len = 1 + rand_r(&seed) % (2 * PG);
+
+		for (size_t k = 0; k < len; k++)
+			buf[k] = rand_r(&seed);
+		switch (op) {
+		case 0:	/* pwrite anywhere, past the end too */
+		case 1:
+			ASSERT_EQ((ssize_t)len, pwrite(self->view, buf, len, off));
+			ASSERT_EQ((ssize_t)len, pwrite(self->model, buf, len, off));
+			break;
+		case 2:	/* ftruncate down or up */
+			ASSERT_EQ(0, ftruncate(self->view, off));
+			ASSERT_EQ(0, ftruncate(self->model, off));
+			break;
+		case 3:	/* the size ioctl on the session fd */
+			ASSERT_EQ(0, set_size(self->fd, off, NULL));
+			ASSERT_EQ(0, ftruncate(self->model, off));
+			break;
+		case 4:	/* a store through the mapping, inside the size */
+			if (off >= size)
+				break;
+			if (off + (off_t)len > size)
+				len = size - off;
+			memcpy(map + off, buf, len);
+			ASSERT_EQ((ssize_t)len, pwrite(self->model, buf, len, off));
+			break;
+		case 5:
+			ASSERT_LE(0, cm_commit(self->fd, 0));
+			break;
+		case 6:	/* a small append */
+			ASSERT_EQ(3, pwrite(self->view, buf, 3, size));
+			ASSERT_EQ(3, pwrite(self->model, buf, 3, size));
+			break;
+		default:	/* everything reads as the model */
+			ASSERT_EQ(size, pread(self->view, got, sizeof(got), 0));
+			ASSERT_EQ(size, pread(self->model, want, sizeof(want), 0));
+			ASSERT_EQ(0, memcmp(got, want, size));
+			/* The mapping too, to the end of its last page. */
+			ASSERT_EQ(0, memcmp(map, want, size));
+			for (off_t k = size; k % PG; k++)
+				ASSERT_EQ(0, map[k]);
+			break;
+		}
+		size = fsize(self->model);
+		ASSERT_EQ(size, fsize(self->view));
+	}
+	munmap(map, 4 * SIZE);
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(m.records, m.applied);
+	EXPECT_TRUE(same_files(self->file, self->model, size));
+	/* Merged records go with a trim; nothing is left to merge. */
+	ASSERT_EQ(0, ioctl(self->fd, COWMAP_IOC_TRIM, 0));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.records);
+}
+
+/* Past the session's size: SIGBUS; a shrink drops, a regrow reads zeros. */
+TEST_F(v, shrink_regrow)
+{
+	static struct log l;
+	uint8_t *map = cm_map(self->fd, SIZE, 0);
+	uint8_t buf[PG], cut[SIZE];
+	off_t half = SIZE / 2 + 100;
+	struct cowmap_merge m;
+
+	ASSERT_NE(MAP_FAILED, map);
+	map[SIZE / 2 + 200] = 'w';	/* a page cut in two */
+	map[SIZE - 1] = 'e';		/* a page dropped */
+	ASSERT_EQ(SIZE - half, pread(self->view, cut, SIZE - half, half));
+	ASSERT_EQ(0, ftruncate(self->view, half));
+	EXPECT_EQ(SIGBUS, cm_try_read(map + SIZE - 1));
+	EXPECT_EQ(SIGBUS, cm_try_write(map + half + PG, 1));
+	EXPECT_EQ(0, cm_try_read(map + half));	/* the last page's tail */
+	EXPECT_EQ(0, map[half]);
+	EXPECT_EQ(0, map[SIZE / 2 + 200]);
+	/* Grow back: zeros where the file still has its bytes. */
+	ASSERT_EQ(0, ftruncate(self->view, SIZE));
+	ASSERT_EQ(PG, pread(self->view, buf, PG, SIZE - PG));
+	for (size_t k = 0; k < PG; k++)
+		ASSERT_EQ(0, buf[k]);
+	EXPECT_EQ(0, map[SIZE - 1]);
+	EXPECT_EQ(0, map[half + 1]);
+	ASSERT_EQ(PG, pread(self->file, buf, PG, SIZE - PG));
+	EXPECT_TRUE(cm_is_pat(buf, SIZE - PG, PG, 0));
+	/* The journal: version 2, the writes, the shrink, the growth. */
+	ASSERT_EQ(0, cm_commit(self->fd, 0) < 0);
+	ASSERT_EQ(0, dump_all(self->fd, &l, 1 << 16));
+	EXPECT_EQ(COWMAP_LOG_VERSION, l.hdr.version);
+	ASSERT_EQ(4, l.n);
+	EXPECT_FALSE(l.recs[0].is_size);
+	EXPECT_FALSE(l.recs[1].is_size);
+	EXPECT_TRUE(l.recs[2].is_size);
+	EXPECT_EQ(SIZE, l.recs[2].old_size);
+	EXPECT_EQ(half, l.recs[2].offset);
+	EXPECT_EQ(crc32(cut, SIZE - half), l.recs[2].cut_crc);
+	EXPECT_TRUE(l.recs[3].is_size);
+	EXPECT_EQ(half, l.recs[3].old_size);
+	EXPECT_EQ(SIZE, l.recs[3].offset);
+	EXPECT_EQ(0, l.recs[3].cut_crc);
+	free(l.buf);
+	munmap(map, SIZE);
+	/* Merged: the file's second half is zeros but for nothing. */
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(SIZE, fsize(self->file));
+	ASSERT_EQ(PG, pread(self->file, buf, PG, SIZE - PG));
+	for (size_t k = 0; k < PG; k++)
+		ASSERT_EQ(0, buf[k]);
+}
+
+/* Grow by one byte, by many pages, to 0 and back; merged each time. */
+TEST_F(v, grow_and_to_zero)
+{
+	static uint8_t big[64 * PG];
+	struct cowmap_merge m;
+
+	ASSERT_EQ(1, pwrite(self->view, "1", 1, SIZE));
+	ASSERT_EQ(1, pwrite(self->model, "1", 1, SIZE));
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE + 1));
+	ASSERT_EQ(0, ioctl(self->fd, COWMAP_IOC_TRIM, 0));
+
+	memset(big, 'B', sizeof(big));
+	ASSERT_EQ(PG, pwrite(self->view, big, PG, SIZE + 1000 * PG));
+	ASSERT_EQ(PG, pwrite(self->model, big, PG, SIZE + 1000 * PG));
+	ASSERT_EQ(0, fsync(self->view));
+	EXPECT_TRUE(same_files(self->view, self->model, SIZE + 1001 * PG));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	/* Trimmed: the next merge starts from the records after these. */
+	ASSERT_EQ(0, ioctl(self->fd, COWMAP_IOC_TRIM, 0));
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE + 1001 * PG));
+
+	ASSERT_EQ(0, ftruncate(self->view, 0));
+	ASSERT_EQ(0, ftruncate(self->model, 0));
+	ASSERT_EQ(sizeof(big), pwrite(self->view, big, sizeof(big), 0));
+	ASSERT_EQ(sizeof(big), pwrite(self->model, big, sizeof(big), 0));
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_TRUE(same_files(self->file, self->model, sizeof(big)));
+}
+
+/* Two sessions append to one file: the second merge conflicts on the size. */
+TEST_F(v, two_sessions_append)
+{
+	struct cowmap_conflict c[4];
+	struct cowmap_merge m;
+	int fd2, v2;
+
+	fd2 = cm_session(self->file);
+	ASSERT_LE(0, fd2);
+	v2 = view(fd2, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, v2);
+	ASSERT_EQ(0, fcntl(self->view, F_SETFL, O_APPEND));
+	ASSERT_EQ(0, fcntl(v2, F_SETFL, O_APPEND));
+	ASSERT_EQ(5, write(self->view, "first", 5));
+	ASSERT_EQ(6, write(v2, "second", 6));
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, fsync(v2));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	ASSERT_EQ(5, pwrite(self->model, "first", 5, SIZE));
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE + 5));
+	/* The second: its size record expects the old size; all or nothing. */
+	m = (struct cowmap_merge){ .target_fd = self->file,
+				   .conflicts_buf = (uintptr_t)c,
+				   .conflicts_max = 4 };
+	ASSERT_EQ(0, ioctl(fd2, COWMAP_IOC_MERGE, &m));
+	EXPECT_LE(1, m.conflicts);
+	EXPECT_EQ(SIZE + 6, c[0].offset);	/* the size it wanted */
+	EXPECT_EQ(0, c[0].length);
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE + 5));
+	close(v2);
+	cm_end(fd2);
+}
+
+/* A journal file: version 1 until the first size record, then 2. */
+TEST(journal_file_version)
+{
+	char path[256], jpath[256];
+	struct cowmap_log_header h;
+	struct cowmap_attach a;
+	int file, j, fd, vw;
+
+	file = cm_mkfile(path, sizeof(path), "vjv", 2 * PG, O_RDONLY);
+	ASSERT_LE(0, file);
+	snprintf(jpath, sizeof(jpath), "%s/vjv.journal.%d", cm_dir(), getpid());
+	j = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ASSERT_LE(0, j);
+	fd = cm_open();
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, cm_handshake(fd));
+	a = (struct cowmap_attach){ .fd = file, .flags = COWMAP_ATTACH_JOURNAL,
+				    .journal_fd = j };
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_ATTACH, &a));
+	vw = view(fd, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, vw);
+	ASSERT_EQ(1, pwrite(vw, "a", 1, 0));
+	ASSERT_EQ(0, fsync(vw));
+	ASSERT_EQ(sizeof(h), pread(j, &h, sizeof(h), 0));
+	EXPECT_EQ(COWMAP_LOG_VERSION_1, h.version);
+	ASSERT_EQ(1, pwrite(vw, "b", 1, 2 * PG));
+	ASSERT_EQ(0, fsync(vw));
+	ASSERT_EQ(sizeof(h), pread(j, &h, sizeof(h), 0));
+	EXPECT_EQ(COWMAP_LOG_VERSION, h.version);
+	close(vw);
+	cm_end(fd);
+	close(j);
+	close(file);
+	unlink(jpath);
 	unlink(path);
 }
 

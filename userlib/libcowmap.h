@@ -152,6 +152,24 @@ int cowmap_unmap(void *addr, size_t len);
 int cowmap_view(int fd, unsigned int flags);
 
 /**
+ * cowmap_set_size() - set the session's size
+ * @fd: an attached or adopted session fd, open for writing
+ * @size: the new size in bytes
+ * @old_size: if not NULL, receives the size before
+ *
+ * From the first change the session has a size of its own: bytes past the
+ * file's end read as zeros until written, and a shrink drops the session's
+ * pages past the new end. Each change is journalled as a size record
+ * (journal format 2; see COWMAP_IOC_SET_SIZE and cowmap(4)); a merge
+ * resizes the target.
+ *
+ * Return: 0 or a negative errno: -EINVAL (negative @size), -EFBIG (past
+ * RLIMIT_FSIZE or the file's filesystem), -EBADF (fd not open for
+ * writing), -ENOSPC (journal full), -ENOTTY (a module without sizes).
+ */
+int cowmap_set_size(int fd, int64_t size, int64_t *old_size);
+
+/**
  * cowmap_commit() - turn the session's writes into journal records
  * @fd: an attached session fd
  * @durable: non-zero to fsync the journal file (COWMAP_COMMIT_DURABLE)
@@ -245,7 +263,7 @@ int cowmap_trim(int fd);
 
 /**
  * struct cowmap_log_info - a log header, decoded (host byte order)
- * @version: format version (COWMAP_LOG_VERSION)
+ * @version: format version (COWMAP_LOG_VERSION_1)
  * @header_size: bytes before the first record
  * @session_id: the session that created the log
  * @dev_major: backing file's device
@@ -395,7 +413,7 @@ struct cowmap_log;
  * @err: if not NULL, receives details when the header is bad
  *
  * Reads and checks the header: magic, version (a version other than
- * COWMAP_LOG_VERSION is refused), header CRC, header_size and flags.
+ * COWMAP_LOG_VERSION_1 is refused: this library reads version 1), header CRC, header_size and flags.
  *
  * Return: 0, or a negative errno: -EBADMSG (not a log, or a damaged
  * header), -EPROTONOSUPPORT (unknown version), or an open/read error.
