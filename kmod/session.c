@@ -411,8 +411,11 @@ int cowmap_set_size(struct cowmap_session *s, loff_t size, loff_t *old)
 		s->base_pg_seen = cowmap_base_pgoff(s);
 		WRITE_ONCE(s->own_size, true);
 		ret = cowmap_cut_page(s, cur);
-		if (ret)
+		if (ret) {
+			/* Nothing was recorded: still the file's size. */
+			WRITE_ONCE(s->own_size, false);
 			goto unlock;
+		}
 	}
 	if (size > cur) {
 		/* Bytes past the old end read as zeros, also in its last page. */

@@ -361,7 +361,7 @@ struct cowmap_merge {
  * mapping of the session fd; fsync(2) and fdatasync(2) are a durable
  * commit; lseek(2) SEEK_DATA and SEEK_HOLE report the backing file's data
  * and holes, and the pages the session wrote as data. fallocate(2) takes
- * mode 0 and FALLOC_FL_KEEP_SIZE inside the file (nothing to do) and
+ * mode 0 (which grows the session past its end) and FALLOC_FL_KEEP_SIZE and
  * FALLOC_FL_PUNCH_HOLE or FALLOC_FL_ZERO_RANGE, which write zeros like a
  * write(2) does; other modes fail with EOPNOTSUPP. O_DIRECT is refused
  * (EINVAL from fcntl(2)). The fd keeps the session alive as a mapping
