@@ -383,6 +383,16 @@ static int cowmap_write_extents(struct cowmap_merger *mg)
 		dirty |= mg->ext[i].dirty;
 	if (!dirty && mg->size == mg->size0 && mg->min_size == mg->size0)
 		return 0;
+	/* A resize that would be refused: before anything is written. */
+	if (mg->size != mg->size0 || mg->min_size != mg->size0) {
+		struct inode *inode = file_inode(f);
+
+		if (IS_APPEND(inode) || IS_IMMUTABLE(inode))
+			return -EPERM;
+		ret = inode_newsize_ok(inode, mg->size);
+		if (ret)
+			return ret;
+	}
 	ret = file_modified(f);
 	/* A size the records went down to cut what was there. */
 	if (!ret && mg->min_size < mg->size0)

@@ -944,6 +944,33 @@ TEST_F(v, rlimit_fsize)
 	EXPECT_EQ(SIZE + 11, fsize(self->view));
 }
 
+/* A merge that would grow the file past RLIMIT_FSIZE: EFBIG, nothing written. */
+TEST_F(v, merge_rlimit)
+{
+	struct cowmap_merge m;
+	pid_t pid;
+
+	ASSERT_EQ(3, pwrite(self->view, "abc", 3, 10));
+	ASSERT_EQ(3, pwrite(self->view, "xyz", 3, SIZE + 10));
+	ASSERT_EQ(0, fsync(self->view));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { SIZE, SIZE };
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(2);
+		_exit(!(merge(self->fd, self->file, 0, &m) == -1 && errno == EFBIG));
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE));
+	/* Without the limit it merges. */
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(SIZE + 13, fsize(self->file));
+}
+
 /*
  * The size and bytes of a view, changed by random writes past the end,
  * truncates down and up, the size ioctl and stores through a mapping,
