@@ -81,14 +81,43 @@ static inline struct nlattr **cowmap_dump_attrs(struct netlink_callback *cb)
 #endif
 }
 
-/* 6.3: inode_permission() takes the mount's idmap, not its user_ns. */
+/* 6.3: inode operations take a struct mnt_idmap instead of a user_namespace. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
+#define cowmap_idmap user_namespace
+#define cowmap_file_idmap file_mnt_user_ns
+#else
+#define cowmap_idmap mnt_idmap
+#define cowmap_file_idmap file_mnt_idmap
+#endif
+
 static inline int cowmap_file_permission(struct file *f, int mask)
 {
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 3, 0)
-	return inode_permission(file_mnt_user_ns(f), file_inode(f), mask);
-#else
-	return inode_permission(file_mnt_idmap(f), file_inode(f), mask);
-#endif
+	return inode_permission(cowmap_file_idmap(f), file_inode(f), mask);
 }
+
+/* 6.5: generic_file_splice_read() went; copy_splice_read() reads by read_iter. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+#define cowmap_splice_read generic_file_splice_read
+#else
+#define cowmap_splice_read copy_splice_read
+#endif
+
+/*
+ * Gone by 7.3 (7.x is refused before 7.3): copy_page_from_iter_atomic();
+ * copy_folio_from_iter_atomic() takes an offset into the folio.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(7, 0, 0)
+#define cowmap_copy_page_from_iter_atomic copy_page_from_iter_atomic
+#else
+static inline size_t
+cowmap_copy_page_from_iter_atomic(struct page *page, size_t off, size_t n,
+				  struct iov_iter *i)
+{
+	struct folio *folio = page_folio(page);
+	size_t at = folio_page_idx(folio, page) * PAGE_SIZE + off;
+
+	return copy_folio_from_iter_atomic(folio, at, n, i);
+}
+#endif
 
 #endif /* _COWMAP_COMPAT_H */

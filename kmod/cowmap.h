@@ -156,6 +156,27 @@ struct cowmap_session {
 	atomic_t nr_vmas;
 
 	/*
+	 * The session's size: the backing file's until the session changes
+	 * it (@own_size), then @size. @csize is the size the journal has
+	 * reached (the last size record's); base bytes past @base_cut read
+	 * as zeros. Under @lock, changed with @jlock held too. @log_v2: the
+	 * journal holds a size record, so its log is version 2.
+	 */
+	bool own_size;
+	bool log_v2;
+	bool jfile_v2;		/* the journal file's header says version 2 */
+	loff_t size;
+	loff_t csize;
+	loff_t base_cut;
+	pgoff_t base_pg_seen;	/* cowmap_base_pgoff() at the last look */
+	/*
+	 * Open fds on the session: the session fd and its views. The last
+	 * one to go closes the session (cowmap_session_unuse()); an orphan
+	 * has none.
+	 */
+	atomic_t users;
+
+	/*
 	 * The journal. @jlock (outer to mmap_lock and @lock) is held for
 	 * writing by commit and discard, for reading by dump and read(2);
 	 * the fields below change only with @jlock and @lock both held.
@@ -233,6 +254,13 @@ int cowmap_adopt(struct file *file, struct cowmap_adopt *arg);
 void cowmap_discard(struct cowmap_session *s);
 void cowmap_status(struct cowmap_session *s, struct cowmap_status *st);
 pgoff_t cowmap_eof_pgoff(struct cowmap_session *s);
+loff_t cowmap_size(struct cowmap_session *s);
+loff_t cowmap_base_end(struct cowmap_session *s);
+pgoff_t cowmap_base_pgoff(struct cowmap_session *s);
+int cowmap_set_size(struct cowmap_session *s, loff_t size, loff_t *old);
+void cowmap_session_unuse(struct cowmap_session *s);
+void cowmap_sync_size(struct cowmap_session *s);
+extern struct vfsmount *cowmap_mnt;
 
 struct cowmap_session *cowmap_session_get(u64 id);
 struct cowmap_session *cowmap_session_next(u64 after);
@@ -247,10 +275,20 @@ void cowmap_nl_limit_hit(struct cowmap_session *s);
 
 /* fault.c */
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma);
+int cowmap_mmap_session(struct cowmap_session *s, struct vm_area_struct *vma);
+struct page *cowmap_read_page(struct cowmap_session *s, pgoff_t pgoff,
+			      bool *priv);
+struct page *cowmap_write_page(struct cowmap_session *s, pgoff_t pgoff);
+int cowmap_cut_page(struct cowmap_session *s, loff_t pos);
+void cowmap_drop_past(struct cowmap_session *s, pgoff_t from);
 void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr);
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_free_pages(struct cowmap_session *s);
+
+/* view.c */
+int cowmap_view_open(struct cowmap_session *s, struct cowmap_view *v,
+		     struct file **filep);
 
 /* merge.c */
 int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m);
@@ -260,6 +298,12 @@ void cowmap_trim(struct cowmap_session *s);
 void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h);
 int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile);
 int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c);
+int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c);
+int cowmap_jfile_sync(struct cowmap_session *s, bool durable);
+int cowmap_journal_add_size(struct cowmap_session *s, loff_t old, loff_t new,
+			    u32 cut_crc);
+u32 cowmap_log_crc(u32 crc, const void *p, size_t len);
+u32 cowmap_log_crc_zeros(u32 crc, u64 n);
 int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d);
 ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 		    loff_t *ppos);

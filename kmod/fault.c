@@ -148,7 +148,7 @@ static struct page *cowmap_read_base_once(struct cowmap_session *s,
 	}
 	folio_lock(folio);
 	ours = folio->mapping == m;
-	inside = pgoff < cowmap_eof_pgoff(s);
+	inside = pgoff < cowmap_base_pgoff(s);
 	folio_unlock(folio);
 	if (ours && inside)
 		return page;
@@ -170,6 +170,23 @@ static struct page *cowmap_read_base(struct cowmap_session *s, pgoff_t pgoff)
 static void cowmap_put_base(struct page *page)
 {
 	folio_put(page_folio(page));
+}
+
+/*
+ * The base page of @pgoff, or NULL where the session shows zeros: past the
+ * base's end in a session with a size of its own (docs/design.md, "Sizes").
+ */
+static struct page *cowmap_base_or_zero(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct page *page;
+
+	if (s->own_size && pgoff >= cowmap_base_pgoff(s))
+		return NULL;
+	page = cowmap_read_base(s, pgoff);
+	/* The base shrank meanwhile: its end moved, the session's did not. */
+	if (page == ERR_PTR(-ENXIO) && s->own_size)
+		return NULL;
+	return page;
 }
 
 /* Is @page still the backing file's page (not truncated, punched, ...)? */
@@ -232,7 +249,7 @@ static void cowmap_copy_twice(struct page *a, struct page *b, struct page *src)
 	kunmap_local(s);
 }
 
-/* A private copy of @base and its twin, not yet published. */
+/* A private copy of @base (NULL: zeros) and its twin, not yet published. */
 static struct cowmap_page *cowmap_copy_base(struct cowmap_session *s,
 					    struct page *base)
 {
@@ -250,7 +267,12 @@ static struct cowmap_page *cowmap_copy_base(struct cowmap_session *s,
 		cowmap_destroy_page(s, cp);
 		return NULL;
 	}
-	cowmap_copy_twice(cp->twin, cp->priv, base);
+	if (base) {
+		cowmap_copy_twice(cp->twin, cp->priv, base);
+	} else {
+		clear_highpage(cp->twin);
+		clear_highpage(cp->priv);
+	}
 	return cp;
 }
 
@@ -278,11 +300,12 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 		return cp;
 	}
 
-	base = cowmap_read_base(s, pgoff);
+	base = cowmap_base_or_zero(s, pgoff);
 	if (IS_ERR(base))
 		return ERR_CAST(base);
 	cp = cowmap_copy_base(s, base);
-	cowmap_put_base(base);
+	if (base)
+		cowmap_put_base(base);
 	if (!cp)
 		return ERR_PTR(-ENOMEM);
 
@@ -301,6 +324,9 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 	if (xa_load(&s->base, pgoff)) {
 		cowmap_zap(s, pgoff, 1);
 		cowmap_forget_base(s, pgoff);
+	} else if (!base) {
+		/* A page of zeros may show it (past the base's end). */
+		cowmap_zap(s, pgoff, 1);
 	}
 	return cp;
 }
@@ -538,12 +564,12 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	struct page *old[COWMAP_FAULT_AROUND] = { };
 	XA_STATE(xp, &s->pages, 0);
 	XA_STATE(xb, &s->base, 0);
-	unsigned long need = 0, new;
+	unsigned long need = 0, new, stale = 0;
 	struct cowmap_ptes p;
 	struct cowmap_page *cp;
 	struct page *page;
 	unsigned int i, self;
-	pgoff_t first, last;
+	pgoff_t first, last, bpg = cowmap_base_pgoff(s);
 
 	first = max(round_down(vmf->pgoff, COWMAP_FAULT_AROUND), vma->vm_pgoff);
 	last = min3(round_down(vmf->pgoff, COWMAP_FAULT_AROUND) +
@@ -576,8 +602,14 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 			p.map |= BIT(i);
 			if (cp->twin && !cp->fresh)
 				p.writable |= BIT(i);
-		} else if (page && cowmap_base_valid(s, page)) {
+		} else if (page && cowmap_base_valid(s, page) && first + i < bpg) {
 			p.pfn[i] = page_to_pfn(page);
+			p.map |= BIT(i);
+		} else if (s->own_size && first + i >= bpg) {
+			/* Past the base, inside the session: zeros. */
+			if (page)
+				stale |= BIT(i);
+			p.pfn[i] = page_to_pfn(ZERO_PAGE(0));
 			p.map |= BIT(i);
 		} else {
 			old[i] = page;
@@ -585,6 +617,13 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		}
 	}
 	rcu_read_unlock();
+	/* A base page the base no longer reaches (it shrank): forget it. */
+	while (stale) {
+		i = __ffs(stale);
+		stale &= ~BIT(i);
+		cowmap_zap(s, first + i, 1);
+		cowmap_forget_base(s, first + i);
+	}
 
 	/*
 	 * One batch lookup for the faulting page too; it alone may need I/O,
@@ -599,7 +638,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		 * read (a zero-filled folio a racing read left there, or one
 		 * that truncation has not removed yet) is not the file's.
 		 */
-		end = cowmap_eof_pgoff(s);
+		end = cowmap_base_pgoff(s);
 		for (i = 0; i < p.nr; i++) {
 			if (pages[i] && first + i >= end) {
 				cowmap_put_base(pages[i]);
@@ -608,7 +647,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		}
 	}
 	if ((need & BIT(self)) && !pages[self]) {
-		page = cowmap_read_base(s, vmf->pgoff);
+		page = cowmap_base_or_zero(s, vmf->pgoff);
 		if (IS_ERR(page)) {
 			for (i = 0; i < p.nr; i++)
 				if (pages[i])
@@ -616,6 +655,12 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 			return VM_FAULT_SIGBUS;
 		}
 		pages[self] = page;
+		if (!page) {
+			/* The base ended meanwhile: zeros, in a session's own size. */
+			p.pfn[self] = page_to_pfn(ZERO_PAGE(0));
+			p.map |= BIT(self);
+			need &= ~BIT(self);
+		}
 	}
 
 	new = 0;
@@ -833,8 +878,12 @@ static const struct vm_operations_struct cowmap_vm_ops = {
 
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma)
 {
-	struct cowmap_session *s = cowmap_file_session(file);
+	return cowmap_mmap_session(cowmap_file_session(file), vma);
+}
 
+/* A mapping of session @s (NULL: not attached), of its fd or of a view. */
+int cowmap_mmap_session(struct cowmap_session *s, struct vm_area_struct *vma)
+{
 	/*
 	 * A private mapping would give the process anonymous copies that the
 	 * session never sees, and a COW mapping cannot be VM_PFNMAP. (MAYSHARE:
@@ -871,16 +920,23 @@ void cowmap_invalidate_base(struct cowmap_session *s)
 	struct cowmap_page *cp;
 	unsigned long idx;
 	struct page *page;
-	pgoff_t eof;
+	pgoff_t eof, bpg;
 
 	mutex_lock(&s->lock);
 	if (s->dead)
 		goto out;
 
+	cowmap_sync_size(s);
 	eof = cowmap_eof_pgoff(s);
 	cowmap_zap(s, eof, 0);	/* 0: to the end */
+	bpg = cowmap_base_pgoff(s);
+	if (s->own_size && bpg != s->base_pg_seen) {
+		/* Zero pages and base pages around the base's end change. */
+		cowmap_zap(s, min(bpg, s->base_pg_seen), 0);
+		s->base_pg_seen = bpg;
+	}
 	xa_for_each(&s->base, idx, page) {
-		if (idx < eof) {
+		if (idx < bpg) {
 			/* Decide once: the file may change again meanwhile. */
 			if (cowmap_base_valid(s, page))
 				continue;
@@ -898,6 +954,113 @@ void cowmap_invalidate_base(struct cowmap_session *s)
 		cowmap_drop_fresh(s, idx);
 out:
 	mutex_unlock(&s->lock);
+}
+
+/*
+ * For a read through a view: the page that shows @pgoff, the session's own
+ * or the backing file's, with a reference the caller drops with
+ * put_page(). ERR_PTR(-ENXIO) past the end of the file. Under @s->lock;
+ * the caller copies from it after dropping the lock.
+ */
+struct page *cowmap_read_page(struct cowmap_session *s, pgoff_t pgoff,
+			      bool *priv)
+{
+	struct cowmap_page *cp;
+	struct page *page;
+
+	lockdep_assert_held(&s->lock);
+	if (pgoff >= cowmap_eof_pgoff(s))
+		return ERR_PTR(-ENXIO);
+	cp = xa_load(&s->pages, pgoff);
+	*priv = cp;
+	if (cp) {
+		get_page(cp->priv);
+		return cp->priv;
+	}
+	page = xa_load(&s->base, pgoff);
+	if (page && cowmap_base_valid(s, page) && pgoff < cowmap_base_pgoff(s)) {
+		folio_get(page_folio(page));
+		return page;
+	}
+	return cowmap_base_or_zero(s, pgoff);
+}
+
+/*
+ * The session's bytes from @pos to the end of its page read as zeros from
+ * now on (a new end of file, or the old end before a growth): a private
+ * page gets the tail zeroed (its twin too, so nothing is recorded there);
+ * a base page that shows bytes past @pos becomes private first, without a
+ * twin: it holds what the journal has. Under @lock.
+ */
+int cowmap_cut_page(struct cowmap_session *s, loff_t pos)
+{
+	pgoff_t pgoff = pos >> PAGE_SHIFT;
+	size_t off = offset_in_page(pos);
+	struct cowmap_page *cp;
+	bool made;
+
+	lockdep_assert_held(&s->lock);
+	if (!off)
+		return 0;
+	cp = xa_load(&s->pages, pgoff);
+	made = !cp;
+	if (!cp) {
+		/* Past the base, the page shows zeros already. */
+		if (pgoff >= cowmap_base_pgoff(s))
+			return 0;
+		cp = cowmap_prepare_write(s, pgoff);
+		if (IS_ERR(cp))
+			return PTR_ERR(cp);
+	}
+	memzero_page(cp->priv, off, PAGE_SIZE - off);
+	if (cp->twin && made) {
+		cowmap_drop_twin(s, cp);
+		cowmap_set_fresh(s, pgoff, cp, false);
+	} else if (cp->twin) {
+		memzero_page(cp->twin, off, PAGE_SIZE - off);
+	}
+	return 0;
+}
+
+/* A shrink: drop the session's pages from @from on. Under @lock. */
+void cowmap_drop_past(struct cowmap_session *s, pgoff_t from)
+{
+	struct cowmap_page *cp;
+	unsigned long idx;
+	struct page *page;
+
+	lockdep_assert_held(&s->lock);
+	cowmap_zap(s, from, 0);
+	xa_for_each_start(&s->pages, idx, cp, from) {
+		xa_erase(&s->pages, idx);
+		cowmap_destroy_page(s, cp);
+	}
+	xa_for_each_start(&s->base, idx, page, from)
+		cowmap_forget_base(s, idx);
+}
+
+/*
+ * For a write through a view: the session's private page of @pgoff, with
+ * a twin of its content as of before this write, exactly as a store
+ * through a mapping makes it. The caller writes it before dropping
+ * @s->lock. ERR_PTR(-ENXIO) past the end of the file, -ENOSPC at a page
+ * limit, -ENOMEM.
+ */
+struct page *cowmap_write_page(struct cowmap_session *s, pgoff_t pgoff)
+{
+	u64 hits = s->limit_hits;
+	struct cowmap_page *cp;
+
+	lockdep_assert_held(&s->lock);
+	if (pgoff >= cowmap_eof_pgoff(s))
+		return ERR_PTR(-ENXIO);
+	cp = cowmap_prepare_write(s, pgoff);
+	if (IS_ERR(cp))
+		return ERR_PTR(s->limit_hits != hits ? -ENOSPC : PTR_ERR(cp));
+	/* It holds the session's bytes now, not only the file's. */
+	if (cp->fresh)
+		cowmap_set_fresh(s, pgoff, cp, false);
+	return cp->priv;
 }
 
 /* A committed page: forget its twin, so its next write is tracked again. */

@@ -16,6 +16,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/crc32.h>
+#include <linux/crc32poly.h>
 #include <linux/cred.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
@@ -44,11 +45,52 @@ static u32 cowmap_crc(const void *p, size_t len)
 	return crc32_le(~0U, p, len) ^ ~0U;
 }
 
-void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h)
+/* zlib's crc32(@crc, @p, @len): a CRC-32 continued over more bytes. */
+u32 cowmap_log_crc(u32 crc, const void *p, size_t len)
+{
+	return crc32_le(crc ^ ~0U, p, len) ^ ~0U;
+}
+
+/*
+ * Product of two polynomials mod the CRC-32 polynomial, in the reflected
+ * bit order crc32_le() uses (the top bit is x^0).
+ */
+static u32 cowmap_crc_mul(u32 a, u32 b)
+{
+	u32 p = 0;
+	int i;
+
+	for (i = 0; i < 32; i++) {
+		if (a & (0x80000000U >> i))
+			p ^= b;
+		b = (b >> 1) ^ (b & 1 ? CRC32_POLY_LE : 0);	/* b * x */
+	}
+	return p;
+}
+
+/*
+ * cowmap_log_crc() over @n zero bytes, without reading them: the register
+ * times x^(8 * @n), by squaring. Not crc32_le_shift(): 7.x removed it.
+ */
+u32 cowmap_log_crc_zeros(u32 crc, u64 n)
+{
+	u32 r = 0x80000000U, x = 0x00800000U;	/* x^0 and x^8 */
+
+	for (; n; n >>= 1) {
+		if (n & 1)
+			r = cowmap_crc_mul(r, x);
+		x = cowmap_crc_mul(x, x);
+	}
+	return ~cowmap_crc_mul(~crc, r);
+}
+
+/* Version 1 until the journal holds a size record. */
+static void cowmap_log_header_v(struct cowmap_session *s,
+				struct cowmap_log_header *h, bool v2)
 {
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic));
-	h->version = cpu_to_le32(COWMAP_LOG_VERSION);
+	h->version = cpu_to_le32(v2 ? COWMAP_LOG_VERSION : COWMAP_LOG_VERSION_1);
 	h->header_size = cpu_to_le32(sizeof(*h));
 	h->session_id = cpu_to_le64(s->id);
 	h->dev_major = cpu_to_le32(MAJOR(s->dev));
@@ -59,16 +101,22 @@ void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h)
 	h->crc = cpu_to_le32(cowmap_crc(h, sizeof(*h)));
 }
 
+void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h)
+{
+	cowmap_log_header_v(s, h, READ_ONCE(s->log_v2));
+}
+
 /* Is @h a valid header of a log of @s's backing file? */
 static bool cowmap_header_matches(struct cowmap_session *s,
 				  struct cowmap_log_header *h)
 {
 	u32 crc = le32_to_cpu(h->crc);
+	u32 v = le32_to_cpu(h->version);
 
 	h->crc = 0;
 	return crc == cowmap_crc(h, sizeof(*h)) &&
 	       !memcmp(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic)) &&
-	       le32_to_cpu(h->version) == COWMAP_LOG_VERSION &&
+	       (v == COWMAP_LOG_VERSION_1 || v == COWMAP_LOG_VERSION) &&
 	       le32_to_cpu(h->header_size) == sizeof(*h) &&
 	       le32_to_cpu(h->dev_major) == MAJOR(s->dev) &&
 	       le32_to_cpu(h->dev_minor) == MINOR(s->dev) &&
@@ -183,6 +231,9 @@ int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 				s->id, size - valid, valid);
 		}
 		s->jfile_len = valid;
+		/* Its records continue there: a version 2 log stays one. */
+		s->jfile_v2 = le32_to_cpu(h.version) == COWMAP_LOG_VERSION;
+		s->log_v2 = s->jfile_v2;
 	}
 	s->jfile = jfile;
 	return 0;
@@ -201,6 +252,18 @@ static int cowmap_jfile_write(struct cowmap_session *s, bool durable)
 	lockdep_assert_held_write(&s->jlock);
 	if (!s->jfile)
 		return 0;
+	if (s->log_v2 && !s->jfile_v2) {
+		struct cowmap_log_header hd;
+		loff_t pos = 0;
+		ssize_t n;
+
+		/* The first size record: the file's header says version 2. */
+		cowmap_log_header_v(s, &hd, true);
+		n = kernel_write(s->jfile, &hd, sizeof(hd), &pos);
+		if (n != sizeof(hd))
+			return n < 0 ? n : -EIO;
+		s->jfile_v2 = true;
+	}
 
 	/*
 	 * Records after jfile_seq are never dropped (a trim keeps what the
@@ -603,14 +666,79 @@ static void cowmap_clean_written(struct cowmap_session *s, loff_t eof)
 	}
 }
 
+int cowmap_jfile_sync(struct cowmap_session *s, bool durable)
+{
+	return cowmap_jfile_write(s, durable);
+}
+
+#define COWMAP_SIZE_REC	ALIGN(COWMAP_REC_HDR + sizeof(struct cowmap_log_size), 8)
+
+/*
+ * Append a size record, numbered @s->next_seq: into the last chunk if it
+ * has room, else into a new one. Nothing changes on failure. Under @jlock
+ * (write) and @lock.
+ */
+int cowmap_journal_add_size(struct cowmap_session *s, loff_t old, loff_t new,
+			    u32 cut_crc)
+{
+	struct cowmap_chunk *c = s->nr_chunks ? s->chunks[s->nr_chunks - 1] : NULL;
+	struct cowmap_log_record *h;
+	struct cowmap_log_size *z;
+	struct mem_cgroup *memcg;
+	u64 mem;
+	int ret;
+
+	lockdep_assert_held_write(&s->jlock);
+	lockdep_assert_held(&s->lock);
+	if (!c || c->first_seq + c->nr != s->next_seq ||
+	    c->used + COWMAP_SIZE_REC > c->cap) {
+		/* The limits count the memory, charged before it is taken. */
+		mem = cowmap_chunk_mem(cowmap_chunk_cap(COWMAP_CHUNK_MIN));
+		ret = cowmap_acct_journal(s, mem);
+		if (ret)
+			return ret;
+		memcg = set_active_memcg(s->memcg);
+		ret = cowmap_chunks_reserve(s, 1);
+		c = ret ? NULL : cowmap_chunk_alloc(s->next_seq, COWMAP_CHUNK_MIN);
+		set_active_memcg(memcg);
+		if (!c) {
+			cowmap_unacct_journal(s, mem);
+			return -ENOMEM;
+		}
+		s->chunks[s->nr_chunks++] = c;
+	}
+	h = (void *)(c->data + c->used);
+	z = (void *)(h + 1);
+	memset(h, 0, COWMAP_SIZE_REC);
+	h->magic = cpu_to_le32(COWMAP_REC_MAGIC);
+	h->size = cpu_to_le32(COWMAP_SIZE_REC);
+	h->seq = cpu_to_le64(s->next_seq);
+	h->session_id = cpu_to_le64(s->id);
+	h->offset = cpu_to_le64(new);
+	h->flags = cpu_to_le32(COWMAP_REC_SIZE);
+	h->time_ns = cpu_to_le64(ktime_get_real_ns());
+	/* Signed as cowmap_journal_add() signs byte records. */
+	h->pid = cpu_to_le32(current->flags & PF_KTHREAD ? s->fd_pid :
+					task_tgid_nr(current));
+	h->uid = cpu_to_le32(from_kuid_munged(&init_user_ns, s->fd_cred->euid));
+	z->old_size = cpu_to_le64(old);
+	z->new_size = cpu_to_le64(new);
+	z->cut_crc = cpu_to_le32(new < old ? cut_crc : 0);
+	h->crc = cpu_to_le32(cowmap_crc(h, COWMAP_SIZE_REC));
+	c->used += COWMAP_SIZE_REC;
+	c->nr++;
+	c->live++;
+	s->next_seq++;
+	s->nr_records++;
+	s->journal_bytes += COWMAP_SIZE_REC;
+	WRITE_ONCE(s->log_v2, true);
+	return 0;
+}
+
 int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 {
 	bool durable = c->flags & COWMAP_COMMIT_DURABLE;
-	struct cowmap_runs r = { };
-	struct cowmap_page *cp;
-	unsigned long idx;
-	int ret = 0, fret;
-	loff_t eof;
+	int ret, fret;
 
 	if (c->flags & ~COWMAP_COMMIT_DURABLE || c->records || c->bytes ||
 	    c->first_seq || c->pages ||
@@ -618,9 +746,43 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 		return -EINVAL;
 
 	down_write(&s->jlock);
+	ret = cowmap_commit_locked(s, c);
+	/* Also after a failure: earlier records may still be unwritten. */
+	fret = cowmap_jfile_write(s, durable && !ret);
+	up_write(&s->jlock);
+	if (!ret && c->records)
+		cowmap_nl_event(s, COWMAP_EV_COMMIT, c->records, c->bytes, 0);
+	return ret ?: fret;
+}
+
+/*
+ * The commit itself, with @jlock held for writing; the journal file is the
+ * caller's to write. A size the session grew to is recorded first.
+ */
+int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c)
+{
+	struct cowmap_runs r = { };
+	struct cowmap_page *cp;
+	unsigned long idx;
+	u64 seq0;
+	int ret = 0;
+	loff_t eof;
+
+	lockdep_assert_held_write(&s->jlock);
 	mutex_lock(&s->lock);
+	seq0 = s->next_seq;
 	c->pages = cowmap_zap_written(s);
-	eof = i_size_read(file_inode(s->backing));
+	eof = cowmap_size(s);
+	if (s->own_size && s->csize != eof) {
+		/* Only growths wait for a commit: a shrink records at once. */
+		ret = cowmap_journal_add_size(s, s->csize, eof, 0);
+		if (ret)
+			goto unlock;
+		s->csize = eof;
+		c->first_seq = seq0;
+		c->records = 1;
+		c->bytes = COWMAP_SIZE_REC;
+	}
 	r.room = cowmap_acct_journal_room(s, &r.err);
 	if (s->nr_chunks) {
 		struct cowmap_chunk *tail = s->chunks[s->nr_chunks - 1];
@@ -644,9 +806,9 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 		ret = cowmap_journal_add(s, &r);
 		if (ret)
 			goto unlock;
-		c->first_seq = s->next_seq;
-		c->records = r.n;
-		c->bytes = r.bytes;
+		c->first_seq = c->first_seq ?: s->next_seq;
+		c->records += r.n;
+		c->bytes += r.bytes;
 		s->next_seq += r.n;
 		s->nr_records += r.n;
 		s->journal_bytes += r.bytes;
@@ -656,13 +818,7 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 unlock:
 	mutex_unlock(&s->lock);
 	kvfree(r.v);
-
-	/* Also after a failure: earlier records may still be unwritten. */
-	fret = cowmap_jfile_write(s, durable && !ret);
-	up_write(&s->jlock);
-	if (!ret && c->records)
-		cowmap_nl_event(s, COWMAP_EV_COMMIT, c->records, c->bytes, 0);
-	return ret ?: fret;
+	return ret;
 }
 
 int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d)

@@ -8,6 +8,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
@@ -56,7 +57,7 @@ static int cowmap_release(struct inode *inode, struct file *file)
 
 	/* Every VMA holds the file: none is left. */
 	if (cf->s)
-		cowmap_session_close(cf->s);
+		cowmap_session_unuse(cf->s);
 	mutex_destroy(&cf->lock);
 	kfree(cf);
 	return 0;
@@ -99,6 +100,8 @@ union cowmap_ioc_arg {
 	struct cowmap_dump dump;
 	struct cowmap_adopt adopt;
 	struct cowmap_merge merge;
+	struct cowmap_view view;
+	struct cowmap_size size;
 };
 
 static int cowmap_ioc_api(struct file *file, union cowmap_ioc_arg *a)
@@ -129,7 +132,9 @@ static int cowmap_ioc_api(struct file *file, union cowmap_ioc_arg *a)
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_ADOPT) |
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_DISCARD) |
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_MERGE) |
-		      COWMAP_IOCTL_BIT(COWMAP_IOC_TRIM);
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_TRIM) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_VIEW) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_SET_SIZE);
 	return 0;
 }
 
@@ -221,6 +226,42 @@ static int cowmap_ioc_trim(struct file *file, union cowmap_ioc_arg *a)
 	return 0;
 }
 
+/* The view's file is installed in the fd table only once the answer is out. */
+static int cowmap_ioc_view(struct file *file, union cowmap_ioc_arg *a,
+			   struct file **install)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+
+	if (!s)
+		return -EINVAL;
+	if ((a->view.flags & COWMAP_VIEW_RDWR) && !(file->f_mode & FMODE_WRITE))
+		return -EBADF;
+	return cowmap_view_open(s, &a->view, install);
+}
+
+static int cowmap_ioc_set_size(struct file *file, union cowmap_ioc_arg *a)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_size *z = &a->size;
+	loff_t old;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	if (z->flags || z->reserved0 || z->old_size ||
+	    memchr_inv(z->reserved, 0, sizeof(z->reserved)))
+		return -EINVAL;
+	if (!(file->f_mode & FMODE_WRITE))
+		return -EBADF;
+	/* As ftruncate(2) of a view: serialised with the views' writes. */
+	inode_lock(s->inode);
+	ret = cowmap_set_size(s, z->size, &old);
+	inode_unlock(s->inode);
+	if (!ret)
+		z->old_size = old;
+	return ret;
+}
+
 struct cowmap_ioc {
 	unsigned int cmd;
 	int (*fn)(struct file *file, union cowmap_ioc_arg *a);
@@ -237,6 +278,9 @@ static const struct cowmap_ioc cowmap_iocs[] = {
 	[_IOC_NR(COWMAP_IOC_DISCARD)] = { COWMAP_IOC_DISCARD, cowmap_ioc_discard },
 	[_IOC_NR(COWMAP_IOC_MERGE)] = { COWMAP_IOC_MERGE, cowmap_ioc_merge },
 	[_IOC_NR(COWMAP_IOC_TRIM)] = { COWMAP_IOC_TRIM, cowmap_ioc_trim },
+	/* Called with a third argument, below. */
+	[_IOC_NR(COWMAP_IOC_VIEW)] = { COWMAP_IOC_VIEW, NULL },
+	[_IOC_NR(COWMAP_IOC_SET_SIZE)] = { COWMAP_IOC_SET_SIZE, cowmap_ioc_set_size },
 };
 
 static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
@@ -244,6 +288,7 @@ static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	struct cowmap_file *cf = file->private_data;
 	void __user *uarg = (void __user *)arg;
 	const struct cowmap_ioc *ioc;
+	struct file *install = NULL;
 	union cowmap_ioc_arg a;
 	unsigned int size, nr;
 	bool api_done;
@@ -251,7 +296,7 @@ static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 
 	nr = _IOC_NR(cmd);
 	if (_IOC_TYPE(cmd) != COWMAP_IOC_MAGIC || nr >= ARRAY_SIZE(cowmap_iocs) ||
-	    !cowmap_iocs[nr].fn)
+	    !cowmap_iocs[nr].cmd)
 		return -ENOTTY;
 	ioc = &cowmap_iocs[nr];
 	/* A known command with another size or direction: a wrong struct. */
@@ -273,11 +318,18 @@ static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	if ((_IOC_DIR(cmd) & _IOC_WRITE) && copy_from_user(&a, uarg, size))
 		return -EFAULT;
 
-	ret = ioc->fn(file, &a);
+	if (cmd == COWMAP_IOC_VIEW)
+		ret = cowmap_ioc_view(file, &a, &install);
+	else
+		ret = ioc->fn(file, &a);
 	if (ret)
 		return ret;
 
 	if ((_IOC_DIR(cmd) & _IOC_READ) && copy_to_user(uarg, &a, size)) {
+		if (install) {
+			fput(install);
+			put_unused_fd(a.view.fd);
+		}
 		/* The caller never saw the answer: the handshake did not happen. */
 		if (cmd == COWMAP_IOC_API) {
 			mutex_lock(&cf->lock);
@@ -286,6 +338,8 @@ static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 		}
 		return -EFAULT;
 	}
+	if (install)
+		fd_install(a.view.fd, install);
 	return 0;
 }
 

@@ -40,7 +40,14 @@ struct cowmap_merger {
 	size_t nrecs;
 	struct cowmap_extent *ext;
 	size_t next;
+	/* The target's size: at the start, as records leave it, the least. */
+	loff_t size0, size, min_size;
 };
+
+static bool cowmap_rec_is_size(const struct cowmap_log_record *h)
+{
+	return le32_to_cpu(h->flags) & COWMAP_REC_SIZE;
+}
 
 static loff_t cowmap_rec_off(const struct cowmap_log_record *h)
 {
@@ -80,6 +87,8 @@ static int cowmap_build_extents(struct cowmap_merger *mg)
 		loff_t off = cowmap_rec_off(by_off[i]);
 		loff_t end = off + cowmap_rec_len(by_off[i]);
 
+		if (cowmap_rec_is_size(by_off[i]))
+			continue;
 		e = mg->next ? &mg->ext[mg->next - 1] : NULL;
 		if (e && off <= e->off + (loff_t)e->len) {
 			if (end > e->off + (loff_t)e->len)
@@ -161,6 +170,125 @@ static int cowmap_report(struct cowmap_merger *mg,
 	       -EFAULT : 0;
 }
 
+/*
+ * CRC-32 of the target's bytes [@from, @to) as the records so far leave
+ * them: the shadow where an extent holds them, the file elsewhere (zeros
+ * past its original end: only a growth can have put bytes there).
+ */
+static int cowmap_shadow_crc(struct cowmap_merger *mg, loff_t from, loff_t to,
+			     u32 *crc)
+{
+	u32 c = 0;
+	u8 *buf = kvmalloc(PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	size_t i = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (from < to) {
+		struct cowmap_extent *e = NULL;
+		loff_t stop = to;
+		size_t n;
+
+		while (i < mg->next && mg->ext[i].off + (loff_t)mg->ext[i].avail <= from)
+			i++;
+		if (i < mg->next && mg->ext[i].off <= from)
+			e = &mg->ext[i];
+		else if (i < mg->next)
+			stop = min(stop, mg->ext[i].off);
+		if (e) {
+			n = min_t(loff_t, e->off + e->avail, to) - from;
+			c = cowmap_log_crc(c, e->buf + (from - e->off), n);
+		} else if (from >= min(mg->size0, mg->min_size)) {
+			/* Cut, or past the target's end: zeros a growth put there. */
+			n = stop - from;
+			c = cowmap_log_crc_zeros(c, n);
+		} else {
+			loff_t pos = from;
+			ssize_t got = 0;
+
+			n = min_t(loff_t, stop - from, PAGE_SIZE);
+			n = min_t(loff_t, n, min(mg->size0, mg->min_size) - from);
+			got = kernel_read(mg->target, buf, n, &pos);
+			if (got < 0) {
+				kvfree(buf);
+				return got;
+			}
+			memset(buf + got, 0, n - got);
+			c = cowmap_log_crc(c, buf, n);
+		}
+		from += n;
+		cond_resched();
+	}
+	kvfree(buf);
+	*crc = c;
+	return 0;
+}
+
+/* The target's size becomes @size in the shadow. */
+static void cowmap_shadow_resize(struct cowmap_merger *mg, loff_t size)
+{
+	size_t i;
+
+	for (i = 0; i < mg->next; i++) {
+		struct cowmap_extent *e = &mg->ext[i];
+		size_t avail = clamp_t(loff_t, size - e->off, 0, e->len);
+
+		if (avail > e->avail)
+			memset(e->buf + e->avail, 0, avail - e->avail);
+		if (avail != e->avail)
+			e->dirty = true;
+		e->avail = avail;
+	}
+	mg->size = size;
+	mg->min_size = min(mg->min_size, size);
+}
+
+/* A size record: apply, already applied, or a conflict. */
+static int cowmap_check_size(struct cowmap_merger *mg,
+			     const struct cowmap_log_record *rec, bool *merged)
+{
+	const struct cowmap_log_size *z = (const void *)(rec + 1);
+	loff_t old = le64_to_cpu(z->old_size), new = le64_to_cpu(z->new_size);
+	bool apply = false;
+	u32 crc;
+	int ret;
+
+	if (mg->size == old) {
+		apply = true;
+		if (new < old) {
+			ret = cowmap_shadow_crc(mg, new, old, &crc);
+			if (ret)
+				return ret;
+			apply = crc == le32_to_cpu(z->cut_crc);
+		}
+	}
+	if (apply) {
+		cowmap_shadow_resize(mg, new);
+		mg->m->applied++;
+		*merged = true;
+	} else if (mg->size == new) {
+		mg->m->already++;
+		*merged = true;
+	} else {
+		struct cowmap_conflict c = { };
+
+		if (mg->ubuf && mg->m->conflicts < mg->m->conflicts_max) {
+			c.session_id = le64_to_cpu(rec->session_id);
+			c.seq = le64_to_cpu(rec->seq);
+			c.offset = new;
+			if (copy_to_user(&mg->ubuf[mg->m->conflicts], &c,
+					 sizeof(c)))
+				return -EFAULT;
+		}
+		mg->m->conflicts++;
+		if (mg->m->flags & COWMAP_MERGE_FORCE) {
+			cowmap_shadow_resize(mg, new);
+			*merged = true;
+		}
+	}
+	return 0;
+}
+
 /* Apply every record to the shadow extents; count and report. */
 static int cowmap_check(struct cowmap_merger *mg, bool *merged)
 {
@@ -173,11 +301,22 @@ static int cowmap_check(struct cowmap_merger *mg, bool *merged)
 		loff_t off = cowmap_rec_off(rec);
 		u32 len = cowmap_rec_len(rec);
 		const u8 *old = (const u8 *)(rec + 1), *new = old + len;
-		struct cowmap_extent *e = cowmap_find_extent(mg, off);
-		size_t at = off - e->off;
-		u8 *cur = e->buf + at;
+		struct cowmap_extent *e;
+		size_t at;
+		u8 *cur;
+		bool whole;
+
+		if (cowmap_rec_is_size(rec)) {
+			ret = cowmap_check_size(mg, rec, &merged[i]);
+			if (ret)
+				return ret;
+			continue;
+		}
+		e = cowmap_find_extent(mg, off);
+		at = off - e->off;
+		cur = e->buf + at;
 		/* The target has these bytes only if it reaches that far. */
-		bool whole = at + len <= e->avail;
+		whole = at + len <= e->avail;
 
 		if (whole && !memcmp(cur, old, len)) {
 			memcpy(cur, new, len);
@@ -200,12 +339,33 @@ static int cowmap_check(struct cowmap_merger *mg, bool *merged)
 				memcpy(cur, new, len);
 				if (at + len > e->avail)
 					e->avail = at + len;
+				mg->size = max(mg->size, off + (loff_t)len);
 				e->dirty = true;
 				merged[i] = true;
 			}
 		}
 	}
 	return 0;
+}
+
+/*
+ * Resize the target, as ftruncate(2) would, under the inode lock the merge
+ * holds: append-only and immutable files refuse, and the filesystem's
+ * ->setattr checks RLIMIT_FSIZE and its own limits (inode_newsize_ok()).
+ */
+static int cowmap_truncate(struct cowmap_merger *mg, loff_t size)
+{
+	struct file *f = mg->target;
+	struct inode *inode = file_inode(f);
+	struct iattr attr = {
+		.ia_valid = ATTR_SIZE | ATTR_FILE | ATTR_MTIME | ATTR_CTIME,
+		.ia_size = size,
+		.ia_file = f,
+	};
+
+	if (IS_APPEND(inode) || IS_IMMUTABLE(inode))
+		return -EPERM;
+	return notify_change(cowmap_file_idmap(f), f->f_path.dentry, &attr, NULL);
 }
 
 /*
@@ -221,9 +381,22 @@ static int cowmap_write_extents(struct cowmap_merger *mg)
 
 	for (i = 0; i < mg->next; i++)
 		dirty |= mg->ext[i].dirty;
-	if (!dirty)
+	if (!dirty && mg->size == mg->size0 && mg->min_size == mg->size0)
 		return 0;
+	/* A resize that would be refused: before anything is written. */
+	if (mg->size != mg->size0 || mg->min_size != mg->size0) {
+		struct inode *inode = file_inode(f);
+
+		if (IS_APPEND(inode) || IS_IMMUTABLE(inode))
+			return -EPERM;
+		ret = inode_newsize_ok(inode, mg->size);
+		if (ret)
+			return ret;
+	}
 	ret = file_modified(f);
+	/* A size the records went down to cut what was there. */
+	if (!ret && mg->min_size < mg->size0)
+		ret = cowmap_truncate(mg, mg->min_size);
 	for (i = 0; !ret && i < mg->next; i++) {
 		struct cowmap_extent *e = &mg->ext[i];
 		struct kvec kv = { .iov_base = e->buf, .iov_len = e->avail };
@@ -246,6 +419,8 @@ static int cowmap_write_extents(struct cowmap_merger *mg)
 		else
 			mg->m->written += n;
 	}
+	if (!ret && i_size_read(file_inode(f)) != mg->size)
+		ret = cowmap_truncate(mg, mg->size);
 	return ret;
 }
 
@@ -315,6 +490,9 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 
 	file_start_write(mg.target);
 	inode_lock(inode);
+	mg.size0 = i_size_read(inode);
+	mg.size = mg.size0;
+	mg.min_size = mg.size0;
 	ret = cowmap_read_extents(&mg);
 	if (!ret)
 		ret = cowmap_check(&mg, merged);

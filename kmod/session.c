@@ -19,6 +19,7 @@
 
 #include <linux/cred.h>
 #include <linux/file.h>
+#include <linux/highmem.h>
 #include <linux/fs_context.h>
 #include <linux/fsnotify_backend.h>
 #include <linux/magic.h>
@@ -43,7 +44,7 @@ struct cowmap_notify {
 	struct cowmap_session *s;	/* holds a session reference */
 };
 
-static struct vfsmount *cowmap_mnt;
+struct vfsmount *cowmap_mnt;
 static struct fsnotify_group *cowmap_group;
 static atomic64_t cowmap_next_id = ATOMIC64_INIT(0);
 
@@ -151,6 +152,8 @@ static struct cowmap_session *cowmap_session_alloc(struct file *file)
 		return ERR_CAST(inode);
 	}
 
+	/* A view of the session is a regular file showing this inode. */
+	inode->i_mode |= S_IFREG;
 	kref_init(&s->ref);
 	INIT_LIST_HEAD(&s->node);
 	mutex_init(&s->lock);
@@ -373,11 +376,178 @@ void cowmap_session_close(struct cowmap_session *s)
 	cowmap_session_destroy(s);
 }
 
-pgoff_t cowmap_eof_pgoff(struct cowmap_session *s)
+/*
+ * A session fd or a view is closed. The last one closes the session; no
+ * VMA is left then, since every VMA holds one of them.
+ */
+void cowmap_session_unuse(struct cowmap_session *s)
+{
+	if (atomic_dec_and_test(&s->users))
+		cowmap_session_close(s);
+}
+
+/* The session inode's size, which views report, is the session's. */
+void cowmap_sync_size(struct cowmap_session *s)
+{
+	lockdep_assert_held(&s->lock);
+	i_size_write(s->inode, cowmap_size(s));
+}
+
+/* The session's size: the backing file's, until the session sets its own. */
+loff_t cowmap_size(struct cowmap_session *s)
+{
+	if (READ_ONCE(s->own_size))
+		return READ_ONCE(s->size);
+	return i_size_read(file_inode(s->backing));
+}
+
+/* Where the backing file's bytes end for the session; zeros after. */
+loff_t cowmap_base_end(struct cowmap_session *s)
 {
 	loff_t size = i_size_read(file_inode(s->backing));
 
-	return (pgoff_t)DIV_ROUND_UP_ULL(size, PAGE_SIZE);
+	if (READ_ONCE(s->own_size))
+		return min(size, READ_ONCE(s->base_cut));
+	return size;
+}
+
+pgoff_t cowmap_eof_pgoff(struct cowmap_session *s)
+{
+	return (pgoff_t)DIV_ROUND_UP_ULL(cowmap_size(s), PAGE_SIZE);
+}
+
+pgoff_t cowmap_base_pgoff(struct cowmap_session *s)
+{
+	return (pgoff_t)DIV_ROUND_UP_ULL(cowmap_base_end(s), PAGE_SIZE);
+}
+
+/* CRC-32 of the session's bytes [@from, @to), page by page. Under @lock. */
+static int cowmap_cut_crc(struct cowmap_session *s, loff_t from, loff_t to,
+			  u32 *crc)
+{
+	u32 c = 0;
+
+	while (from < to) {
+		size_t off = offset_in_page(from);
+		size_t n = min_t(loff_t, PAGE_SIZE - off, to - from);
+		loff_t bend = cowmap_base_end(s);
+		unsigned long idx = from >> PAGE_SHIFT;
+		struct page *page;
+		bool priv;
+		u8 *p;
+
+		/* Past the base, zeros up to the next page the session wrote. */
+		if (from >= bend && !xa_load(&s->pages, idx)) {
+			loff_t next = to;
+
+			if (xa_find(&s->pages, &idx, ULONG_MAX, XA_PRESENT))
+				next = clamp_t(loff_t, (loff_t)idx << PAGE_SHIFT,
+					       from, to);
+			c = cowmap_log_crc_zeros(c, next - from);
+			from = next;
+			continue;
+		}
+
+		page = cowmap_read_page(s, from >> PAGE_SHIFT, &priv);
+		if (IS_ERR(page))
+			return PTR_ERR(page);
+		p = kmap_local_page(page ? page : ZERO_PAGE(0));
+		if (page && !priv && from + n > bend) {
+			/* The base's bytes end inside: zeros after. */
+			size_t k = bend > from ? bend - from : 0;
+
+			c = cowmap_log_crc(c, p + off, k);
+			c = cowmap_log_crc(c, page_address(ZERO_PAGE(0)), n - k);
+		} else {
+			c = cowmap_log_crc(c, p + off, n);
+		}
+		kunmap_local(p);
+		if (page)
+			put_page(page);
+		from += n;
+		cond_resched();
+	}
+	*crc = c;
+	return 0;
+}
+
+/*
+ * Set the session's size (COWMAP_IOC_SET_SIZE, ftruncate(2) of a view, a
+ * write or fallocate(2) past its end). The first change makes the size
+ * the session's own. A growth is journalled by the next commit, ahead of
+ * its byte records; a shrink commits first, then records the size with
+ * the CRC of the bytes it cuts, then drops the pages past the new end.
+ * The caller holds the session inode's lock (views' writes serialise on
+ * it). *@old gets the size before.
+ */
+int cowmap_set_size(struct cowmap_session *s, loff_t size, loff_t *old)
+{
+	struct cowmap_commit c = { };
+	loff_t cur;
+	u32 crc = 0;
+	int ret = 0, fret;
+
+	if (size < 0)
+		return -EINVAL;
+	/* A size the backing file could not have could never be merged. */
+	if (size > file_inode(s->backing)->i_sb->s_maxbytes)
+		return -EFBIG;
+	ret = inode_newsize_ok(s->inode, size);
+	if (ret)
+		return ret;
+
+	down_write(&s->jlock);
+	mutex_lock(&s->lock);
+	cur = cowmap_size(s);
+	if (old)
+		*old = cur;
+	if (size == cur)
+		goto unlock;
+	if (!s->own_size) {
+		/* From now on the base shows up to here, at most. */
+		s->csize = cur;
+		s->size = cur;
+		s->base_cut = cur;
+		s->base_pg_seen = cowmap_base_pgoff(s);
+		WRITE_ONCE(s->own_size, true);
+		ret = cowmap_cut_page(s, cur);
+		if (ret) {
+			/* Nothing was recorded: still the file's size. */
+			WRITE_ONCE(s->own_size, false);
+			goto unlock;
+		}
+	}
+	if (size > cur) {
+		/* Bytes past the old end read as zeros, also in its last page. */
+		ret = cowmap_cut_page(s, cur);
+		if (!ret)
+			WRITE_ONCE(s->size, size);
+		goto unlock;
+	}
+
+	/* A shrink: what was written before it is journalled before it. */
+	mutex_unlock(&s->lock);
+	ret = cowmap_commit_locked(s, &c);
+	mutex_lock(&s->lock);
+	if (ret)
+		goto unlock;
+	cur = cowmap_size(s);
+	ret = cowmap_cut_crc(s, size, cur, &crc);
+	if (!ret)
+		ret = cowmap_journal_add_size(s, cur, size, crc);
+	if (ret)
+		goto unlock;
+	WRITE_ONCE(s->size, size);
+	s->csize = size;
+	WRITE_ONCE(s->base_cut, min(s->base_cut, size));
+	cowmap_drop_past(s, (pgoff_t)DIV_ROUND_UP_ULL(size, PAGE_SIZE));
+	ret = cowmap_cut_page(s, size);
+unlock:
+	cowmap_sync_size(s);
+	mutex_unlock(&s->lock);
+	fret = cowmap_jfile_sync(s, false);
+	up_write(&s->jlock);
+	return ret ?: fret;
 }
 
 /*
@@ -563,6 +733,10 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 		return ret;
 	}
 	a->session_id = s->id;
+	mutex_lock(&s->lock);
+	cowmap_sync_size(s);
+	mutex_unlock(&s->lock);
+	atomic_set(&s->users, 1);
 	cowmap_file_set(file, s);
 	mutex_unlock(&cf->lock);
 	cowmap_nl_event(s, COWMAP_EV_ATTACH, 0, 0, 0);
@@ -669,6 +843,7 @@ int cowmap_adopt(struct file *file, struct cowmap_adopt *a)
 	up_write(&found->jlock);
 	put_cred(old_cred);
 	/* The orphan's reference becomes the fd's; drop the lookup's. */
+	atomic_set(&found->users, 1);
 	cowmap_file_set(file, found);
 	cowmap_session_put(found);
 	module_put(THIS_MODULE);
@@ -687,6 +862,10 @@ void cowmap_discard(struct cowmap_session *s)
 	cowmap_zap(s, 0, 0);
 	cowmap_free_pages(s);
 	cowmap_journal_free(s);
+	/* The file's size again; a journal file keeps its version. */
+	WRITE_ONCE(s->own_size, false);
+	WRITE_ONCE(s->log_v2, s->jfile_v2);
+	cowmap_sync_size(s);
 	mutex_unlock(&s->lock);
 	up_write(&s->jlock);
 	cowmap_nl_event(s, COWMAP_EV_DISCARD, 0, 0, 0);
@@ -740,6 +919,7 @@ void cowmap_status(struct cowmap_session *s, struct cowmap_status *st)
 	st->ino = s->ino;
 	st->size_at_attach = s->size_at_attach;
 	st->size = i_size_read(file_inode(s->backing));
+	st->session_size = cowmap_size(s);
 	st->mappings = atomic_read(&s->nr_vmas);
 	st->private_pages = s->nr_private;
 	st->twin_pages = s->nr_twins;

@@ -34,6 +34,10 @@ struct rec {
 	uint64_t seq, offset, time_ns, session;
 	uint32_t length, pid, uid;
 	const uint8_t *old, *new;
+	/* A size record (version 2): old_size -> offset (the new size). */
+	int is_size;
+	uint64_t old_size;
+	uint32_t cut_crc;
 };
 
 struct log {
@@ -59,16 +63,40 @@ static inline long parse_log(struct log *l)
 	memcpy(&h, l->buf, sizeof(h));
 	l->hdr = h;
 	h.crc = 0;
-	if (memcmp(h.magic, COWMAP_LOG_MAGIC, 8) || h.version != COWMAP_LOG_VERSION ||
+	if (memcmp(h.magic, COWMAP_LOG_MAGIC, 8) ||
+	    (h.version != COWMAP_LOG_VERSION_1 && h.version != COWMAP_LOG_VERSION) ||
 	    h.header_size != sizeof(h) || crc32(&h, sizeof(h)) != l->hdr.crc)
 		return 1;
 	while (pos < l->len) {
 		struct cowmap_log_record r;
+		struct cowmap_log_size z;
 		uint32_t crc;
 
 		if (l->len - pos < sizeof(r))
 			return pos + 1;
 		memcpy(&r, l->buf + pos, sizeof(r));
+		/* Version 2: a size record, header + struct cowmap_log_size. */
+		if (r.flags == COWMAP_REC_SIZE) {
+			if (l->hdr.version != COWMAP_LOG_VERSION || r.magic != COWMAP_REC_MAGIC ||
+			    r.size != sizeof(r) + sizeof(z) || r.size > l->len - pos ||
+			    r.length || r.reserved)
+				return pos + 1;
+			memcpy(&z, l->buf + pos + sizeof(r), sizeof(z));
+			crc = r.crc;
+			((struct cowmap_log_record *)(l->buf + pos))->crc = 0;
+			r.crc = crc32(l->buf + pos, r.size);
+			((struct cowmap_log_record *)(l->buf + pos))->crc = crc;
+			if (r.crc != crc || z.new_size != r.offset || z.reserved0 ||
+			    z.reserved || (z.new_size >= z.old_size && z.cut_crc))
+				return pos + 1;
+			l->recs[l->n++] = (struct rec){
+				.seq = r.seq, .offset = r.offset, .time_ns = r.time_ns,
+				.session = r.session_id, .pid = r.pid, .uid = r.uid,
+				.is_size = 1, .old_size = z.old_size, .cut_crc = z.cut_crc,
+			};
+			pos += r.size;
+			continue;
+		}
 		if (r.magic != COWMAP_REC_MAGIC || r.size % 8 || r.size > l->len - pos ||
 		    r.length == 0 || r.length > COWMAP_LOG_MAX_RUN ||
 		    r.size != ((sizeof(r) + 2 * r.length + 7) & ~7UL) || r.flags || r.reserved)

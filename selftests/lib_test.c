@@ -112,6 +112,47 @@ TEST_F(lib, open_handshake_status)
 	ASSERT_EQ(-ENOENT, cowmap_session_open("/nonexistent", NULL, NULL));
 }
 
+/* A view through the library: write, fsync (a commit), merge, as a file. */
+TEST_F(lib, view)
+{
+	struct cowmap_status st;
+	struct stat sb;
+	char buf[64] = { 0 };
+	int64_t old = 0;
+	int fd, vw, file;
+
+	NEED_MODULE();
+	fd = cowmap_session_open(self->path, NULL, NULL);
+	ASSERT_LE(0, fd);
+	vw = cowmap_view(fd, COWMAP_VIEW_RDWR | COWMAP_VIEW_CLOEXEC);
+	SKIP_IF_ENOTTY(vw, "COWMAP_IOC_VIEW");
+	ASSERT_LE(0, vw);
+	ASSERT_EQ(0, fstat(vw, &sb));
+	ASSERT_TRUE(S_ISREG(sb.st_mode));
+	ASSERT_EQ((off_t)strlen(SEED), sb.st_size);
+	ASSERT_EQ(3, pwrite(vw, "xxx", 3, 15));
+	ASSERT_EQ((ssize_t)strlen(SEED), pread(vw, buf, sizeof(buf), 0));
+	ASSERT_STREQ(SEEDX, buf);
+	ASSERT_TRUE(file_is(self->path, SEED));
+	ASSERT_EQ(0, fsync(vw));
+	ASSERT_EQ(0, cowmap_status(fd, &st));
+	ASSERT_EQ(1, st.journal_records);
+	file = open(self->path, O_RDWR);
+	ASSERT_LE(0, file);
+	ASSERT_EQ(0, cowmap_merge(fd, file, 0, NULL, 0, NULL));
+	ASSERT_TRUE(file_is(self->path, SEEDX));
+	close(file);
+	ASSERT_EQ(-EINVAL, cowmap_view(fd, 1U << 7));
+	/* A size of its own: one byte more. */
+	ASSERT_EQ(0, cowmap_set_size(fd, strlen(SEED) + 1, &old));
+	ASSERT_EQ((int64_t)strlen(SEED), old);
+	ASSERT_EQ(-EINVAL, cowmap_set_size(fd, -1, NULL));
+	ASSERT_EQ(0, fstat(vw, &sb));
+	ASSERT_EQ((off_t)strlen(SEED) + 1, sb.st_size);
+	close(vw);
+	drop(fd);
+}
+
 TEST_F(lib, attach_map_isolated)
 {
 	struct cowmap_status st;

@@ -134,6 +134,8 @@ struct cowmap_attach {
  *	which the next commit retries.
  * @merged_records: records a kernel merge applied or found applied (a trim
  *	drops them).
+ * @session_size: the session's size: @size until the session changes it
+ *	(see COWMAP_IOC_SET_SIZE), then its own.
  * @reserved: zero.
  *
  * Memory owned by the session is (@private_pages + @twin_pages) pages; both
@@ -164,7 +166,8 @@ struct cowmap_status {
 	__u64 commits;
 	__u64 journal_file_seq;
 	__u64 merged_records;
-	__u64 reserved[2];
+	__u64 session_size;
+	__u64 reserved[1];
 };
 
 /* struct cowmap_commit.flags */
@@ -337,6 +340,79 @@ struct cowmap_merge {
 	__u64 reserved[4];
 };
 
+/* struct cowmap_view.flags */
+#define COWMAP_VIEW_RDWR	_BITUL(0)	/* read-write; else read-only */
+#define COWMAP_VIEW_CLOEXEC	_BITUL(1)	/* the new fd is close-on-exec */
+
+/**
+ * struct cowmap_view - a regular-file fd on the session (COWMAP_IOC_VIEW)
+ * @flags: in: COWMAP_VIEW_*; other bits must be zero.
+ * @fd: out: the new fd. Must be zero on input.
+ * @reserved: must be zero.
+ *
+ * The new fd is a regular file (S_ISREG, st_size the session's size) on
+ * the module's own pseudo filesystem that shows the session as its
+ * mapping does: read(2), pread(2), readv(2), splice(2), sendfile(2) and
+ * copy_file_range(2) from it read the session's bytes (its own pages where
+ * it wrote, the backing file's live bytes elsewhere); write(2), pwrite(2),
+ * writev(2) copy into the session's
+ * private pages exactly like stores through a mapping, and a commit
+ * journals them the same way; mmap(2) MAP_SHARED maps the same pages as a
+ * mapping of the session fd; fsync(2) and fdatasync(2) are a durable
+ * commit; lseek(2) SEEK_DATA and SEEK_HOLE report the backing file's data
+ * and holes, and the pages the session wrote as data. fallocate(2) takes
+ * mode 0 (which grows the session past its end) and FALLOC_FL_KEEP_SIZE and
+ * FALLOC_FL_PUNCH_HOLE or FALLOC_FL_ZERO_RANGE, which write zeros like a
+ * write(2) does; other modes fail with EOPNOTSUPP. O_DIRECT is refused
+ * (EINVAL from fcntl(2)). The fd keeps the session alive as a mapping
+ * does: the session is closed (committed, orphaned or freed) when its last
+ * fd, view or mapping goes. The backing file is never written.
+ *
+ * A write past the end (O_APPEND writes at the end), ftruncate(2) and
+ * fallocate(2) past the end change the session's size, as
+ * COWMAP_IOC_SET_SIZE does.
+ *
+ * Errors: EINVAL (flags, @fd or @reserved not zero; an unattached session),
+ * EBADF (COWMAP_VIEW_RDWR on a session fd not opened for writing), EMFILE,
+ * ENFILE, ENOMEM. On the view: EBADF (a write on a read-only view), ENOSPC
+ * (a write past max_session_pages or max_total_pages), EFBIG (a size past
+ * RLIMIT_FSIZE or what the backing file's filesystem allows), ENOMEM.
+ */
+struct cowmap_view {
+	__u32 flags;
+	__s32 fd;
+	__u64 reserved[3];
+};
+
+/**
+ * struct cowmap_size - set the session's size (COWMAP_IOC_SET_SIZE)
+ * @size: in: the new size in bytes.
+ * @flags: in: must be zero.
+ * @reserved0: must be zero.
+ * @old_size: out: the size before. Must be zero on input.
+ * @reserved: must be zero.
+ *
+ * Until its size is first changed, a session's size is the backing
+ * file's, and follows it. From the first change (this ioctl, ftruncate(2)
+ * of a view, a write or fallocate(2) past the end of a view) it is the
+ * session's own: bytes past the backing file's end read as zeros until
+ * written, and a mapping past the session's size gets SIGBUS. Shrinking
+ * drops the session's pages past the new end (growing again reads zeros).
+ * Every change is journalled as a size record (journal format 2), ordered
+ * with the byte records: a shrink commits what was written before it.
+ *
+ * Errors: EINVAL (negative @size, flags or reserved fields), EFBIG (@size
+ * past the largest file size, or RLIMIT_FSIZE), ENOSPC (the journal is
+ * full), ENOMEM, and the errors of a commit.
+ */
+struct cowmap_size {
+	__s64 size;
+	__u32 flags;
+	__u32 reserved0;
+	__s64 old_size;
+	__u64 reserved[2];
+};
+
 #define COWMAP_IOC_API		_IOWR(COWMAP_IOC_MAGIC, 0x00, struct cowmap_api)
 #define COWMAP_IOC_ATTACH	_IOWR(COWMAP_IOC_MAGIC, 0x01, struct cowmap_attach)
 #define COWMAP_IOC_STATUS	_IOR(COWMAP_IOC_MAGIC, 0x02, struct cowmap_status)
@@ -351,6 +427,8 @@ struct cowmap_merge {
  * if there is one). The sequence numbers of the others do not change.
  */
 #define COWMAP_IOC_TRIM		_IO(COWMAP_IOC_MAGIC, 0x08)
+#define COWMAP_IOC_VIEW		_IOWR(COWMAP_IOC_MAGIC, 0x09, struct cowmap_view)
+#define COWMAP_IOC_SET_SIZE	_IOWR(COWMAP_IOC_MAGIC, 0x0a, struct cowmap_size)
 
 /*
  * The journal format (docs/journal-format.md), for dumps and journal files:
@@ -359,7 +437,8 @@ struct cowmap_merge {
  * its crc field set to zero.
  */
 #define COWMAP_LOG_MAGIC	"COWMAPLG"	/* 8 bytes, no NUL */
-#define COWMAP_LOG_VERSION	1
+#define COWMAP_LOG_VERSION	2	/* a log with size records */
+#define COWMAP_LOG_VERSION_1	1	/* byte records only */
 #define COWMAP_REC_MAGIC	0x52574f43U	/* "COWR" as little-endian bytes */
 #define COWMAP_LOG_MAX_RUN	16384		/* longer runs are split */
 
@@ -420,6 +499,32 @@ struct cowmap_log_record {
 	__le32 uid;
 	__le32 crc;
 	__le32 reserved;
+};
+
+/* struct cowmap_log_record.flags */
+#define COWMAP_REC_SIZE		0x1U	/* a size record (version 2) */
+
+/**
+ * struct cowmap_log_size - the payload of a size record (version 2)
+ * @old_size: the session's size before the change.
+ * @new_size: the size after it.
+ * @cut_crc: with @new_size < @old_size, CRC-32 of the bytes cut,
+ *	[@new_size, @old_size) as the session had them; else zero.
+ * @reserved0: zero.
+ * @reserved: zero.
+ *
+ * A size record is a struct cowmap_log_record with @flags COWMAP_REC_SIZE,
+ * @offset the new size, @length 0, followed by this (its @size is 96).
+ * A merge applies it when the target's size is @old_size (and, shrinking,
+ * the bytes cut have @cut_crc), finds it applied when the size is
+ * @new_size, and reports a conflict otherwise.
+ */
+struct cowmap_log_size {
+	__le64 old_size;
+	__le64 new_size;
+	__le32 cut_crc;
+	__le32 reserved0;
+	__le64 reserved;
 };
 
 /*

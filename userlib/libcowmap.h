@@ -143,6 +143,42 @@ int cowmap_map(int fd, size_t len, off_t offset, int prot, void **addr);
 int cowmap_unmap(void *addr, size_t len);
 
 /**
+ * cowmap_view() - a regular-file fd on the session
+ * @fd: an attached or adopted session fd
+ * @flags: COWMAP_VIEW_RDWR for a read-write view (the session fd must be
+ *	open for writing), 0 for a read-only one; COWMAP_VIEW_CLOEXEC
+ *
+ * The new fd reads and writes the session with read(2), write(2), lseek(2),
+ * fsync(2) (a durable commit), mmap(2), sendfile(2), ... as a regular file
+ * (see COWMAP_IOC_VIEW in <linux/cowmap.h> and cowmap(4)). Writes go to the
+ * session's pages, never to the file, and are journalled by the next
+ * commit. The session lives on while the view is open.
+ *
+ * Return: the new fd, or a negative errno: -EINVAL (unknown flags, not
+ * attached), -EBADF (a read-write view of a read-only session fd), -EMFILE,
+ * -ENOTTY (a module without views).
+ */
+int cowmap_view(int fd, unsigned int flags);
+
+/**
+ * cowmap_set_size() - set the session's size
+ * @fd: an attached or adopted session fd, open for writing
+ * @size: the new size in bytes
+ * @old_size: if not NULL, receives the size before
+ *
+ * From the first change the session has a size of its own: bytes past the
+ * file's end read as zeros until written, and a shrink drops the session's
+ * pages past the new end. Each change is journalled as a size record
+ * (journal format 2; see COWMAP_IOC_SET_SIZE and cowmap(4)); a merge
+ * resizes the target.
+ *
+ * Return: 0 or a negative errno: -EINVAL (negative @size), -EFBIG (past
+ * RLIMIT_FSIZE or the file's filesystem), -EBADF (fd not open for
+ * writing), -ENOSPC (journal full), -ENOTTY (a module without sizes).
+ */
+int cowmap_set_size(int fd, int64_t size, int64_t *old_size);
+
+/**
  * cowmap_commit() - turn the session's writes into journal records
  * @fd: an attached session fd
  * @durable: non-zero to fsync the journal file (COWMAP_COMMIT_DURABLE)
@@ -236,7 +272,7 @@ int cowmap_trim(int fd);
 
 /**
  * struct cowmap_log_info - a log header, decoded (host byte order)
- * @version: format version (COWMAP_LOG_VERSION)
+ * @version: format version (COWMAP_LOG_VERSION_1)
  * @header_size: bytes before the first record
  * @session_id: the session that created the log
  * @dev_major: backing file's device
@@ -386,7 +422,7 @@ struct cowmap_log;
  * @err: if not NULL, receives details when the header is bad
  *
  * Reads and checks the header: magic, version (a version other than
- * COWMAP_LOG_VERSION is refused), header CRC, header_size and flags.
+ * COWMAP_LOG_VERSION_1 is refused: this library reads version 1), header CRC, header_size and flags.
  *
  * Return: 0, or a negative errno: -EBADMSG (not a log, or a damaged
  * header), -EPROTONOSUPPORT (unknown version), or an open/read error.

@@ -82,7 +82,8 @@ enum cowmap_log_err_kind cm_parse_header(const uint8_t *p, size_t avail,
 		crc_ok = cm_crc_skip(p, hsize, 60) == get_le32(p + 60);
 	else
 		crc_ok = cm_crc_skip(p, HDR_SIZE, 60) == get_le32(p + 60);
-	if (info->version != COWMAP_LOG_VERSION)
+	/* Version 2 (size records) is not read here yet: BAD_VERSION says so. */
+	if (info->version != COWMAP_LOG_VERSION_1)
 		return crc_ok ? COWMAP_LOGERR_BAD_VERSION : COWMAP_LOGERR_HEADER_CRC;
 	if (hsize < HDR_SIZE || hsize > HDR_MAX || hsize % 8)
 		return crc_ok ? COWMAP_LOGERR_BAD_HEADER : COWMAP_LOGERR_HEADER_CRC;
@@ -551,7 +552,7 @@ API void cowmap_log_encode_header(const struct cowmap_log_info *info, void *out)
 
 	memset(p, 0, HDR_SIZE);
 	memcpy(p, COWMAP_LOG_MAGIC, 8);
-	put_le32(p + 8, COWMAP_LOG_VERSION);
+	put_le32(p + 8, COWMAP_LOG_VERSION_1);
 	put_le32(p + 12, HDR_SIZE);
 	put_le64(p + 16, info->session_id);
 	put_le32(p + 24, info->dev_major);

@@ -127,6 +127,24 @@ API int cowmap_commit(int fd, int durable, struct cowmap_commit *out)
 	return c.records > INT32_MAX ? INT32_MAX : (int)c.records;
 }
 
+API int cowmap_view(int fd, unsigned int flags)
+{
+	struct cowmap_view v = { .flags = flags };
+	int ret = xioctl(fd, COWMAP_IOC_VIEW, &v);
+
+	return ret ? ret : v.fd;
+}
+
+API int cowmap_set_size(int fd, int64_t size, int64_t *old_size)
+{
+	struct cowmap_size z = { .size = size };
+	int ret = xioctl(fd, COWMAP_IOC_SET_SIZE, &z);
+
+	if (!ret && old_size)
+		*old_size = z.old_size;
+	return ret;
+}
+
 API int cowmap_status(int fd, struct cowmap_status *st)
 {
 	memset(st, 0, sizeof(*st));

@@ -6,6 +6,8 @@
  * half that runs in a second boot on the same disk and checks.
  *
  *   crashtest journal DIR    durable commits, a non-durable one, power off
+ *   crashtest journal-view DIR    the same writes through a view fd
+ *       (COWMAP_IOC_VIEW, pwrite), made durable by fsync(2) on the view
  *   crashtest journal-check DIR
  *       every durably committed record is in DIR/j.log, intact; anything
  *       after it is intact records or a tail the reader detects as torn
@@ -60,9 +62,11 @@ static void power_off(void)
 	die("reboot");
 }
 
-static int journal(const char *dir)
+static int journal(const char *dir, int use_view)
 {
 	char path[256], jpath[256];
+	struct cowmap_view v = { .flags = COWMAP_VIEW_RDWR };
+	struct cowmap_status st;
 	struct cowmap_attach a;
 	uint8_t *m;
 	int file, j, fd;
@@ -81,6 +85,27 @@ static int journal(const char *dir)
 				    .journal_fd = j };
 	if (ioctl(fd, COWMAP_IOC_ATTACH, &a))
 		die("attach");
+	if (use_view) {
+		if (ioctl(fd, COWMAP_IOC_VIEW, &v))
+			die("view");
+		for (int c = 0; c <= DURABLE; c++) {
+			for (int p = c % 4; p < NP; p += 4) {
+				uint8_t b = val(c, p);
+
+				if (pwrite(v.fd, &b, 1, p * PG + 7 + c) != 1)
+					die("pwrite");
+			}
+			/* fsync(2) of the view: a durable commit. */
+			if (c < DURABLE ? fsync(v.fd) : cm_commit(fd, 0) < 0)
+				die("commit");
+			if (cm_status(fd, &st) || st.journal_records != (uint64_t)(c + 1) * NP / 4)
+				die("records");
+		}
+		printf("crashtest: %d fsyncs of a view, %d records each, one more commit not durable; power off\n",
+		       DURABLE, NP / 4);
+		power_off();
+		return 1;
+	}
 	m = cm_map(fd, NP * PG, 0);
 	if (m == MAP_FAILED)
 		die("mmap");
@@ -504,9 +529,11 @@ int main(int argc, char **argv)
 	if (argc == 3 && !strcmp(argv[1], "merge-check"))
 		return merge_check(argv[2]);
 	if (argc == 3 && !strcmp(argv[1], "journal"))
-		return journal(argv[2]);
+		return journal(argv[2], 0);
+	if (argc == 3 && !strcmp(argv[1], "journal-view"))
+		return journal(argv[2], 1);
 	if (argc == 3 && !strcmp(argv[1], "journal-check"))
 		return journal_check(argv[2]);
-	fprintf(stderr, "usage: crashtest journal|journal-check|kmerge|omerge|merge-check DIR\n");
+	fprintf(stderr, "usage: crashtest journal|journal-view|journal-check|kmerge|omerge|merge-check DIR\n");
 	return 2;
 }

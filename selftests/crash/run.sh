@@ -37,9 +37,13 @@ scenario() {	# NAME CMD1 CMD2
 }
 
 echo "TAP version 13"
-echo "1..3"
+echo "1..4"
 scenario journal-survives-power-off \
 	"/crash/crashtest journal /mnt/ext4" \
+	"/crash/crashtest journal-check /mnt/ext4"
+# The same through a view fd: fsync(2) of the view is the durable commit.
+scenario view-fsync-survives-power-off \
+	"/crash/crashtest journal-view /mnt/ext4" \
 	"/crash/crashtest journal-check /mnt/ext4"
 # A merge in progress when the power goes (at a random moment): the
 # offline in-place merge completes it in the second boot, exactly.

@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	info = cowmap_log_info(log);
-	CHECK(info->version == COWMAP_LOG_VERSION);
+	CHECK(info->version == COWMAP_LOG_VERSION_1);
 	CHECK(info->header_size >= 64 && info->header_size <= size &&
 	      info->header_size % 8 == 0 && info->flags == 0);
 	/* A 64-byte header encodes back to itself. */
