@@ -131,7 +131,8 @@ static void on_event(void *arg, const struct cowmap_merger_event *ev)
 		c->offset = ev->rec->offset;
 		c->length = ev->rec->length;
 		c->found_len = ev->found_len;
-		memcpy(c->found, ev->found, ev->found_len < 64 ? ev->found_len : 64);
+		if (ev->found_len)
+			memcpy(c->found, ev->found, ev->found_len < 64 ? ev->found_len : 64);
 	}
 	if (ev->error && e->nerr < 16) {
 		e->err_offset[e->nerr] = ev->error->offset;
