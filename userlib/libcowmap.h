@@ -628,7 +628,9 @@ enum cowmap_merger_event_type {
  * @found: CONFLICT, FORCED: the target's bytes at the record's range
  *	(as the merge saw them, after the records before it in merge order)
  * @found_len: their number: less than @rec->length when the range runs
- *	past the end of the file
+ *	past the end of the file; a size record (COWMAP_REC_SIZE): @found is NULL,
+ *	@found_len 0, and @message says what differed (the size, or the CRC
+ *	of the bytes it cuts)
  * @error: LOG_ERROR, LOG_WARNING: where and what, when about one record
  *	or header; NULL otherwise
  * @message: a human-readable detail, or NULL
