@@ -183,7 +183,7 @@ int cmd_map(int argc, char **argv)
 	if (use_view) {
 		c = map_view(fd, w, nw);
 		if (c) {
-			fail(c == -ENOTTY ? "view (a module without views?)" : "write", c);
+			fail(c == -ENOTTY ? "view" : "write", c);
 			goto discard;
 		}
 	} else if (nw && st.st_size) {
