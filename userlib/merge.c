@@ -400,6 +400,7 @@ struct ctx {
 	/* Size records: the least size they went down to, and what is kept. */
 	uint64_t min_size, keep;
 	int has_size;		/* some record is a size record */
+	int all_done;		/* the target is the records' final state */
 	int fd;
 	struct run *runs;
 	size_t nruns;
@@ -745,6 +746,117 @@ static int size_record(struct ctx *c, struct mrec *r,
 	return 0;
 }
 
+/*
+ * Rule 4 with size records: does the target hold the state the records
+ * leave when each applies in turn, from a file of the first size record's
+ * old size: the last size record's new size, at every byte a record
+ * determines the last byte written there (zeros where a cut went and no
+ * record wrote since), and zeros outside the records' ranges from the
+ * least size on? Then every record is already applied. (The kernel merge
+ * has no such rule: it marks what it merged, and trims it.)
+ */
+static int sizes_done(struct ctx *c)
+{
+	struct cowmap_merger *m = c->m;
+	uint64_t first = UINT64_MAX, least = UINT64_MAX, last = 0, cur, pos;
+	const size_t bufsz = 1 << 16;
+	uint8_t **img = calloc(c->next + 1, sizeof(*img)), *buf = NULL;
+	size_t i, x;
+	int done = 0;
+
+	if (!img)
+		return 0;
+	for (i = 0; i < m->nrecs; i++) {
+		struct mrec *r = c->ord[i];
+
+		if (!(r->r.flags & COWMAP_REC_SIZE))
+			continue;
+		if (first == UINT64_MAX)
+			first = r->r.old_size;
+		if (r->r.new_size < least)
+			least = r->r.new_size;
+		last = r->r.new_size;
+	}
+	if (first == UINT64_MAX || c->size != last)
+		goto out;
+	if (first < least)
+		least = first;
+	/* Per extent: the final bytes, then whether a record determines them. */
+	for (x = 0; x < c->next; x++) {
+		struct extent *e = &c->ext[x];
+
+		img[x] = calloc(2, e->len);
+		if (!img[x])
+			goto out;
+		for (uint64_t k = 0; k < e->len; k++)
+			img[x][e->len + k] = e->off + k >= first;	/* grown: zeros */
+	}
+	cur = first;
+	for (i = 0; i < m->nrecs; i++) {
+		struct mrec *r = c->ord[i];
+
+		if (r->r.flags & COWMAP_REC_SIZE) {
+			for (x = 0; x < c->next; x++) {
+				struct extent *e = &c->ext[x];
+				uint64_t k = r->r.new_size > e->off ? r->r.new_size - e->off : 0;
+
+				for (; k < e->len; k++) {
+					img[x][k] = 0;
+					img[x][e->len + k] = 1;
+				}
+			}
+			cur = r->r.new_size;
+			continue;
+		}
+		if (r->ext == UINT32_MAX || r->r.offset + r->r.length > cur)
+			goto out;	/* past the size: this is no such history */
+		x = r->ext;
+		memcpy(img[x] + (r->r.offset - c->ext[x].off), r->r.new_bytes, r->r.length);
+		memset(img[x] + c->ext[x].len + (r->r.offset - c->ext[x].off), 1, r->r.length);
+	}
+	for (x = 0; x < c->next; x++) {
+		struct extent *e = &c->ext[x];
+
+		for (uint64_t k = 0; k < e->len && e->off + k < last; k++)
+			if (img[x][e->len + k] && e->cur[k] != img[x][k])
+				goto out;
+	}
+	/* Outside the extents, from the least size on: zeros. */
+	buf = malloc(bufsz);
+	if (!buf)
+		goto out;
+	for (pos = least, x = 0; pos < last;) {
+		uint64_t stop = last, n;
+		ssize_t got;
+
+		while (x < c->next && c->ext[x].off + c->ext[x].len <= pos)
+			x++;
+		if (x < c->next && c->ext[x].off <= pos) {
+			pos = c->ext[x].off + c->ext[x].len;
+			continue;
+		}
+		if (x < c->next && c->ext[x].off < stop)
+			stop = c->ext[x].off;
+		n = stop - pos < bufsz ? stop - pos : bufsz;
+		got = cm_pread_full(c->fd, buf, n, pos);
+		if (got < 0)
+			goto out;
+		for (ssize_t k = 0; k < got; k++)
+			if (buf[k])
+				goto out;
+		if ((uint64_t)got < n)
+			break;	/* the file ends: nothing more to compare */
+		pos += n;
+	}
+	done = 1;
+out:
+	for (x = 0; x < c->next; x++)
+		free(img[x]);
+	free(img);
+	free(buf);
+	return done;
+}
+
 static int simulate(struct ctx *c, enum cowmap_merger_policy policy,
 		    struct cowmap_merger_stats *st)
 {
@@ -758,6 +870,7 @@ static int simulate(struct ctx *c, enum cowmap_merger_policy policy,
 			maxext = c->ext[i].len;
 	}
 	c->alt = malloc(maxext + 1);
+	c->all_done = c->has_size && sizes_done(c);
 
 	for (size_t i = 0; i < m->nrecs; i++) {
 		struct mrec *r = c->ord[i];
@@ -767,6 +880,11 @@ static int simulate(struct ctx *c, enum cowmap_merger_policy policy,
 		int is_old, is_new;
 		uint8_t *f;
 
+		if (c->all_done) {
+			st->already++;
+			emit(m, COWMAP_MEV_ALREADY, log, &r->r, NULL, 0, NULL, NULL);
+			continue;
+		}
 		if (r->r.flags & COWMAP_REC_SIZE) {
 			int ret = size_record(c, r, policy, st);
 
