@@ -1041,6 +1041,12 @@ TEST_F(ctl, sizes_map_truncate_dump_and_both_merges)
 	EXPECT_TRUE(files_equal(f, g));
 	EXPECT_TRUE(files_equal(f, out));
 	EXPECT_TRUE(file_is(h, SEED, strlen(SEED)));
+	/* an offline re-run finds it all applied (the kernel's merged and trimmed) */
+	ASSERT_EQ(0, sh(&r, "cowmapctl merge -s %s -l %s --in-place --force-identity", g, log));
+	EXPECT_NE(NULL, strstr(r.out, " 0 applied, ")) TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, " already applied, 0 conflicts")) TH_LOG("%s", r.out);
+	res_free(&r);
+	EXPECT_TRUE(files_equal(f, g));
 
 	/* a cut whose bytes changed since: a conflict in both merges */
 	ASSERT_EQ(0, cm_put_file(g, SEED, strlen(SEED)));
