@@ -201,6 +201,19 @@ int cmd_map(int argc, char **argv)
 		fail("commit", c);
 		goto discard;
 	}
+	if (use_view) {
+		/* A shrink journalled itself and what came before: count it all. */
+		struct cowmap_status ss;
+
+		c = cowmap_status(fd, &ss);
+		if (c) {
+			fail("status", c);
+			goto discard;
+		}
+		cm.records = ss.journal_records;
+		cm.bytes = ss.journal_bytes;
+		cm.first_seq = ss.journal_records ? 1 : 0;
+	}
 	if (keep && !cm.records) {
 		err("nothing was committed (no byte changed): no session to keep");
 		goto discard;
