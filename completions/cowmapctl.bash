@@ -33,8 +33,8 @@ _cowmapctl()
 			mapfile -t COMPREPLY < <(compgen -W "${cmds% help}" -- "$cur")
 		return 0 ;;
 	map)
-		opts='--write --log --keep --json --help'
-		files='-l -L --log'; args='-w --write' ;;
+		opts='--write --truncate --log --keep --json --help'
+		files='-l -L --log'; args='-w --write -t --truncate' ;;
 	dump)
 		opts='--log --json --raw --output --full --verbose --ioctl --session --help'
 		files='-l --log -o --output'; args='--session' ;;

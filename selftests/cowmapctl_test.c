@@ -983,6 +983,93 @@ TEST_F(ctl, seed_demo_kernel_and_offline)
 	EXPECT_TRUE(files_equal(f0, f1));
 }
 
+/* --- session sizes (journal format 2) ------------------------------------------- */
+
+TEST_F(ctl, sizes_map_truncate_dump_and_both_merges)
+{
+	char *f = in(self, "f"), *g = in(self, "g"), *h = in(self, "h"), *out = in(self, "out");
+	char *log = in(self, "f.log"), *log2 = in(self, "h.log");
+	/* xxx at 15; "abc" at 40 grows to 43; cut to 20; "QQ" at 22 grows to 24 */
+	static const char want[24] = "------------ Hexxx W\0\0QQ";
+	struct res r, r2;
+	uint64_t id;
+
+	ASSERT_EQ(0, cm_put_file(f, SEED, strlen(SEED)));
+	ASSERT_EQ(0, sh(&r, "cp %s %s && cp %s %s", f, g, f, h));
+	res_free(&r);
+	id = keep(self, "%s -l %s -w 15:xxx -w 40:abc --truncate 20 -w 22:QQ", f, log);
+	ASSERT_NE(0, id);
+	EXPECT_TRUE(file_is(f, SEED, strlen(SEED)));	/* nothing reached the file */
+
+	/* status --ioctl: the session's own size */
+	ASSERT_EQ(0, sh(&r, "cowmapctl status %llu --ioctl", (unsigned long long)id));
+	EXPECT_NE(NULL, strstr(r.out, "\nsession_size:        24\n")) TH_LOG("%s", r.out);
+	res_free(&r);
+
+	/* dump over netlink and of the journal file: version 2, the same lines */
+	ASSERT_EQ(0, sh(&r, "cowmapctl dump %llu", (unsigned long long)id));
+	ASSERT_EQ(0, sh(&r2, "cowmapctl dump -l %s", log));
+	EXPECT_STREQ(r.out, r2.out);
+	EXPECT_EQ(0, strncmp(r.out, "# log version=2 ", 16)) TH_LOG("%s", r.out);
+	/* a growth is journalled by the next commit, before its byte records */
+	EXPECT_NE(NULL, strstr(r.out, "\nseq=1 resize old_size=38 new_size=43\n"))
+		TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, " offset=15 length=3 old=\"llo\" new=\"xxx\"\n"))
+		TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, " resize old_size=43 new_size=20 cut_crc=0x"))
+		TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, " resize old_size=20 new_size=24\n")) TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, " offset=22 length=2 old=\"\\x00\\x00\" new=\"QQ\"\n"))
+		TH_LOG("%s", r.out);
+	res_free(&r);
+	res_free(&r2);
+	ASSERT_EQ(0, sh(&r, "cowmapctl dump -l %s --json", log));
+	EXPECT_NE(NULL, strstr(r.out, "\"old_size\":43,\"old_size_str\":\"43\",\"new_size\":20,"))
+		TH_LOG("%s", r.out);
+	res_free(&r);
+
+	/* offline, from the journal file, in place and -o: the kernel merge's bytes */
+	ASSERT_EQ(0, sh(&r, "cowmapctl merge -s %s -l %s -o %s --force-identity", h, log, out));
+	res_free(&r);
+	ASSERT_EQ(0, sh(&r, "cowmapctl merge -s %s -l %s --in-place --force-identity", g, log));
+	EXPECT_NE(NULL, strstr(r.out, "0 already applied, 0 conflicts")) TH_LOG("%s", r.out);
+	res_free(&r);
+	ASSERT_EQ(0, sh(&r, "cowmapctl merge --session %llu --into %s", (unsigned long long)id, f));
+	EXPECT_NE(NULL, strstr(r.out, "0 already applied, 0 conflicts")) TH_LOG("%s", r.out);
+	res_free(&r);
+	EXPECT_TRUE(file_is(f, want, sizeof(want)));
+	EXPECT_TRUE(files_equal(f, g));
+	EXPECT_TRUE(files_equal(f, out));
+	EXPECT_TRUE(file_is(h, SEED, strlen(SEED)));
+	/* an offline re-run finds it all applied (the kernel's merged and trimmed) */
+	ASSERT_EQ(0, sh(&r, "cowmapctl merge -s %s -l %s --in-place --force-identity", g, log));
+	EXPECT_NE(NULL, strstr(r.out, " 0 applied, ")) TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(r.out, " already applied, 0 conflicts")) TH_LOG("%s", r.out);
+	res_free(&r);
+	EXPECT_TRUE(files_equal(f, g));
+
+	/* a cut whose bytes changed since: a conflict in both merges */
+	ASSERT_EQ(0, cm_put_file(g, SEED, strlen(SEED)));
+	ASSERT_EQ(0, sh(&r, "printf Z | dd of=%s bs=1 seek=30 conv=notrunc status=none", g));
+	res_free(&r);
+	EXPECT_EQ(3, sh(&r, "cowmapctl merge -s %s -l %s --dry-run --force-identity", g, log));
+	EXPECT_NE(NULL, strstr(r.out, "the bytes it cuts differ")) TH_LOG("%s", r.out);
+	res_free(&r);
+
+	/* only a truncate; and a size past RLIMIT_FSIZE is an error, not SIGXFSZ */
+	ASSERT_EQ(0, sh(&r, "cowmapctl map %s -t 10 -l %s", h, log2));
+	EXPECT_NE(NULL, strstr(r.out, ": 1 record (96 bytes) committed to ")) TH_LOG("%s", r.out);
+	res_free(&r);
+	/* a shrink alone is journalled by itself: there is a session to keep */
+	EXPECT_NE(0, keep(self, "%s -t 5", h));
+	ASSERT_EQ(0, sh(&r, "cowmapctl merge -s %s -l %s --in-place", h, log2));
+	res_free(&r);
+	EXPECT_TRUE(file_is(h, SEED, 10));
+	EXPECT_EQ(1, sh(&r, "ulimit -f 64; cowmapctl map %s -w 1000000:x", h));
+	EXPECT_NE(NULL, strstr(r.err, "File too large")) TH_LOG("%s", r.err);
+	res_free(&r);
+}
+
 /* --- kill -9 of an offline in-place merge ---------------------------------------- */
 
 /* "cowmapctl merge -s @f -l @log --in-place", output to /dev/null. */

@@ -115,11 +115,13 @@ TEST_F(lib, open_handshake_status)
 /* A view through the library: write, fsync (a commit), merge, as a file. */
 TEST_F(lib, view)
 {
+	struct cowmap_dump_iter *it;
 	struct cowmap_status st;
+	struct cowmap_rec r;
 	struct stat sb;
 	char buf[64] = { 0 };
 	int64_t old = 0;
-	int fd, vw, file;
+	int fd, vw, file, n, sizes = 0;
 
 	NEED_MODULE();
 	fd = cowmap_session_open(self->path, NULL, NULL);
@@ -149,6 +151,23 @@ TEST_F(lib, view)
 	ASSERT_EQ(-EINVAL, cowmap_set_size(fd, -1, NULL));
 	ASSERT_EQ(0, fstat(vw, &sb));
 	ASSERT_EQ((off_t)strlen(SEED) + 1, sb.st_size);
+	/* The library reads the journal, now version 2, and its size record. */
+	ASSERT_LE(0, cowmap_commit(fd, 0, NULL));
+	ASSERT_EQ(0, cowmap_dump_begin(fd, 0, &it));
+	ASSERT_EQ(2u, cowmap_dump_info(it)->version);
+	while ((n = cowmap_dump_next(it, &r, NULL)) == 1) {
+		if (!(r.flags & COWMAP_REC_SIZE))
+			continue;
+		sizes++;
+		EXPECT_EQ(0u, r.length);
+		EXPECT_EQ(strlen(SEED), r.old_size);
+		EXPECT_EQ(strlen(SEED) + 1, r.new_size);
+		EXPECT_EQ(r.new_size, r.offset);
+		EXPECT_EQ(0u, r.cut_crc);
+	}
+	EXPECT_EQ(0, n);
+	EXPECT_EQ(1, sizes);
+	cowmap_dump_end(it);
 	close(vw);
 	drop(fd);
 }
@@ -542,7 +561,10 @@ TEST_F(lib, cowmapctl_end_to_end)
 	ASSERT_EQ(2, run(NULL, 0, "%s merge -s %s 2>/dev/null", c, self->path));
 	ASSERT_EQ(2, run(NULL, 0, "%s bogus 2>/dev/null", c));
 	ASSERT_EQ(2, run(NULL, 0, "%s dump 0 2>/dev/null", c));
-	ASSERT_EQ(1, run(NULL, 0, "%s map %s --write 100:x 2>/dev/null", c, self->path));
+	/* past the end: the session grows (a view, a size record), the file does not */
+	ASSERT_EQ(0, run(NULL, 0, "%s map %s --write 100:x >/dev/null", c, self->path));
+	ASSERT_EQ(2, run(NULL, 0, "%s map %s --truncate -1 2>/dev/null", c, self->path));
+	ASSERT_TRUE(file_is(self->path, SEEDX));
 }
 
 TEST_HARNESS_MAIN

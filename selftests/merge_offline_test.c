@@ -11,6 +11,7 @@
  */
 #include <dirent.h>
 #include <ftw.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
@@ -130,7 +131,8 @@ static void on_event(void *arg, const struct cowmap_merger_event *ev)
 		c->offset = ev->rec->offset;
 		c->length = ev->rec->length;
 		c->found_len = ev->found_len;
-		memcpy(c->found, ev->found, ev->found_len < 64 ? ev->found_len : 64);
+		if (ev->found_len)
+			memcpy(c->found, ev->found, ev->found_len < 64 ? ev->found_len : 64);
 	}
 	if (ev->error && e->nerr < 16) {
 		e->err_offset[e->nerr] = ev->error->offset;
@@ -1064,7 +1066,7 @@ TEST(bad_headers)
 	ASSERT_EQ(0u, err.offset);
 	/* a future version (with a valid CRC) */
 	cowmap_log_encode_header(&info, h);
-	h[8] = 2;
+	h[8] = 3;
 	h[60] = h[61] = h[62] = h[63] = 0;
 	crc = cowmap_crc32(0, h, 64);
 	h[60] = crc;
@@ -1078,6 +1080,366 @@ TEST(bad_headers)
 	ASSERT_EQ(-EBADMSG, merge(src, NULL, COWMAP_POLICY_SKIP, 0, &st, NULL,
 				  (const char *[]){ log, NULL }));
 	ASSERT_TRUE(file_is(src, SEED));
+	rmtree(dir);
+}
+
+/* --- version 2: size records ------------------------------------------------------- */
+
+/* A version-2 log item: bytes (@old not NULL) or a size change. */
+struct titem {
+	uint64_t offset;
+	const char *old, *new_;	/* @len bytes each (strlen(old) if 0) */
+	size_t len;
+	uint64_t old_size, new_size;
+	const char *cut;	/* a shrink: the bytes it cuts (@cut_len) */
+	size_t cut_len;
+};
+
+/* Write a version-2 log of @file: session 1, seq and time 1, 2, ... */
+static int write_log2(const char *log, const char *file, const struct titem *t, size_t n)
+{
+	struct cowmap_log_info info;
+	struct cowmap_log_writer *w;
+	int ret;
+
+	info_of(file, &info);
+	info.version = COWMAP_LOG_VERSION;
+	ret = cowmap_log_writer_open(log, &info, COWMAP_LOGW_NO_SYNC, &w);
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n && !ret; i++) {
+		struct cowmap_rec rec = {
+			.seq = i + 1, .session_id = 1, .time_ns = 1000 + i,
+			.pid = 42,
+		};
+
+		if (t[i].old) {
+			rec.offset = t[i].offset;
+			rec.length = t[i].len ? t[i].len : strlen(t[i].old);
+			rec.old_bytes = (const uint8_t *)t[i].old;
+			rec.new_bytes = (const uint8_t *)t[i].new_;
+		} else {
+			rec.flags = COWMAP_REC_SIZE;
+			rec.offset = rec.new_size = t[i].new_size;
+			rec.old_size = t[i].old_size;
+			if (t[i].cut)
+				rec.cut_crc = cowmap_crc32(0, t[i].cut, t[i].cut_len);
+		}
+		ret = cowmap_log_append(w, &rec);
+	}
+	return cowmap_log_writer_close(w, !ret) ?: ret;
+}
+
+static int file_is_n(const char *path, const void *want, size_t n)
+{
+	size_t len;
+	char *got = cm_get_file(path, &len);
+	int ok = got && len == n && !memcmp(got, want, n);
+
+	free(got);
+	return ok;
+}
+
+TEST(v2_read_size_records)
+{
+	char *dir = mktestdir(), *src, *log;
+	const struct titem t[] = {
+		{ .offset = 1, .old = "bc", .new_ = "XY" },
+		{ .old_size = 4, .new_size = 2, .cut = "Yd", .cut_len = 2 },
+		{ .old_size = 2, .new_size = 9 },
+	};
+	struct cowmap_log_error err;
+	struct cowmap_log_writer *w;
+	struct cowmap_log_info info;
+	struct cowmap_log *l;
+	struct cowmap_rec r;
+	uint8_t buf[256];
+
+	ASSERT_NE(NULL, dir);
+	src = path_in(dir, "f");
+	log = path_in(dir, "f.log");
+	ASSERT_EQ(0, cm_put_file(src, "abcd", 4));
+	ASSERT_EQ(0, write_log2(log, src, t, 3));
+	ASSERT_EQ(0, cowmap_log_open(log, &l, &err));
+	ASSERT_EQ(2u, cowmap_log_info(l)->version);
+	ASSERT_EQ(1, cowmap_log_next(l, &r, &err));
+	ASSERT_EQ(0u, r.flags);
+	ASSERT_EQ(2u, r.length);
+	ASSERT_EQ(0u, r.new_size);
+	ASSERT_EQ(1, cowmap_log_next(l, &r, &err));
+	ASSERT_EQ(COWMAP_REC_SIZE, r.flags);
+	ASSERT_EQ(0u, r.length);
+	ASSERT_EQ(2u, r.offset);
+	ASSERT_EQ(4u, r.old_size);
+	ASSERT_EQ(2u, r.new_size);
+	ASSERT_EQ(cowmap_crc32(0, "Yd", 2), r.cut_crc);
+	ASSERT_EQ(96u, r.pos - 64 - cowmap_log_record_size(2) + 96);
+	/* it encodes back to the same 96 bytes */
+	ASSERT_EQ(96, cowmap_log_encode_record(&r, buf));
+	ASSERT_EQ(1, cowmap_log_next(l, &r, &err));
+	ASSERT_EQ(9u, r.new_size);
+	ASSERT_EQ(0u, r.cut_crc);
+	ASSERT_EQ(0, cowmap_log_next(l, &r, &err));
+	cowmap_log_close(l);
+
+	/* inconsistent size records are not encoded */
+	r.offset = 8;
+	ASSERT_EQ(-EINVAL, cowmap_log_encode_record(&r, buf));
+	r.offset = 9;
+	r.cut_crc = 1;	/* a growth cuts nothing */
+	ASSERT_EQ(-EINVAL, cowmap_log_encode_record(&r, buf));
+	r.cut_crc = 0;
+	r.length = 1;
+	ASSERT_EQ(-EINVAL, cowmap_log_encode_record(&r, buf));
+	r.length = 0;
+
+	/* a version-1 writer refuses a size record */
+	info_of(src, &info);
+	ASSERT_EQ(0, cowmap_log_writer_open(log, &info, COWMAP_LOGW_NO_SYNC, &w));
+	ASSERT_EQ(-EINVAL, cowmap_log_append(w, &r));
+	ASSERT_EQ(0, cowmap_log_writer_close(w, 1));
+
+	/* a size record in a version-1 log is damage (REC_SIZE), never returned */
+	cowmap_log_encode_header(&info, buf);
+	ASSERT_EQ(96, cowmap_log_encode_record(&r, buf + 64));
+	ASSERT_EQ(0, cm_put_file(log, buf, 160));
+	ASSERT_EQ(0, cowmap_log_open(log, &l, &err));
+	ASSERT_EQ(1u, cowmap_log_info(l)->version);
+	ASSERT_EQ(-EBADMSG, cowmap_log_next(l, &r, &err));
+	ASSERT_EQ(COWMAP_LOGERR_REC_SIZE, err.kind);
+	ASSERT_EQ(0, cowmap_log_next(l, &r, &err));
+	cowmap_log_close(l);
+	rmtree(dir);
+}
+
+TEST(v2_grow_apply_already_conflict)
+{
+	char *dir = mktestdir(), *src, *log;
+	const struct titem t[] = {
+		{ .old_size = 3, .new_size = 8 },
+		{ .offset = 3, .old = "\0\0\0\0", .new_ = "defg", .len = 4 },
+	};
+	struct cowmap_merger_stats st;
+	struct evs ev;
+
+	ASSERT_NE(NULL, dir);
+	src = path_in(dir, "f");
+	log = path_in(dir, "f.log");
+	ASSERT_EQ(0, cm_put_file(src, "abc", 3));
+	ASSERT_EQ(0, write_log2(log, src, t, 2));
+	/* a dry run writes nothing */
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, COWMAP_MERGER_DRY_RUN,
+			   &st, &ev, (const char *[]){ log, NULL }));
+	ASSERT_EQ(2u, st.applied);
+	ASSERT_TRUE(file_is_n(src, "abc", 3));
+	/* applies: grown with zeros, then the bytes */
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(2u, st.applied);
+	ASSERT_TRUE(file_is_n(src, "abcdefg\0", 8));
+	/* again: already applied, nothing written */
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(0u, st.applied);
+	ASSERT_EQ(2u, st.already);
+	ASSERT_EQ(0u, st.bytes_written);
+	ASSERT_TRUE(file_is_n(src, "abcdefg\0", 8));
+	/* a size that is neither old nor new: a conflict with offset the size wanted */
+	ASSERT_EQ(0, cm_put_file(src, "abcz", 4));
+	ASSERT_EQ(2, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(2, ev.nconflict);
+	ASSERT_EQ(8u, ev.conflict[0].offset);
+	ASSERT_EQ(0u, ev.conflict[0].length);
+	ASSERT_TRUE(file_is_n(src, "abcz", 4));
+	/* skip: both left out (the bytes past the end conflict too) */
+	ASSERT_EQ(2, merge(src, NULL, COWMAP_POLICY_SKIP, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_TRUE(file_is_n(src, "abcz", 4));
+	/* force: resized and written */
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_FORCE, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(2u, st.forced);
+	ASSERT_TRUE(file_is_n(src, "abcdefg\0", 8));
+	rmtree(dir);
+}
+
+TEST(v2_shrink_cut_crc)
+{
+	char *dir = mktestdir(), *src, *log, *out;
+	const struct titem t[] = {
+		{ .offset = 13, .old = "Hello", .new_ = "Hexxx" },
+		{ .old_size = 38, .new_size = 20, .cut = SEED + 20, .cut_len = 18 },
+	};
+	struct cowmap_merger_stats st;
+	struct evs ev;
+	char want[39];
+
+	ASSERT_NE(NULL, dir);
+	src = path_in(dir, "f");
+	log = path_in(dir, "f.log");
+	out = path_in(dir, "out");
+	ASSERT_EQ(0, cm_put_file(src, SEED, 38));
+	ASSERT_EQ(0, write_log2(log, src, t, 2));
+	/* -o: a copy of what is kept, resized, then the runs */
+	ASSERT_EQ(0, merge(src, out, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_TRUE(file_is_n(out, SEEDX, 20));
+	ASSERT_TRUE(file_is(src, SEED));
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(2u, st.applied);
+	ASSERT_TRUE(file_is_n(src, SEEDX, 20));
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(2u, st.already);
+	ASSERT_TRUE(file_is_n(src, SEEDX, 20));
+
+	/* the bytes to cut changed: the CRC differs, a conflict */
+	ASSERT_EQ(0, cm_put_file(src, SEED, 38));
+	ASSERT_EQ(0, poke(src, 30, "?"));
+	ASSERT_EQ(1, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(1, ev.nconflict);
+	ASSERT_EQ(2u, ev.conflict[0].seq);
+	ASSERT_EQ(20u, ev.conflict[0].offset);
+	ASSERT_EQ(0u, ev.conflict[0].length);
+	ASSERT_EQ(0u, st.bytes_written);
+	/* skip: the bytes apply, the size stays */
+	ASSERT_EQ(1, merge(src, NULL, COWMAP_POLICY_SKIP, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(1u, st.applied);
+	memcpy(want, SEEDX, 39);
+	want[30] = '?';
+	ASSERT_TRUE(file_is(src, want));
+	/* force: cut anyway */
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_FORCE, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(1u, st.forced);
+	ASSERT_EQ(1u, st.already);
+	ASSERT_TRUE(file_is_n(src, SEEDX, 20));
+	rmtree(dir);
+}
+
+TEST(v2_shrink_regrow_reads_zeros)
+{
+	char *dir = mktestdir(), *src, *log, *out;
+	/* 1 MiB of zeros cut: the CRC past the file's end is computed, not read */
+	const struct titem t[] = {
+		{ .offset = 2, .old = "cd", .new_ = "CD" },
+		{ .old_size = 8, .new_size = 3, .cut = "Defgh", .cut_len = 5 },
+		{ .old_size = 3, .new_size = 7 },
+		{ .offset = 5, .old = "\0\0", .new_ = "XY", .len = 2 },
+		{ .old_size = 7, .new_size = 1 << 20 },
+	};
+	struct cowmap_merger_stats st;
+	struct titem t2[2] = {
+		{ .old_size = 1 << 20, .new_size = 7 },
+	};
+	char *zeros = calloc(1, 1 << 20);
+	struct evs ev;
+
+	ASSERT_NE(NULL, dir);
+	ASSERT_NE(NULL, zeros);
+	src = path_in(dir, "f");
+	log = path_in(dir, "f.log");
+	out = path_in(dir, "out");
+	ASSERT_EQ(0, cm_put_file(src, "abcdefgh", 8));
+	ASSERT_EQ(0, write_log2(log, src, t, 5));
+	ASSERT_EQ(0, merge(src, out, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(5u, st.applied);
+	memcpy(zeros, "abC\0\0XY", 7);
+	ASSERT_TRUE(file_is_n(out, zeros, 1 << 20));
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_TRUE(file_is_n(src, zeros, 1 << 20));
+	/* again: the file is the records' final state, all already applied */
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(5u, st.already);
+	ASSERT_EQ(0u, st.bytes_written);
+	/* not with a byte that is not zero where the cut left zeros */
+	ASSERT_EQ(0, poke(src, 1000, "!"));
+	ASSERT_LT(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(0, cm_put_file(src, zeros, 1 << 20));
+	/* shrinking back: the cut is "XY" and zeros up to 1 MiB */
+	t2[0].cut = zeros + 7;
+	t2[0].cut_len = (1 << 20) - 7;
+	ASSERT_EQ(0, write_log2(log, src, t2, 1));
+	ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+			   (const char *[]){ log, NULL }));
+	ASSERT_EQ(1u, st.applied);
+	ASSERT_TRUE(file_is_n(src, "abC\0\0XY", 7));
+	free(zeros);
+	rmtree(dir);
+}
+
+TEST(v2_interrupted_resize_completes)
+{
+	char *dir = mktestdir(), *src, *log, *intent;
+	const struct titem t[] = {
+		{ .offset = 13, .old = "Hello", .new_ = "Hexxx" },
+		{ .offset = 30, .old = "--", .new_ = "zz" },
+		{ .old_size = 38, .new_size = 20, .cut = "orld! ----zz------", .cut_len = 18 },
+		{ .old_size = 20, .new_size = 24 },
+		{ .offset = 21, .old = "\0\0", .new_ = "QQ", .len = 2 },
+	};
+	static const char want[24] = "------------ Hexxx W\0QQ\0";
+	const enum cowmap_merger_stage at[] = {
+		COWMAP_MSTAGE_INTENT_SYNCED, COWMAP_MSTAGE_RUN_WRITTEN,
+	};
+	struct cowmap_merger_stats st;
+	struct evs ev;
+
+	ASSERT_NE(NULL, dir);
+	src = path_in(dir, "f");
+	log = path_in(dir, "f.log");
+	intent = path_in(dir, ".f.cowmap-intent");
+	for (int i = 0; i < 2; i++) {
+		ASSERT_EQ(0, cm_put_file(src, SEED, 38));
+		ASSERT_EQ(0, write_log2(log, src, t, 5));
+		ASSERT_EQ(128 + SIGKILL, merge_killed(src, NULL, log, at[i], 0));
+		ASSERT_EQ(0, access(intent, F_OK));
+		/* the re-run completes it, then finds everything applied */
+		ASSERT_EQ(0, merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, &ev,
+				   (const char *[]){ log, NULL }));
+		ASSERT_EQ(1, st.recovered);
+		ASSERT_EQ(5u, st.already);
+		ASSERT_TRUE(file_is_n(src, want, 24));
+		ASSERT_NE(0, access(intent, F_OK));
+	}
+	rmtree(dir);
+}
+
+TEST(v2_rlimit_fsize_refused_cleanly)
+{
+	char *dir = mktestdir(), *src, *log;
+	const struct titem t[] = {
+		{ .old_size = 3, .new_size = 100000 },
+	};
+	pid_t pid;
+
+	ASSERT_NE(NULL, dir);
+	src = path_in(dir, "f");
+	log = path_in(dir, "f.log");
+	ASSERT_EQ(0, cm_put_file(src, "abc", 3));
+	ASSERT_EQ(0, write_log2(log, src, t, 1));
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid) {
+		struct rlimit rl = { 4096, 4096 };
+		struct cowmap_merger_stats st;
+
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(10);
+		_exit(merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, &st, NULL,
+			    (const char *[]){ log, NULL }) == -EFBIG ? 0 : 11);
+	}
+	ASSERT_EQ(0, cm_wait(pid));
+	ASSERT_TRUE(file_is_n(src, "abc", 3));
+	ASSERT_EQ(0, count_entries(dir, "cowmap-"));
 	rmtree(dir);
 }
 

@@ -38,3 +38,32 @@ uint32_t cm_crc_skip(const uint8_t *p, size_t len, size_t crc_off)
 	crc = cowmap_crc32(crc, zero, 4);
 	return cowmap_crc32(crc, p + crc_off + 4, len - crc_off - 4);
 }
+
+/*
+ * Polynomials mod P in the reflected form the table uses: bit 31 is x^0.
+ * The product of @a and @b mod P.
+ */
+static uint32_t crc_mulmod(uint32_t a, uint32_t b)
+{
+	uint32_t prod = 0;
+
+	for (uint32_t m = 1u << 31; m; m >>= 1) {
+		if (a & m)
+			prod ^= b;
+		b = b & 1 ? (b >> 1) ^ 0xEDB88320u : b >> 1;
+	}
+	return prod;
+}
+
+uint32_t cm_crc32_zeros(uint32_t crc, uint64_t n)
+{
+	uint32_t pow = 1u << 31, base = 1u << 23;	/* x^0, and x^8: one byte */
+
+	/* n zero bytes multiply the register by x^(8n) mod P. */
+	for (; n; n >>= 1) {
+		if (n & 1)
+			pow = crc_mulmod(pow, base);
+		base = crc_mulmod(base, base);
+	}
+	return ~crc_mulmod(~crc, pow);
+}

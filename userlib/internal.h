@@ -16,6 +16,7 @@
 #define REC_HDR		64u
 #define HDR_MAX		4096u	/* the largest header_size a reader accepts */
 #define REC_MAX		(REC_HDR + 2u * COWMAP_LOG_MAX_RUN)
+#define SIZE_REC	96u	/* a size record (version 2): header + struct cowmap_log_size */
 
 _Static_assert(sizeof(struct cowmap_log_header) == HDR_SIZE, "header size");
 _Static_assert(sizeof(struct cowmap_log_record) == REC_HDR, "record size");
@@ -47,6 +48,9 @@ static inline void put_le64(uint8_t *p, uint64_t v)
 	put_le32(p + 4, v >> 32);
 }
 
+/* cowmap_crc32() of @crc extended by @n zero bytes, in O(log n) steps. */
+uint32_t cm_crc32_zeros(uint32_t crc, uint64_t n);
+
 /* CRC of @len bytes at @p, the 4 bytes at @crc_off counted as zero. */
 uint32_t cm_crc_skip(const uint8_t *p, size_t len, size_t crc_off);
 
@@ -57,8 +61,12 @@ uint32_t cm_crc_skip(const uint8_t *p, size_t len, size_t crc_off);
 enum cowmap_log_err_kind cm_parse_header(const uint8_t *p, size_t avail,
 					 struct cowmap_log_info *info);
 
-/* Check the fixed part of a record: magic and size/length. */
-enum cowmap_log_err_kind cm_check_rec_head(const uint8_t *p, uint32_t *size);
+/*
+ * Check the fixed part of a record of a log of format @version: magic and
+ * size/length (a size record's, in version 2).
+ */
+enum cowmap_log_err_kind cm_check_rec_head(const uint8_t *p, uint32_t version,
+					   uint32_t *size);
 
 /*
  * Check a whole record of @size bytes (already through cm_check_rec_head)

@@ -272,7 +272,8 @@ int cowmap_trim(int fd);
 
 /**
  * struct cowmap_log_info - a log header, decoded (host byte order)
- * @version: format version (COWMAP_LOG_VERSION_1)
+ * @version: format version: COWMAP_LOG_VERSION_1, or COWMAP_LOG_VERSION
+ *	(2: the log may hold size records)
  * @header_size: bytes before the first record
  * @session_id: the session that created the log
  * @dev_major: backing file's device
@@ -307,9 +308,19 @@ struct cowmap_log_info {
  * @old_bytes: @length bytes before the change
  * @new_bytes: @length bytes after the change
  * @pos: byte offset of the record in its log or dump stream
+ * @old_size: a size record's size before (see below)
+ * @new_size: a size record's size after (equals @offset)
+ * @cut_crc: a size record that shrinks: CRC-32 of the bytes cut,
+ *	[@new_size, @old_size), as the session had them; else zero
  *
  * @old_bytes and @new_bytes point into memory owned by whatever returned
  * the record, valid until its next call.
+ *
+ * A size record (version-2 logs, @flags has COWMAP_REC_SIZE) changes the
+ * file's size from @old_size to @new_size: @length is 0, @offset is the
+ * new size, and only @old_size, @new_size and @cut_crc say more. They are
+ * zero in a byte record. (0.1.0 appended these three fields: code built
+ * against an earlier snapshot of this header must be rebuilt.)
  */
 struct cowmap_rec {
 	uint64_t seq;
@@ -323,6 +334,9 @@ struct cowmap_rec {
 	const uint8_t *old_bytes;
 	const uint8_t *new_bytes;
 	uint64_t pos;
+	uint64_t old_size;
+	uint64_t new_size;
+	uint32_t cut_crc;
 };
 
 /** enum cowmap_log_err_kind - what is wrong with a log, see cowmap_log_strerror() */
@@ -421,8 +435,9 @@ struct cowmap_log;
  * @log: receives the reader
  * @err: if not NULL, receives details when the header is bad
  *
- * Reads and checks the header: magic, version (a version other than
- * COWMAP_LOG_VERSION_1 is refused: this library reads version 1), header CRC, header_size and flags.
+ * Reads and checks the header: magic, version (this library reads
+ * versions 1 and 2, and refuses others with -EPROTONOSUPPORT), header CRC,
+ * header_size and flags.
  *
  * Return: 0, or a negative errno: -EBADMSG (not a log, or a damaged
  * header), -EPROTONOSUPPORT (unknown version), or an open/read error.
@@ -488,9 +503,11 @@ struct cowmap_log_writer;
 /**
  * cowmap_log_writer_open() - create a log file, or append to one
  * @path: the file
- * @info: the header to write (version, header_size and flags are set by
- *	the writer); with COWMAP_LOGW_APPEND, the existing header must name
- *	the same device and inode
+ * @info: the header to write (header_size and flags are set by the
+ *	writer; version 2 when @info->version is COWMAP_LOG_VERSION, else 1:
+ *	only a version-2 writer takes size records); with COWMAP_LOGW_APPEND,
+ *	the existing header must name the same device and inode, and gives
+ *	the version
  * @flags: COWMAP_LOGW_*
  * @w: receives the writer
  *
@@ -547,7 +564,8 @@ int cowmap_log_writer_close(struct cowmap_log_writer *w, int commit);
 
 /**
  * cowmap_log_encode_header() - the 64 header bytes of @info
- * @info: the header (version, header_size, flags are forced to version 1)
+ * @info: the header (header_size and flags are forced; the version is 2
+ *	when @info->version is COWMAP_LOG_VERSION, else 1)
  * @out: 64 bytes
  */
 void cowmap_log_encode_header(const struct cowmap_log_info *info, void *out);
@@ -565,7 +583,12 @@ size_t cowmap_log_record_size(uint32_t length);
  * @rec: the record
  * @out: cowmap_log_record_size(@rec->length) bytes
  *
- * Return: the number of bytes written, or -EINVAL for a bad length.
+ * A size record (@rec->flags COWMAP_REC_SIZE, @rec->length 0, @rec->offset
+ * equal to @rec->new_size, @rec->cut_crc zero unless it shrinks) takes 96
+ * bytes, and belongs in a version-2 log only.
+ *
+ * Return: the number of bytes written, or -EINVAL for a bad length or an
+ * inconsistent size record.
  */
 int cowmap_log_encode_record(const struct cowmap_rec *rec, void *out);
 
@@ -605,7 +628,9 @@ enum cowmap_merger_event_type {
  * @found: CONFLICT, FORCED: the target's bytes at the record's range
  *	(as the merge saw them, after the records before it in merge order)
  * @found_len: their number: less than @rec->length when the range runs
- *	past the end of the file
+ *	past the end of the file; a size record (COWMAP_REC_SIZE): @found is NULL,
+ *	@found_len 0, and @message says what differed (the size, or the CRC
+ *	of the bytes it cuts)
  * @error: LOG_ERROR, LOG_WARNING: where and what, when about one record
  *	or header; NULL otherwise
  * @message: a human-readable detail, or NULL

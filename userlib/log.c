@@ -82,8 +82,9 @@ enum cowmap_log_err_kind cm_parse_header(const uint8_t *p, size_t avail,
 		crc_ok = cm_crc_skip(p, hsize, 60) == get_le32(p + 60);
 	else
 		crc_ok = cm_crc_skip(p, HDR_SIZE, 60) == get_le32(p + 60);
-	/* Version 2 (size records) is not read here yet: BAD_VERSION says so. */
-	if (info->version != COWMAP_LOG_VERSION_1)
+	/* Version 1 (byte records) and 2 (also size records). */
+	if (info->version != COWMAP_LOG_VERSION_1 &&
+	    info->version != COWMAP_LOG_VERSION)
 		return crc_ok ? COWMAP_LOGERR_BAD_VERSION : COWMAP_LOGERR_HEADER_CRC;
 	if (hsize < HDR_SIZE || hsize > HDR_MAX || hsize % 8)
 		return crc_ok ? COWMAP_LOGERR_BAD_HEADER : COWMAP_LOGERR_HEADER_CRC;
@@ -101,13 +102,18 @@ API size_t cowmap_log_record_size(uint32_t length)
 	return (REC_HDR + 2 * (size_t)length + 7) & ~(size_t)7;
 }
 
-enum cowmap_log_err_kind cm_check_rec_head(const uint8_t *p, uint32_t *size)
+enum cowmap_log_err_kind cm_check_rec_head(const uint8_t *p, uint32_t version,
+					   uint32_t *size)
 {
 	uint32_t len = get_le32(p + 32);
 
 	if (get_le32(p) != COWMAP_REC_MAGIC)
 		return COWMAP_LOGERR_REC_MAGIC;
 	*size = get_le32(p + 4);
+	/* Version 2: a size record has no bytes, and a fixed size. */
+	if (version >= COWMAP_LOG_VERSION && get_le32(p + 36) & COWMAP_REC_SIZE)
+		return len || *size != SIZE_REC ? COWMAP_LOGERR_REC_SIZE :
+		       COWMAP_LOGERR_NONE;
 	if (len == 0 || len > COWMAP_LOG_MAX_RUN ||
 	    *size != cowmap_log_record_size(len))
 		return COWMAP_LOGERR_REC_SIZE;
@@ -131,6 +137,19 @@ enum cowmap_log_err_kind cm_parse_record(const uint8_t *p, uint32_t size,
 	rec->old_bytes = p + REC_HDR;
 	rec->new_bytes = p + REC_HDR + rec->length;
 	rec->pos = pos;
+	if (rec->flags & COWMAP_REC_SIZE && size == SIZE_REC && !rec->length) {
+		/* Only cm_check_rec_head() of a version-2 log lets one by. */
+		rec->old_size = get_le64(p + REC_HDR);
+		rec->new_size = get_le64(p + REC_HDR + 8);
+		rec->cut_crc = get_le32(p + REC_HDR + 16);
+		if (rec->flags & ~COWMAP_REC_SIZE)
+			return COWMAP_LOGERR_REC_FLAGS;
+		/* The offset is the new size; a growth cuts nothing. */
+		if (rec->offset != rec->new_size ||
+		    (rec->new_size >= rec->old_size && rec->cut_crc))
+			return COWMAP_LOGERR_REC_SIZE;
+		return COWMAP_LOGERR_NONE;
+	}
 	if (rec->flags)
 		return COWMAP_LOGERR_REC_FLAGS;
 	return COWMAP_LOGERR_NONE;
@@ -408,7 +427,8 @@ static int valid_record_at(struct cowmap_log *log, uint64_t off,
 	if (n < 0)
 		return n;
 	if (n < (ssize_t)REC_HDR ||
-	    cm_check_rec_head(log->buf, &size) != COWMAP_LOGERR_NONE ||
+	    cm_check_rec_head(log->buf, log->info.version, &size) !=
+	    COWMAP_LOGERR_NONE ||
 	    size > log->size - off)
 		return 0;
 	n = log_read(log, log->buf, size, off);
@@ -489,7 +509,7 @@ API int cowmap_log_next(struct cowmap_log *log, struct cowmap_rec *rec,
 	n = log_read(log, log->buf, REC_HDR, pos);
 	if (n < 0)
 		goto io;
-	k = cm_check_rec_head(log->buf, &size);
+	k = cm_check_rec_head(log->buf, log->info.version, &size);
 	if (k != COWMAP_LOGERR_NONE)
 		goto damaged;
 	if (size > avail) {
@@ -542,6 +562,7 @@ struct cowmap_log_writer {
 	unsigned int flags;
 	char *path;		/* final path */
 	char *tmp;		/* temporary file (ATOMIC) */
+	uint32_t version;	/* of the header: 2 takes size records */
 	int err;		/* first error */
 	uint8_t *buf;
 };
@@ -552,7 +573,8 @@ API void cowmap_log_encode_header(const struct cowmap_log_info *info, void *out)
 
 	memset(p, 0, HDR_SIZE);
 	memcpy(p, COWMAP_LOG_MAGIC, 8);
-	put_le32(p + 8, COWMAP_LOG_VERSION_1);
+	put_le32(p + 8, info->version == COWMAP_LOG_VERSION ?
+		 COWMAP_LOG_VERSION : COWMAP_LOG_VERSION_1);
 	put_le32(p + 12, HDR_SIZE);
 	put_le64(p + 16, info->session_id);
 	put_le32(p + 24, info->dev_major);
@@ -569,6 +591,27 @@ API int cowmap_log_encode_record(const struct cowmap_rec *rec, void *out)
 	uint8_t *p = out;
 	size_t size;
 
+	if (rec->flags & COWMAP_REC_SIZE) {
+		if (rec->length || rec->flags & ~COWMAP_REC_SIZE ||
+		    rec->offset != rec->new_size ||
+		    (rec->new_size >= rec->old_size && rec->cut_crc))
+			return -EINVAL;
+		memset(p, 0, SIZE_REC);
+		put_le32(p, COWMAP_REC_MAGIC);
+		put_le32(p + 4, SIZE_REC);
+		put_le64(p + 8, rec->seq);
+		put_le64(p + 16, rec->session_id);
+		put_le64(p + 24, rec->offset);
+		put_le32(p + 36, rec->flags);
+		put_le64(p + 40, rec->time_ns);
+		put_le32(p + 48, rec->pid);
+		put_le32(p + 52, rec->uid);
+		put_le64(p + REC_HDR, rec->old_size);
+		put_le64(p + REC_HDR + 8, rec->new_size);
+		put_le32(p + REC_HDR + 16, rec->cut_crc);
+		put_le32(p + 56, cm_crc_skip(p, SIZE_REC, 56));
+		return SIZE_REC;
+	}
 	if (!rec->length || rec->length > COWMAP_LOG_MAX_RUN)
 		return -EINVAL;
 	size = cowmap_log_record_size(rec->length);
@@ -606,7 +649,8 @@ static int writer_alloc(struct cowmap_log_writer **wp)
 }
 
 /* Check that the log at @fd is complete and intact and of @info's file. */
-static int check_for_append(int fd, const struct cowmap_log_info *info)
+static int check_for_append(int fd, const struct cowmap_log_info *info,
+			    uint32_t *version)
 {
 	struct cowmap_log *log;
 	struct cowmap_rec rec;
@@ -617,6 +661,7 @@ static int check_for_append(int fd, const struct cowmap_log_info *info)
 	ret = log_open_fd(dfd, &log, NULL);
 	if (ret)
 		return ret;
+	*version = log->info.version;
 	if (log->info.dev_major != info->dev_major ||
 	    log->info.dev_minor != info->dev_minor || log->info.ino != info->ino)
 		ret = -EXDEV;
@@ -643,6 +688,8 @@ API int cowmap_log_writer_open(const char *path, const struct cowmap_log_info *i
 		return ret;
 	w->own_fd = 1;
 	w->flags = flags;
+	w->version = info->version == COWMAP_LOG_VERSION ? COWMAP_LOG_VERSION :
+		     COWMAP_LOG_VERSION_1;
 	w->path = strdup(path);
 	if (!w->path) {
 		ret = -ENOMEM;
@@ -654,7 +701,7 @@ API int cowmap_log_writer_open(const char *path, const struct cowmap_log_info *i
 			ret = -errno;
 			goto fail;
 		}
-		ret = check_for_append(w->fd, info);
+		ret = check_for_append(w->fd, info, &w->version);
 		if (ret)
 			goto fail;
 		if (lseek(w->fd, 0, SEEK_END) < 0) {
@@ -706,6 +753,8 @@ API int cowmap_log_writer_fd(int fd, const struct cowmap_log_info *info,
 	if (ret)
 		return ret;
 	w->fd = fd;
+	w->version = info->version == COWMAP_LOG_VERSION ? COWMAP_LOG_VERSION :
+		     COWMAP_LOG_VERSION_1;
 	cowmap_log_encode_header(info, h);
 	ret = cm_write_full(fd, h, sizeof(h));
 	if (ret) {
@@ -722,6 +771,8 @@ API int cowmap_log_append(struct cowmap_log_writer *w, const struct cowmap_rec *
 
 	if (w->err)
 		return w->err;
+	if (rec->flags & COWMAP_REC_SIZE && w->version != COWMAP_LOG_VERSION)
+		return -EINVAL;	/* a version-1 log cannot hold it */
 	n = cowmap_log_encode_record(rec, w->buf);
 	if (n < 0)
 		return n;	/* a bad argument does not spoil the writer */

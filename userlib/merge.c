@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -34,8 +35,9 @@
 #include "internal.h"
 
 #define INTENT_MAGIC	"COWMAPIN"
-#define INTENT_VERSION	1
-#define INTENT_HDR	64u
+#define INTENT_VERSION	2	/* 2 adds the least size at 64 */
+#define INTENT_HDR	72u
+#define INTENT_HDR_V1	64u
 #define RUN_GAP		64u	/* unchanged bytes that do not split a run */
 #define MAX_END		(1ULL << 62)	/* no file reaches this far */
 
@@ -395,6 +397,11 @@ struct ctx {
 	struct extent *ext;
 	size_t next;
 	uint64_t orig_size, size;
+	/* Size records: the least size they went down to, and what is kept. */
+	uint64_t min_size, keep;
+	int has_size;		/* some record is a size record */
+	int all_done;		/* the target is the records' final state */
+	int fd;
 	struct run *runs;
 	size_t nruns;
 	uint8_t *scratch;
@@ -434,6 +441,10 @@ static int build_extents(struct ctx *c, int fd)
 		if (r->r.length > maxlen)
 			maxlen = r->r.length;
 		r->ext = UINT32_MAX;
+		if (r->r.flags & COWMAP_REC_SIZE) {
+			c->has_size = 1;
+			continue;	/* no bytes: simulate() handles it */
+		}
 		if (r->r.offset >= MAX_END || r->r.offset + r->r.length > MAX_END)
 			continue;	/* no file reaches there: a conflict */
 		byoff[n++] = r;
@@ -610,18 +621,256 @@ static int ambiguous_applies(struct ctx *c, struct mrec *r,
 	return as_applied <= as_already;
 }
 
-static void simulate(struct ctx *c, enum cowmap_merger_policy policy,
-		     struct cowmap_merger_stats *st)
+/*
+ * CRC-32 of the bytes [@from, @to) as the records so far leave them: the
+ * image where an extent holds them, the file below what was kept, zeros
+ * elsewhere (cut, or past the file's end: only a growth put bytes there).
+ * As the kernel merge computes it (kmod/merge.c, cowmap_shadow_crc()).
+ */
+static int cut_crc(struct ctx *c, uint64_t from, uint64_t to, uint32_t *out)
+{
+	uint64_t keep = c->min_size < c->orig_size ? c->min_size : c->orig_size;
+	const size_t bufsz = 1 << 16;
+	uint8_t *buf = NULL;
+	uint32_t crc = 0;
+	size_t i = 0;
+
+	while (from < to) {
+		uint64_t stop = to, n;
+		struct extent *e = NULL;
+
+		while (i < c->next && c->ext[i].off + c->ext[i].len <= from)
+			i++;
+		if (i < c->next && c->ext[i].off <= from)
+			e = &c->ext[i];
+		else if (i < c->next && c->ext[i].off < stop)
+			stop = c->ext[i].off;
+		if (e) {
+			n = (e->off + e->len < to ? e->off + e->len : to) - from;
+			crc = cowmap_crc32(crc, e->cur + (from - e->off), n);
+		} else if (from >= keep) {
+			n = stop - from;
+			crc = cm_crc32_zeros(crc, n);
+		} else {
+			ssize_t got;
+
+			n = (stop < keep ? stop : keep) - from;
+			if (n > bufsz)
+				n = bufsz;
+			if (!buf)
+				buf = malloc(bufsz);
+			if (!buf)
+				return -ENOMEM;
+			got = cm_pread_full(c->fd, buf, n, from);
+			if (got < 0) {
+				free(buf);
+				return got;
+			}
+			memset(buf + got, 0, n - got);
+			crc = cowmap_crc32(crc, buf, n);
+		}
+		from += n;
+	}
+	free(buf);
+	*out = crc;
+	return 0;
+}
+
+/* The file's size becomes @size: what a shrink cuts reads as zeros after. */
+static void resize(struct ctx *c, uint64_t size)
+{
+	for (size_t i = 0; size < c->size && i < c->next; i++) {
+		struct extent *e = &c->ext[i];
+
+		if (e->off + e->len > size) {
+			uint64_t at = size > e->off ? size - e->off : 0;
+
+			memset(e->cur + at, 0, e->len - at);
+		}
+	}
+	c->size = size;
+	if (size < c->min_size)
+		c->min_size = size;
+}
+
+/*
+ * A size record, as the kernel merge decides it: it applies when the size
+ * is its old size (and, shrinking, the bytes it cuts have its cut_crc), is
+ * already applied when the size is its new size, else conflicts.
+ */
+static int size_record(struct ctx *c, struct mrec *r,
+		       enum cowmap_merger_policy policy,
+		       struct cowmap_merger_stats *st)
+{
+	const char *log = c->m->logs[r->log].path;
+	uint64_t old = r->r.old_size, new = r->r.new_size, was = c->size;
+	int apply = 0, crc_bad = 0, ret;
+	uint32_t crc = 0;
+
+	if (c->size == old) {
+		apply = 1;
+		if (new < old) {
+			ret = cut_crc(c, new, old, &crc);
+			if (ret)
+				return ret;
+			apply = crc == r->r.cut_crc;
+			crc_bad = !apply;
+		}
+	}
+	if (apply) {
+		resize(c, new);
+		st->applied++;
+		emit(c->m, COWMAP_MEV_APPLY, log, &r->r, NULL, 0, NULL, NULL);
+		return 0;
+	}
+	if (c->size == new) {
+		st->already++;
+		emit(c->m, COWMAP_MEV_ALREADY, log, &r->r, NULL, 0, NULL, NULL);
+		return 0;
+	}
+	st->conflicts++;
+	if (policy == COWMAP_POLICY_FORCE) {
+		st->forced++;
+		resize(c, new);
+	}
+	if (crc_bad)
+		emit(c->m, policy == COWMAP_POLICY_FORCE ? COWMAP_MEV_FORCED :
+		     COWMAP_MEV_CONFLICT, log, &r->r, NULL, 0, NULL,
+		     "the bytes it cuts differ (CRC-32 %08x, the record's %08x)",
+		     crc, r->r.cut_crc);
+	else
+		emit(c->m, policy == COWMAP_POLICY_FORCE ? COWMAP_MEV_FORCED :
+		     COWMAP_MEV_CONFLICT, log, &r->r, NULL, 0, NULL,
+		     "the file's size is %llu, not %llu",
+		     (unsigned long long)was, (unsigned long long)old);
+	return 0;
+}
+
+/*
+ * Rule 4 with size records: does the target hold the state the records
+ * leave when each applies in turn, from a file of the first size record's
+ * old size: the last size record's new size, at every byte a record
+ * determines the last byte written there (zeros where a cut went and no
+ * record wrote since), and zeros outside the records' ranges from the
+ * least size on? Then every record is already applied. (The kernel merge
+ * has no such rule: it marks what it merged, and trims it.)
+ */
+static int sizes_done(struct ctx *c)
+{
+	struct cowmap_merger *m = c->m;
+	uint64_t first = UINT64_MAX, least = UINT64_MAX, last = 0, cur, pos;
+	const size_t bufsz = 1 << 16;
+	uint8_t **img = calloc(c->next + 1, sizeof(*img)), *buf = NULL;
+	size_t i, x;
+	int done = 0;
+
+	if (!img)
+		return 0;
+	for (i = 0; i < m->nrecs; i++) {
+		struct mrec *r = c->ord[i];
+
+		if (!(r->r.flags & COWMAP_REC_SIZE))
+			continue;
+		if (first == UINT64_MAX)
+			first = r->r.old_size;
+		if (r->r.new_size < least)
+			least = r->r.new_size;
+		last = r->r.new_size;
+	}
+	if (first == UINT64_MAX || c->size != last)
+		goto out;
+	if (first < least)
+		least = first;
+	/* Per extent: the final bytes, then whether a record determines them. */
+	for (x = 0; x < c->next; x++) {
+		struct extent *e = &c->ext[x];
+
+		img[x] = calloc(2, e->len);
+		if (!img[x])
+			goto out;
+		for (uint64_t k = 0; k < e->len; k++)
+			img[x][e->len + k] = e->off + k >= first;	/* grown: zeros */
+	}
+	cur = first;
+	for (i = 0; i < m->nrecs; i++) {
+		struct mrec *r = c->ord[i];
+
+		if (r->r.flags & COWMAP_REC_SIZE) {
+			for (x = 0; x < c->next; x++) {
+				struct extent *e = &c->ext[x];
+				uint64_t k = r->r.new_size > e->off ? r->r.new_size - e->off : 0;
+
+				for (; k < e->len; k++) {
+					img[x][k] = 0;
+					img[x][e->len + k] = 1;
+				}
+			}
+			cur = r->r.new_size;
+			continue;
+		}
+		if (r->ext == UINT32_MAX || r->r.offset + r->r.length > cur)
+			goto out;	/* past the size: this is no such history */
+		x = r->ext;
+		memcpy(img[x] + (r->r.offset - c->ext[x].off), r->r.new_bytes, r->r.length);
+		memset(img[x] + c->ext[x].len + (r->r.offset - c->ext[x].off), 1, r->r.length);
+	}
+	for (x = 0; x < c->next; x++) {
+		struct extent *e = &c->ext[x];
+
+		for (uint64_t k = 0; k < e->len && e->off + k < last; k++)
+			if (img[x][e->len + k] && e->cur[k] != img[x][k])
+				goto out;
+	}
+	/* Outside the extents, from the least size on: zeros. */
+	buf = malloc(bufsz);
+	if (!buf)
+		goto out;
+	for (pos = least, x = 0; pos < last;) {
+		uint64_t stop = last, n;
+		ssize_t got;
+
+		while (x < c->next && c->ext[x].off + c->ext[x].len <= pos)
+			x++;
+		if (x < c->next && c->ext[x].off <= pos) {
+			pos = c->ext[x].off + c->ext[x].len;
+			continue;
+		}
+		if (x < c->next && c->ext[x].off < stop)
+			stop = c->ext[x].off;
+		n = stop - pos < bufsz ? stop - pos : bufsz;
+		got = cm_pread_full(c->fd, buf, n, pos);
+		if (got < 0)
+			goto out;
+		for (ssize_t k = 0; k < got; k++)
+			if (buf[k])
+				goto out;
+		if ((uint64_t)got < n)
+			break;	/* the file ends: nothing more to compare */
+		pos += n;
+	}
+	done = 1;
+out:
+	for (x = 0; x < c->next; x++)
+		free(img[x]);
+	free(img);
+	free(buf);
+	return done;
+}
+
+static int simulate(struct ctx *c, enum cowmap_merger_policy policy,
+		    struct cowmap_merger_stats *st)
 {
 	struct cowmap_merger *m = c->m;
 	uint64_t maxext = 0;
 
 	for (size_t i = 0; i < c->next; i++) {
-		c->ext[i].done = extent_done(c, &c->ext[i]);
+		/* With size records, the last bytes written need not be the final ones. */
+		c->ext[i].done = !c->has_size && extent_done(c, &c->ext[i]);
 		if (c->ext[i].len > maxext)
 			maxext = c->ext[i].len;
 	}
 	c->alt = malloc(maxext + 1);
+	c->all_done = c->has_size && sizes_done(c);
 
 	for (size_t i = 0; i < m->nrecs; i++) {
 		struct mrec *r = c->ord[i];
@@ -631,6 +880,18 @@ static void simulate(struct ctx *c, enum cowmap_merger_policy policy,
 		int is_old, is_new;
 		uint8_t *f;
 
+		if (c->all_done) {
+			st->already++;
+			emit(m, COWMAP_MEV_ALREADY, log, &r->r, NULL, 0, NULL, NULL);
+			continue;
+		}
+		if (r->r.flags & COWMAP_REC_SIZE) {
+			int ret = size_record(c, r, policy, st);
+
+			if (ret)
+				return ret;
+			continue;
+		}
 		if (r->ext == UINT32_MAX) {
 			st->conflicts++;
 			emit(m, COWMAP_MEV_CONFLICT, log, &r->r, NULL, 0, NULL,
@@ -671,6 +932,7 @@ static void simulate(struct ctx *c, enum cowmap_merger_policy policy,
 			c->size = off + len;
 		st->forced++;
 	}
+	return 0;
 }
 
 /* The runs of bytes that differ from what was read. */
@@ -678,6 +940,8 @@ static int build_runs(struct ctx *c)
 {
 	size_t cap = 0;
 
+	/* Below @keep the file keeps its bytes; above, a cut made them zeros. */
+	c->keep = c->min_size < c->orig_size ? c->min_size : c->orig_size;
 	for (size_t i = 0; i < c->next; i++) {
 		struct extent *e = &c->ext[i];
 		uint64_t j = 0;
@@ -686,7 +950,7 @@ static int build_runs(struct ctx *c)
 			uint64_t start, last, abs;
 
 #define CHANGED(k) (e->off + (k) < c->size && \
-		    (e->off + (k) >= c->orig_size || e->cur[k] != e->orig[k]))
+		    (e->off + (k) >= c->keep || e->cur[k] != e->orig[k]))
 			while (j < e->len && !CHANGED(j))
 				j++;
 			if (j >= e->len)
@@ -710,9 +974,9 @@ static int build_runs(struct ctx *c)
 			c->runs[c->nruns++] = (struct run){
 				.off = abs, .len = j - start,
 				.pre = e->orig + start, .post = e->cur + start,
-				.pre_len = abs >= c->orig_size ? 0 :
-					   (c->orig_size - abs < j - start ?
-					    c->orig_size - abs : j - start),
+				.pre_len = abs >= c->keep ? 0 :
+					   (c->keep - abs < j - start ?
+					    c->keep - abs : j - start),
 			};
 		}
 	}
@@ -747,6 +1011,7 @@ static int intent_write(struct ctx *c, const char *path, const struct stat *st,
 	put_le64(buf + 40, c->size);
 	put_le64(buf + 48, c->nruns);
 	put_le64(buf + 56, size);
+	put_le64(buf + 64, c->keep);
 	for (size_t i = 0; i < c->nruns; i++) {
 		struct run *r = &c->runs[i];
 
@@ -776,6 +1041,8 @@ static int intent_write(struct ctx *c, const char *path, const struct stat *st,
 	return ret;
 }
 
+static int set_sizes(int fd, uint64_t cur, uint64_t keep, uint64_t size);
+
 /*
  * Complete the merge an intent file describes. 1 done, 0 the intent was
  * incomplete (the source was never touched; removed), -errno.
@@ -784,7 +1051,7 @@ static int intent_replay(struct cowmap_merger *m, const char *path, int fd,
 			 const struct stat *st, unsigned int flags)
 {
 	uint8_t *buf = NULL, *cur = NULL;
-	uint64_t size, nruns, new_size, at = INTENT_HDR;
+	uint64_t size, nruns, new_size, keep = UINT64_MAX, at, hdr = INTENT_HDR_V1;
 	struct stat ist;
 	int ifd, ret = 0;
 
@@ -807,8 +1074,11 @@ static int intent_replay(struct cowmap_merger *m, const char *path, int fd,
 	if (ret < 0)
 		goto out;
 	ret = 0;
-	if (size < INTENT_HDR + 8 || memcmp(buf, INTENT_MAGIC, 8) ||
-	    get_le32(buf + 8) != INTENT_VERSION || get_le64(buf + 56) != size ||
+	if (size >= INTENT_HDR_V1 && get_le32(buf + 8) == INTENT_VERSION)
+		hdr = INTENT_HDR;
+	if (size < hdr + 8 || memcmp(buf, INTENT_MAGIC, 8) ||
+	    (get_le32(buf + 8) != INTENT_VERSION && get_le32(buf + 8) != 1) ||
+	    get_le64(buf + 56) != size ||
 	    get_le32(buf + size - 8) != cowmap_crc32(0, buf, size - 8)) {
 		/* Torn while being written: the source was not touched yet. */
 		emit(m, COWMAP_MEV_NOTE, NULL, NULL, NULL, 0, NULL,
@@ -827,9 +1097,24 @@ static int intent_replay(struct cowmap_merger *m, const char *path, int fd,
 	}
 	new_size = get_le64(buf + 40);
 	nruns = get_le64(buf + 48);
+	if (hdr == INTENT_HDR)
+		keep = get_le64(buf + 64);
+	if (new_size > MAX_END) {
+		ret = -EBADMSG;
+		goto out;
+	}
 	/* Pass 1 checks everything, pass 2 writes. */
 	for (int pass = 0; pass < 2 && !ret; pass++) {
-		at = INTENT_HDR;
+		at = hdr;
+		if (pass && keep != UINT64_MAX) {
+			/* Version 2: the sizes first, as write_in_place() does. */
+			struct stat now;
+
+			ret = fstat(fd, &now) ? -errno :
+			      set_sizes(fd, now.st_size, keep, new_size);
+			if (ret)
+				break;
+		}
 		for (uint64_t i = 0; i < nruns; i++) {
 			uint64_t off, len, pre_len;
 			const uint8_t *pre, *post;
@@ -881,7 +1166,7 @@ static int intent_replay(struct cowmap_merger *m, const char *path, int fd,
 	}
 	if (ret)
 		goto out;
-	(void)new_size;	/* the last run ends there: the writes restored it */
+	/* Version 1: the last run ends at new_size: the writes restored it. */
 	if (!(flags & COWMAP_MERGER_NO_SYNC) && fsync(fd)) {
 		ret = -errno;
 		goto out;
@@ -903,6 +1188,43 @@ out:
 
 /* --- writing ------------------------------------------------------------------ */
 
+/*
+ * Give @fd (now @cur bytes) the size the records leave, @size, with what
+ * lies at and past @keep cut (zeros until the runs write it): a growth
+ * first, so that a refused one (EFBIG) changes nothing, then the cut.
+ */
+static int set_sizes(int fd, uint64_t cur, uint64_t keep, uint64_t size)
+{
+	if (size > cur && ftruncate(fd, size))
+		return -errno;
+	if (keep < cur && keep < size) {
+		if (ftruncate(fd, keep) || ftruncate(fd, size))
+			return -errno;
+	} else if (size < cur && ftruncate(fd, size)) {
+		return -errno;
+	}
+	return 0;
+}
+
+/*
+ * A size the file cannot take is refused before anything is written, as
+ * the kernel merge refuses it (a growth past RLIMIT_FSIZE would otherwise
+ * raise SIGXFSZ).
+ */
+static int size_ok(const struct ctx *c)
+{
+	struct rlimit rl;
+
+	if (c->size <= c->orig_size)
+		return 0;
+	if (c->size > MAX_END)
+		return -EFBIG;
+	if (!getrlimit(RLIMIT_FSIZE, &rl) && rl.rlim_cur != RLIM_INFINITY &&
+	    c->size > rl.rlim_cur)
+		return -EFBIG;
+	return 0;
+}
+
 static int write_in_place(struct ctx *c, int fd, const char *intent,
 			  const struct stat *st, unsigned int flags,
 			  struct cowmap_merger_stats *s)
@@ -912,6 +1234,16 @@ static int write_in_place(struct ctx *c, int fd, const char *intent,
 	if (ret)
 		return ret;
 	stage(c->m, COWMAP_MSTAGE_INTENT_SYNCED, 0);
+	if (c->size > c->orig_size && ftruncate(fd, c->size)) {
+		/* Refused (the filesystem's limit): nothing was changed. */
+		ret = -errno;
+		unlink(intent);
+		return ret;
+	}
+	ret = set_sizes(fd, c->size > c->orig_size ? c->size : c->orig_size,
+			c->keep, c->size);
+	if (ret)
+		return ret;	/* the intent stays: a re-run completes */
 	for (size_t i = 0; i < c->nruns; i++) {
 		ret = cm_pwrite_full(fd, c->runs[i].post, c->runs[i].len, c->runs[i].off);
 		if (ret)
@@ -987,7 +1319,9 @@ static int write_out(struct ctx *c, int fd, const char *out, const struct stat *
 	}
 	ret = fchmod(tfd, st->st_mode & 07777) ? -errno : 0;
 	if (!ret)
-		ret = copy_file(fd, tfd, c->orig_size);
+		ret = copy_file(fd, tfd, c->keep);
+	if (!ret && c->size != c->keep && ftruncate(tfd, c->size))
+		ret = -errno;
 	for (size_t i = 0; !ret && i < c->nruns; i++) {
 		ret = cm_pwrite_full(tfd, c->runs[i].post, c->runs[i].len, c->runs[i].off);
 		s->bytes_written += c->runs[i].len;
@@ -1113,7 +1447,8 @@ API int cowmap_merger_run(struct cowmap_merger *m, const char *source, const cha
 		goto out;
 	}
 
-	c.orig_size = c.size = st.st_size;
+	c.orig_size = c.size = c.min_size = st.st_size;
+	c.fd = fd;
 	c.ord = malloc(m->nrecs * sizeof(*c.ord) + 1);
 	if (!c.ord) {
 		ret = -ENOMEM;
@@ -1134,17 +1469,21 @@ API int cowmap_merger_run(struct cowmap_merger *m, const char *source, const cha
 	ret = build_extents(&c, fd);
 	if (ret)
 		goto out;
-	c.orig_size = c.size;	/* as read */
+	c.orig_size = c.min_size = c.size;	/* as read */
 
-	simulate(&c, policy, s);
-	ret = build_runs(&c);
+	ret = simulate(&c, policy, s);
+	if (!ret)
+		ret = build_runs(&c);
 	if (ret)
 		goto out;
 	if (dry || (policy == COWMAP_POLICY_ALL_OR_NOTHING && s->conflicts))
 		goto done;
+	ret = size_ok(&c);
+	if (ret)
+		goto out;
 	if (out)
 		ret = write_out(&c, fd, out, &st, flags, s);
-	else if (c.nruns)
+	else if (c.nruns || c.size != c.orig_size || c.keep < c.orig_size)
 		ret = write_in_place(&c, fd, intent, &st, flags, s);
 	if (ret)
 		goto out;

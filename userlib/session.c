@@ -322,7 +322,7 @@ API int cowmap_dump_next(struct cowmap_dump_iter *it, struct cowmap_rec *rec,
 	pos = it->stream + it->at;
 	k = COWMAP_LOGERR_TRUNCATED;
 	if (it->len - it->at >= REC_HDR) {
-		k = cm_check_rec_head(it->buf + it->at, &size);
+		k = cm_check_rec_head(it->buf + it->at, it->info.version, &size);
 		if (k == COWMAP_LOGERR_NONE && size > it->len - it->at)
 			k = COWMAP_LOGERR_TRUNCATED;	/* dumps hold whole items */
 	}

@@ -6,7 +6,8 @@
  * Checked besides memory safety (ASan, UBSan): every record returned lies
  * inside the input, at an 8-byte aligned position after the header, with a
  * legal length and the input's bytes, and encodes back to the same bytes
- * (cowmap_log_encode_record);
+ * (cowmap_log_encode_record); a size record only in a version-2 log, 96
+ * bytes, its offset its new size;
  * errors always move forward; a damaged region is reported once.
  */
 #include <errno.h>
@@ -43,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	info = cowmap_log_info(log);
-	CHECK(info->version == COWMAP_LOG_VERSION_1);
+	CHECK(info->version == COWMAP_LOG_VERSION_1 ||
+	      info->version == COWMAP_LOG_VERSION);
 	CHECK(info->header_size >= 64 && info->header_size <= size &&
 	      info->header_size % 8 == 0 && info->flags == 0);
 	/* A 64-byte header encodes back to itself. */
@@ -56,6 +58,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ret = cowmap_log_next(log, &r, &e);
 		if (ret == 0)
 			break;
+		if (ret == 1 && r.flags & COWMAP_REC_SIZE) {
+			CHECK(info->version == COWMAP_LOG_VERSION);
+			CHECK(r.flags == COWMAP_REC_SIZE && r.length == 0);
+			CHECK(r.pos >= next && r.pos % 8 == 0 && r.pos + 96 <= size);
+			CHECK(r.offset == r.new_size);
+			CHECK(r.new_size < r.old_size || r.cut_crc == 0);
+			CHECK(cowmap_log_encode_record(&r, enc) == 96);
+			CHECK(!memcmp(enc, data + r.pos, 56));
+			CHECK(!memcmp(enc + 64, data + r.pos + 64, 20));
+			next = r.pos + 96;
+			continue;
+		}
 		if (ret == 1) {
 			size_t rs = cowmap_log_record_size(r.length);
 

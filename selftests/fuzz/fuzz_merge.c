@@ -145,7 +145,7 @@ static void le64(uint8_t *p, uint64_t v)
 }
 
 struct evstats {
-	uint64_t apply, already, conflict, forced;
+	uint64_t apply, already, conflict, forced, size;
 };
 
 static void on_event(void *arg, const struct cowmap_merger_event *ev)
@@ -157,8 +157,16 @@ static void on_event(void *arg, const struct cowmap_merger_event *ev)
 	case COWMAP_MEV_ALREADY:
 	case COWMAP_MEV_CONFLICT:
 	case COWMAP_MEV_FORCED:
-		CHECK(ev->rec && ev->rec->length >= 1 &&
-		      ev->rec->length <= COWMAP_LOG_MAX_RUN);
+		CHECK(ev->rec);
+		if (ev->rec->flags & COWMAP_REC_SIZE) {
+			/* A size record: no bytes, and none found. */
+			CHECK(ev->rec->length == 0 && !ev->found_len);
+			CHECK(ev->rec->offset == ev->rec->new_size);
+			s->size++;
+		} else {
+			CHECK(ev->rec->length >= 1 &&
+			      ev->rec->length <= COWMAP_LOG_MAX_RUN);
+		}
 		if (ev->type == COWMAP_MEV_CONFLICT || ev->type == COWMAP_MEV_FORCED)
 			CHECK(ev->found_len <= ev->rec->length &&
 			      (ev->found || !ev->found_len));

@@ -14,6 +14,8 @@ tools/vm run --include selftests/fuzz/corpus-guest.sh -- sh /corpus-guest.sh >"$
 	{ cat "$T/err" >&2; exit 1; }
 sed -n '/^@@corpus-begin/,/^@@corpus-end/p' "$T/out" | sed '1d;$d' | tr -d '\r' |
 	base64 -d | tar xf - -C "$T"
+# size-v2.log was written by hand (docs/journal-format.md): keep it.
+cp "$C/log/size-v2.log" "$T/size-v2.log"
 rm -rf "$C"
 mkdir -p "$C/log" "$C/merge"
 cp "$T"/*.log "$C/log/"
@@ -27,6 +29,10 @@ $S "$C/merge/multi-force" 0x02 "$T/multi.src" "$T/multi-a.log" "$T/multi-b.log"
 $S "$C/merge/bin-dump" 0x01 "$T/bin.src" "$T/bin.log" "$T/bin-dump.log"
 $S "$C/merge/big-dry" 0x04 "$T/big.src" "$T/big.log"
 $S "$C/merge/damaged-salvage" 0x09 "$T/bin.src" "$T/bin-torn.log" "$T/bin-flip.log"
+# Version 2: size-v2.log is of the demo source (grow, write past the old
+# end, shrink with a cut CRC); in place and -o with skip.
+$S "$C/merge/size-v2" 0x00 "$T/demo.src" "$T/size-v2.log"
+$S "$C/merge/size-v2-out-skip" 0x11 "$T/demo.src" "$T/size-v2.log"
 # An intent file: one run of the demo (offset 15, "llo" -> "xxx"), laid
 # out as merge.c writes it; fuzz_merge fixes its identity and CRC (0x40).
 le64() {	# VALUE: 8 little-endian bytes

@@ -6,6 +6,12 @@
  *
  *   seq 1, offset 0: "hello" -> "café" (valid UTF-8, 5 bytes)
  *   seq 2, offset 6: "worl"  -> ff 00 1b 22 (an invalid byte, NUL, ESC, '"')
+ *
+ * mklog LOG SOURCE --v2 writes a version-2 log with two more (SOURCE must
+ * then be 12 bytes):
+ *
+ *   seq 3: a size record, 12 -> 16
+ *   seq 4, offset 12: 00 00 00 00 -> "more"
  */
 #include <stdio.h>
 #include <string.h>
@@ -36,10 +42,10 @@ int main(int argc, char **argv)
 	};
 	struct cowmap_log_writer *w;
 	struct stat st;
-	int c;
+	int c, v2 = argc == 4 && !strcmp(argv[3], "--v2");
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: mklog LOG SOURCE\n");
+	if (argc != 3 && !v2) {
+		fprintf(stderr, "usage: mklog LOG SOURCE [--v2]\n");
 		return 2;
 	}
 	if (stat(argv[2], &st)) {
@@ -50,6 +56,8 @@ int main(int argc, char **argv)
 	info.dev_minor = minor(st.st_dev);
 	info.ino = st.st_ino;
 	info.size_at_attach = st.st_size;
+	if (v2)
+		info.version = COWMAP_LOG_VERSION;
 	c = cowmap_log_writer_open(argv[1], &info, COWMAP_LOGW_NO_SYNC, &w);
 	if (c)
 		goto fail;
@@ -60,6 +68,25 @@ int main(int argc, char **argv)
 		r.old_bytes = (const uint8_t *)recs[i].old;
 		r.new_bytes = (const uint8_t *)recs[i].new;
 		c = cowmap_log_append(w, &r);
+		if (c)
+			goto fail;
+	}
+	if (v2) {
+		struct cowmap_rec z = r;
+
+		z.seq = 3;
+		z.flags = COWMAP_REC_SIZE;
+		z.length = 0;
+		z.old_size = 12;
+		z.offset = z.new_size = 16;
+		c = cowmap_log_append(w, &z);
+		r.seq = 4;
+		r.offset = 12;
+		r.length = 4;
+		r.old_bytes = (const uint8_t *)"\0\0\0\0";
+		r.new_bytes = (const uint8_t *)"more";
+		if (!c)
+			c = cowmap_log_append(w, &r);
 		if (c)
 			goto fail;
 	}

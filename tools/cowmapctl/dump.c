@@ -20,7 +20,9 @@ static const char help_dump[] =
 "orphaned, fetched over netlink) or of a log file: a header line, then one\n"
 "line per record\n"
 "   seq=1 offset=15 length=3 old=\"llo\" new=\"xxx\"\n"
-"with non-printable bytes as \\xNN. Every record's CRC is checked; damaged\n"
+"with non-printable bytes as \\xNN, and a size record (version-2 logs) as\n"
+"   seq=4 resize old_size=41 new_size=20 cut_crc=0x9ce3bf8c\n"
+"Every record's CRC is checked; damaged\n"
 "records are reported on stderr with their byte offset and skipped.\n"
 "\n"
 "  -l, --log LOGFILE   read LOGFILE instead of a session\n"
@@ -82,8 +84,10 @@ static void print_rec(struct dump_out *o, const struct cowmap_rec *r)
 		jput_u64(j, "pid", r->pid);
 		jput_u64(j, "uid", r->uid);
 		jput_id(j, "log_offset", r->pos);
-		jput_bytes(j, "old", r->old_bytes, r->length);
-		jput_bytes(j, "new", r->new_bytes, r->length);
+		if (!(r->flags & COWMAP_REC_SIZE)) {
+			jput_bytes(j, "old", r->old_bytes, r->length);
+			jput_bytes(j, "new", r->new_bytes, r->length);
+		}
 		printf("%s\n%s", o->nrec ? "," : "", jtext(j));
 		jfree(j);
 		o->nrec++;
@@ -91,12 +95,19 @@ static void print_rec(struct dump_out *o, const struct cowmap_rec *r)
 	}
 	if (!o->full && show > SHOW_MAX)
 		show = SHOW_MAX;
-	printf("seq=%" PRIu64 " offset=%" PRIu64 " length=%u old=\"", r->seq,
-	       r->offset, r->length);
-	put_escaped(stdout, r->old_bytes, show);
-	printf(show < r->length ? "\"... new=\"" : "\" new=\"");
-	put_escaped(stdout, r->new_bytes, show);
-	printf(show < r->length ? "\"..." : "\"");
+	if (r->flags & COWMAP_REC_SIZE) {
+		printf("seq=%" PRIu64 " resize old_size=%" PRIu64 " new_size=%" PRIu64,
+		       r->seq, r->old_size, r->new_size);
+		if (r->new_size < r->old_size)
+			printf(" cut_crc=0x%08x", r->cut_crc);
+	} else {
+		printf("seq=%" PRIu64 " offset=%" PRIu64 " length=%u old=\"", r->seq,
+		       r->offset, r->length);
+		put_escaped(stdout, r->old_bytes, show);
+		printf(show < r->length ? "\"... new=\"" : "\" new=\"");
+		put_escaped(stdout, r->new_bytes, show);
+		printf(show < r->length ? "\"..." : "\"");
+	}
 	if (o->verbose || r->session_id != o->hdr_session)
 		printf(" session=%" PRIu64, r->session_id);
 	if (o->verbose) {

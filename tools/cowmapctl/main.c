@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -86,6 +87,8 @@ int main(int argc, char **argv)
 {
 	int i = 1, k, ret;
 
+	/* A size past RLIMIT_FSIZE (map, merge) is an EFBIG error, not a kill. */
+	signal(SIGXFSZ, SIG_IGN);
 	/* getopt's own messages are replaced by one of ours (bad_option()). */
 	opterr = 0;
 	/* Global options, before the command. */

@@ -16,14 +16,19 @@
 #include "cowmapctl.h"
 
 static const char help_map[] =
-"Usage: cowmapctl map FILE [--write OFFSET:TEXT]... [--log LOGFILE] [--keep] [--json]\n"
+"Usage: cowmapctl map FILE [--write OFFSET:TEXT]... [--truncate SIZE]...\n"
+"                          [--log LOGFILE] [--keep] [--json]\n"
 "\n"
 "Attach a new cowmap session to FILE, map it, write each TEXT at OFFSET\n"
 "through the mapping (FILE itself is never written), and commit. TEXT may\n"
-"use \\\\ \\\" \\n \\t \\r \\0 and \\xNN escapes; OFFSET is decimal or 0x hex and\n"
-"the write must end inside the file.\n"
+"use \\\\ \\\" \\n \\t \\r \\0 and \\xNN escapes; OFFSET is decimal or 0x hex.\n"
+"A write past the end of the session, or a --truncate, goes through a view\n"
+"of the session instead (all writes then do) and changes the session's size\n"
+"(a size record, journal format 2).\n"
 "\n"
 "  -w, --write OFFSET:TEXT  write TEXT at OFFSET (repeatable, in order)\n"
+"  -t, --truncate SIZE      set the session's size to SIZE (in order with\n"
+"                           the writes; bytes past the old end read as zeros)\n"
 "  -l, --log LOGFILE        append the journal to LOGFILE (created if missing,\n"
 "                           mode 0600); the commit is durable (fsync)\n"
 "  -k, --keep               keep the session as an orphan and print its id\n"
@@ -31,18 +36,47 @@ static const char help_map[] =
 "                           is discarded before exit\n"
 "  -j, --json               print the result as JSON\n"
 "\n"
-"Exit status: 0, or 1 on an error (module missing, write past the end, ...).\n";
+"Exit status: 0, or 1 on an error (module missing, a size the file's\n"
+"filesystem or RLIMIT_FSIZE refuses, ...).\n";
 
+/* A write (@data) or, with @data NULL, a truncate to @off. */
 struct wr {
 	uint64_t off;
 	uint8_t *data;
 	size_t len;
 };
 
+/* The writes and truncates in order, through a view: 0 or -errno. */
+static int map_view(int fd, const struct wr *w, size_t nw)
+{
+	int vfd = cowmap_view(fd, COWMAP_VIEW_RDWR | COWMAP_VIEW_CLOEXEC), c = 0;
+
+	if (vfd < 0)
+		return vfd;
+	for (size_t i = 0; !c && i < nw; i++) {
+		if (!w[i].data) {
+			c = cowmap_set_size(fd, w[i].off, NULL);
+			continue;
+		}
+		for (size_t done = 0; !c && done < w[i].len;) {
+			ssize_t n = pwrite(vfd, w[i].data + done, w[i].len - done,
+					   w[i].off + done);
+
+			if (n < 0 && errno != EINTR)
+				c = -errno;
+			else if (n > 0)
+				done += n;
+		}
+	}
+	close(vfd);
+	return c;
+}
+
 int cmd_map(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "write", required_argument, NULL, 'w' },
+		{ "truncate", required_argument, NULL, 't' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "keep", no_argument, NULL, 'k' },
 		{ "json", no_argument, NULL, 'j' },
@@ -57,11 +91,12 @@ int cmd_map(int argc, char **argv)
 	uint64_t id = 0;
 	struct stat st;
 	void *map = NULL;
+	int use_view = 0;
 
 	if (want_help(argc, argv, help_map))
 		return EX_OK;
 	/* -L: the old spelling of -l. */
-	while ((c = getopt_long(argc, argv, ":w:l:L:kj", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":w:t:l:L:kj", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w': {
 			char *colon = strchr(optarg, ':');
@@ -83,7 +118,22 @@ int cmd_map(int argc, char **argv)
 				return usage_err("bad escape in '%s'", colon + 1);
 			if (n == 0)
 				return usage_err("empty TEXT at offset %s", optarg);
+			if (w[nw].off > INT64_MAX || (uint64_t)n > INT64_MAX - w[nw].off)
+				return usage_err("offset %s is past any file size", optarg);
 			w[nw++].len = n;
+			break;
+		}
+		case 't': {
+			struct wr *v = realloc(w, (nw + 1) * sizeof(*w));
+
+			if (!v)
+				return EX_ERR;
+			w = v;
+			if (parse_u64(optarg, &w[nw].off) || w[nw].off > INT64_MAX)
+				return usage_err("bad size '%s'", optarg);
+			w[nw].data = NULL;
+			w[nw++].len = 0;
+			use_view = 1;
 			break;
 		}
 		case 'l':
@@ -105,13 +155,10 @@ int cmd_map(int argc, char **argv)
 		err("%s: %s", file, strerror(errno));
 		return EX_ERR;
 	}
-	for (size_t i = 0; i < nw; i++) {
-		if (w[i].off > (uint64_t)st.st_size || w[i].len > st.st_size - w[i].off) {
-			err("--write at %" PRIu64 " (%zu bytes) ends past the end of %s (%lld bytes)",
-			    w[i].off, w[i].len, file, (long long)st.st_size);
-			return EX_ERR;
-		}
-	}
+	/* Past the end: the session grows, which takes a view. */
+	for (size_t i = 0; i < nw; i++)
+		if (w[i].data && w[i].off + w[i].len > (uint64_t)st.st_size)
+			use_view = 1;
 	if (logpath) {
 		jfd = open(logpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 		if (jfd < 0) {
@@ -133,7 +180,13 @@ int cmd_map(int argc, char **argv)
 			fail("attach", c);
 		goto out;
 	}
-	if (nw && st.st_size) {
+	if (use_view) {
+		c = map_view(fd, w, nw);
+		if (c) {
+			fail(c == -ENOTTY ? "view" : "write", c);
+			goto discard;
+		}
+	} else if (nw && st.st_size) {
 		c = cowmap_map(fd, st.st_size, 0, PROT_READ | PROT_WRITE, &map);
 		if (c) {
 			fail("mmap", c);
@@ -147,6 +200,19 @@ int cmd_map(int argc, char **argv)
 	if (c < 0) {
 		fail("commit", c);
 		goto discard;
+	}
+	if (use_view) {
+		/* A shrink journalled itself and what came before: count it all. */
+		struct cowmap_status ss;
+
+		c = cowmap_status(fd, &ss);
+		if (c) {
+			fail("status", c);
+			goto discard;
+		}
+		cm.records = ss.journal_records;
+		cm.bytes = ss.journal_bytes;
+		cm.first_seq = ss.journal_records ? 1 : 0;
 	}
 	if (keep && !cm.records) {
 		err("nothing was committed (no byte changed): no session to keep");

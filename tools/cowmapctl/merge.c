@@ -189,7 +189,8 @@ static void merge_event(void *arg, const struct cowmap_merger_event *ev)
 		jput_str(j, "log", ev->log);
 		if (r)
 			rec_json(j, r);
-		if (ev->type == COWMAP_MEV_CONFLICT || ev->type == COWMAP_MEV_FORCED) {
+		if ((ev->type == COWMAP_MEV_CONFLICT || ev->type == COWMAP_MEV_FORCED) &&
+		    !(r->flags & COWMAP_REC_SIZE)) {
 			jput_bytes(j, "expected", r->old_bytes, r->length);
 			jput_bytes(j, "found", ev->found, ev->found_len);
 		}
@@ -215,6 +216,14 @@ static void merge_event(void *arg, const struct cowmap_merger_event *ev)
 		/* fall through */
 	case COWMAP_MEV_CONFLICT:
 	case COWMAP_MEV_FORCED:
+		if (r->flags & COWMAP_REC_SIZE) {
+			printf("%-9s session=%" PRIu64 " seq=%" PRIu64 " resize old_size=%"
+			       PRIu64 " new_size=%" PRIu64 " log=%s\n", ev_name(ev->type),
+			       r->session_id, r->seq, r->old_size, r->new_size, ev->log);
+			if (ev->message)
+				printf("    %s\n", ev->message);
+			return;
+		}
 		printf("%-9s session=%" PRIu64 " seq=%" PRIu64 " offset=%" PRIu64
 		       " length=%u log=%s\n", ev_name(ev->type), r->session_id,
 		       r->seq, r->offset, r->length, ev->log);

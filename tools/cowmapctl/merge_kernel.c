@@ -18,6 +18,12 @@ static void show_kconflict(const struct cowmap_conflict *k)
 	uint32_t rest = k->length - k->diff_at;
 	const char *more = k->diff_at + k->shown < k->length ? "..." : "";
 
+	if (!k->length) {
+		/* A size record (offset: the size it wanted): no bytes to show. */
+		printf("    a size record: the file's size is neither its old size nor %llu,\n"
+		       "    or the bytes it cuts differ\n", (unsigned long long)k->offset);
+		return;
+	}
 	/* The kernel shows bytes from the first one that is not the old one. */
 	printf("    first difference at +%u\n    expected \"", k->diff_at);
 	put_escaped(stdout, k->expected, k->shown);

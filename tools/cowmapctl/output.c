@@ -80,4 +80,10 @@ void rec_json(struct json_object *o, const struct cowmap_rec *r)
 	jput_id(o, "offset", r->offset);
 	jput_u64(o, "length", r->length);
 	jput_id(o, "time_ns", r->time_ns);
+	if (r->flags & COWMAP_REC_SIZE) {
+		/* A size record (journal format 2): struct cowmap_log_size. */
+		jput_id(o, "old_size", r->old_size);
+		jput_id(o, "new_size", r->new_size);
+		jput_u64(o, "cut_crc", r->cut_crc);
+	}
 }

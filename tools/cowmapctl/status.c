@@ -40,7 +40,7 @@ static int status_ioctl(uint64_t id)
 		F(twin_pages, 0), F(base_pages, 0), F(faults, 0), F(cow_copies, 0),
 		F(rearms, 0), F(base_invalidations, 0), F(limit_hits, 0),
 		F(journal_records, 0), F(journal_bytes, 0), F(next_seq, 1), F(commits, 0),
-		F(journal_file_seq, 1), F(merged_records, 0),
+		F(journal_file_seq, 1), F(merged_records, 0), F(session_size, 1),
 	};
 #undef F
 	/*
