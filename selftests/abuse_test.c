@@ -15,6 +15,7 @@
 #include "cowmap_test.h"
 #include "cowmap_log.h"
 #include "cowmap_harness.h"
+#include "cowmap_nl.h"
 
 #define NOBODY 65534
 #define OTHER 65533
@@ -69,48 +70,6 @@ static int reap(uint64_t id)
 }
 
 /* ------------------------------------------------------------ netlink --- */
-
-struct nl {
-	struct mnl_socket *sk;
-	uint16_t family;
-	uint32_t group;
-	unsigned int seq;
-};
-
-static int family_attr_cb(const struct nlattr *a, void *data)
-{
-	struct nl *nl = data;
-	struct nlattr *grp, *x;
-
-	if (mnl_attr_get_type(a) == CTRL_ATTR_FAMILY_ID)
-		nl->family = mnl_attr_get_u16(a);
-	if (mnl_attr_get_type(a) == CTRL_ATTR_MCAST_GROUPS)
-		mnl_attr_for_each_nested(grp, a)
-			mnl_attr_for_each_nested(x, grp)
-				if (mnl_attr_get_type(x) == CTRL_ATTR_MCAST_GRP_ID)
-					nl->group = mnl_attr_get_u32(x);
-	return MNL_CB_OK;
-}
-
-static int family_cb(const struct nlmsghdr *nlh, void *data)
-{
-	return mnl_attr_parse(nlh, sizeof(struct genlmsghdr), family_attr_cb, data);
-}
-
-static struct nlmsghdr *req(struct nl *nl, char *buf, uint16_t type, uint8_t cmd,
-			    uint16_t flags)
-{
-	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
-	struct genlmsghdr *g;
-
-	nlh->nlmsg_type = type;
-	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-	nlh->nlmsg_seq = ++nl->seq;
-	g = mnl_nlmsg_put_extra_header(nlh, sizeof(*g));
-	g->cmd = cmd;
-	g->version = type == GENL_ID_CTRL ? 1 : COWMAP_GENL_VERSION;
-	return nlh;
-}
 
 static int error_cb(const struct nlmsghdr *nlh, void *data)
 {
