@@ -496,10 +496,11 @@ static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
 /*
  * Unpin up to @nr base pages of @s, lowest offsets first: they are
  * unmapped and read again when touched. One in the fault window at @first
- * leaves the fault's @map too.
+ * leaves the fault's @map too; the faulting page (@self) stays.
  */
 static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
-			       unsigned long *map, unsigned int nr)
+			       unsigned long *map, unsigned int nr,
+			       unsigned int self)
 {
 	unsigned long idx;
 	struct page *page;
@@ -507,6 +508,8 @@ static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
 	xa_for_each(&s->base, idx, page) {
 		if (!nr)
 			break;
+		if (idx == first + self)
+			continue;
 		if (idx >= first && idx < first + COWMAP_FAULT_AROUND)
 			*map &= ~BIT(idx - first);
 		cowmap_zap(s, idx, 1);
@@ -533,7 +536,7 @@ static unsigned long cowmap_charge_bases(struct cowmap_session *s,
 
 	if (!nr || cowmap_acct_base(s, nr))
 		return new;
-	cowmap_unpin_bases(s, first, map, nr);
+	cowmap_unpin_bases(s, first, map, nr, self);
 	if (cowmap_acct_base(s, nr))
 		return new;
 	keep = new & BIT(self);

@@ -35,6 +35,8 @@
 #define COWMAP_REC_HDR	sizeof(struct cowmap_log_record)
 /* The smallest record: one changed byte. A chunk holds at most cap / this. */
 #define COWMAP_REC_MIN	ALIGN(COWMAP_REC_HDR + 2, 8)
+/* A size record (format 2): no bytes, the sizes and the cut's CRC. */
+#define COWMAP_SIZE_REC	ALIGN(COWMAP_REC_HDR + sizeof(struct cowmap_log_size), 8)
 /* A new chunk's smallest size, and the largest (two whole runs fit). */
 #define COWMAP_CHUNK_MIN	512
 #define COWMAP_CHUNK_MAX	(256 * 1024)
@@ -150,7 +152,7 @@ static size_t cowmap_rec_size(u32 len);
  * header and the whole records after it, up to the first record that is
  * short, malformed or fails its CRC (a commit torn by a crash).
  */
-static loff_t cowmap_jfile_valid_len(struct file *jfile, loff_t size)
+static loff_t cowmap_jfile_valid_len(struct file *jfile, loff_t size, bool v2)
 {
 	size_t max = cowmap_rec_size(COWMAP_LOG_MAX_RUN);
 	loff_t pos = COWMAP_HDR_SIZE, valid = COWMAP_HDR_SIZE;
@@ -171,10 +173,15 @@ static loff_t cowmap_jfile_valid_len(struct file *jfile, loff_t size)
 			break;
 		rsize = le32_to_cpu(h->size);
 		len = le32_to_cpu(h->length);
-		if (le32_to_cpu(h->magic) != COWMAP_REC_MAGIC || !len ||
-		    len > COWMAP_LOG_MAX_RUN || rsize != cowmap_rec_size(len) ||
-		    rsize > size - valid)
+		if (le32_to_cpu(h->magic) != COWMAP_REC_MAGIC || rsize > size - valid)
 			break;
+		if (v2 && le32_to_cpu(h->flags) & COWMAP_REC_SIZE) {
+			if (len || rsize != COWMAP_SIZE_REC)
+				break;
+		} else if (!len || len > COWMAP_LOG_MAX_RUN ||
+			   rsize != cowmap_rec_size(len)) {
+			break;
+		}
 		n = kernel_read(jfile, buf + COWMAP_REC_HDR,
 				rsize - COWMAP_REC_HDR, &pos);
 		if (n != rsize - COWMAP_REC_HDR)
@@ -204,10 +211,16 @@ int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 	loff_t size = i_size_read(file_inode(jfile)), pos = 0, valid;
 	struct cowmap_log_header h;
 	ssize_t n;
+	bool v2;
 	int ret;
 
 	if (size == 0) {
-		cowmap_log_header(s, &h);
+		/*
+		 * An O_APPEND file's header cannot be rewritten when the first
+		 * size record comes: it says version 2 from the start.
+		 */
+		s->jfile_v2 = jfile->f_flags & O_APPEND;
+		cowmap_log_header_v(s, &h, s->jfile_v2);
 		ret = cowmap_write_all(jfile, &h, sizeof(h), &pos);
 		if (ret)
 			return ret;
@@ -220,7 +233,8 @@ int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 			return n;
 		if (n != sizeof(h) || !cowmap_header_matches(s, &h))
 			return -EINVAL;
-		valid = cowmap_jfile_valid_len(jfile, size);
+		v2 = le32_to_cpu(h.version) == COWMAP_LOG_VERSION;
+		valid = cowmap_jfile_valid_len(jfile, size, v2);
 		if (valid < 0)
 			return valid;
 		if (valid < size) {
@@ -232,7 +246,7 @@ int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 		}
 		s->jfile_len = valid;
 		/* Its records continue there: a version 2 log stays one. */
-		s->jfile_v2 = le32_to_cpu(h.version) == COWMAP_LOG_VERSION;
+		s->jfile_v2 = v2;
 		s->log_v2 = s->jfile_v2;
 	}
 	s->jfile = jfile;
@@ -255,13 +269,12 @@ static int cowmap_jfile_write(struct cowmap_session *s, bool durable)
 	if (s->log_v2 && !s->jfile_v2) {
 		struct cowmap_log_header hd;
 		loff_t pos = 0;
-		ssize_t n;
 
 		/* The first size record: the file's header says version 2. */
 		cowmap_log_header_v(s, &hd, true);
-		n = kernel_write(s->jfile, &hd, sizeof(hd), &pos);
-		if (n != sizeof(hd))
-			return n < 0 ? n : -EIO;
+		ret = cowmap_write_all(s->jfile, &hd, sizeof(hd), &pos);
+		if (ret)
+			return ret;
 		s->jfile_v2 = true;
 	}
 
@@ -670,8 +683,6 @@ int cowmap_jfile_sync(struct cowmap_session *s, bool durable)
 {
 	return cowmap_jfile_write(s, durable);
 }
-
-#define COWMAP_SIZE_REC	ALIGN(COWMAP_REC_HDR + sizeof(struct cowmap_log_size), 8)
 
 /*
  * Append a size record, numbered @s->next_seq: into the last chunk if it

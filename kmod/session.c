@@ -503,6 +503,11 @@ int cowmap_set_size(struct cowmap_session *s, loff_t size, loff_t *old)
 		*old = cur;
 	if (size == cur)
 		goto unlock;
+	/* A version 1 journal file opened O_APPEND cannot become version 2. */
+	ret = -EINVAL;
+	if (s->jfile && !s->jfile_v2 && s->jfile->f_flags & O_APPEND)
+		goto unlock;
+	ret = 0;
 	if (!s->own_size) {
 		/* From now on the base shows up to here, at most. */
 		s->csize = cur;

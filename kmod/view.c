@@ -163,8 +163,16 @@ static ssize_t cowmap_view_write(struct cowmap_session *s, loff_t pos,
 		if (ret < 0)
 			break;
 		if (!ret) {
-			/* Faulted in, then taken away: retry one segment. */
+			/*
+			 * Faulted in, then taken away (the source maps this
+			 * session's page, which became private: it is not
+			 * unmapped again): fault one segment in, retry.
+			 */
 			n = min_t(size_t, n, iov_iter_single_seg_count(from));
+			if (fault_in_iov_iter_readable(from, n) == n) {
+				ret = -EFAULT;
+				break;
+			}
 			ret = cowmap_view_write_page(s, pos, n, from);
 			if (ret < 0)
 				break;

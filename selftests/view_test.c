@@ -121,6 +121,26 @@ TEST_F(v, is_a_regular_file)
 }
 
 /* Writes through the view and the session's mapping are one session. */
+/*
+ * A write whose source is the session's own mapping of the page it writes:
+ * making that page private unmaps the source under the copy, which then
+ * faults it in again (not EFAULT).
+ */
+TEST_F(v, write_from_own_mapping)
+{
+	uint8_t orig[100], got[100];
+	volatile uint8_t *m = cm_map(self->fd, 2 * PG, 0);
+
+	ASSERT_NE(MAP_FAILED, (void *)m);
+	ASSERT_EQ(100, pread(self->file, orig, 100, PG));
+	(void)m[PG];		/* the base page, mapped */
+	ASSERT_EQ(100, pwrite(self->view, (const void *)(m + PG), 100, PG + 200));
+	ASSERT_EQ(100, pread(self->view, got, 100, PG + 200));
+	EXPECT_EQ(0, memcmp(orig, got, 100));
+	EXPECT_EQ(0, memcmp(orig, (const void *)(m + PG + 200), 100));
+	munmap((void *)m, 2 * PG);
+}
+
 TEST_F(v, view_and_mapping_share_pages)
 {
 	uint8_t *map = cm_map(self->fd, SIZE, 0), *vmap;
@@ -1173,24 +1193,36 @@ TEST_F(v, two_sessions_append)
 }
 
 /* A journal file: version 1 until the first size record, then 2. */
+/* A session on @file whose journal file is @j. */
+static int journal_session(int file, int j)
+{
+	struct cowmap_attach a = { .fd = file, .flags = COWMAP_ATTACH_JOURNAL,
+				   .journal_fd = j };
+	int fd = cm_open();
+
+	if (fd < 0 || cm_handshake(fd) || ioctl(fd, COWMAP_IOC_ATTACH, &a)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 TEST(journal_file_version)
 {
 	char path[256], jpath[256];
 	struct cowmap_log_header h;
-	struct cowmap_attach a;
+	struct cowmap_status cs;
 	int file, j, fd, vw;
+	off_t len;
 
 	file = cm_mkfile(path, sizeof(path), "vjv", 2 * PG, O_RDONLY);
 	ASSERT_LE(0, file);
 	snprintf(jpath, sizeof(jpath), "%s/vjv.journal.%d", cm_dir(), getpid());
 	j = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	ASSERT_LE(0, j);
-	fd = cm_open();
+	fd = journal_session(file, j);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, cm_handshake(fd));
-	a = (struct cowmap_attach){ .fd = file, .flags = COWMAP_ATTACH_JOURNAL,
-				    .journal_fd = j };
-	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_ATTACH, &a));
 	vw = view(fd, COWMAP_VIEW_RDWR);
 	ASSERT_LE(0, vw);
 	ASSERT_EQ(1, pwrite(vw, "a", 1, 0));
@@ -1202,6 +1234,42 @@ TEST(journal_file_version)
 	ASSERT_EQ(sizeof(h), pread(j, &h, sizeof(h), 0));
 	EXPECT_EQ(COWMAP_LOG_VERSION, h.version);
 	close(vw);
+	cm_end(fd);
+
+	/* Reused, a version 2 file keeps every record, size records too. */
+	len = fsize(j);
+	fd = journal_session(file, j);
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(len, fsize(j));
+	vw = view(fd, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, vw);
+	ASSERT_EQ(1, pwrite(vw, "c", 1, 1));
+	ASSERT_EQ(0, fsync(vw));
+	EXPECT_LT(len, fsize(j));
+	ASSERT_EQ(0, cm_status(fd, &cs));
+	EXPECT_EQ(1, cs.journal_records);
+	close(vw);
+	cm_end(fd);
+	close(j);
+
+	/* An O_APPEND file says version 2 from the start: nothing to rewrite. */
+	j = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+	ASSERT_LE(0, j);
+	fd = journal_session(file, j);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(sizeof(h), pread(j, &h, sizeof(h), 0));
+	EXPECT_EQ(COWMAP_LOG_VERSION, h.version);
+	vw = view(fd, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, vw);
+	ASSERT_EQ(1, pwrite(vw, "d", 1, 2 * PG + 1));
+	ASSERT_EQ(0, fsync(vw));
+	close(vw);
+	cm_end(fd);
+	len = fsize(j);
+	EXPECT_LT((off_t)sizeof(h), len);
+	fd = journal_session(file, j);	/* nothing torn: nothing cut */
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(len, fsize(j));
 	cm_end(fd);
 	close(j);
 	close(file);
