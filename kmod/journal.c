@@ -215,12 +215,7 @@ int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 	int ret;
 
 	if (size == 0) {
-		/*
-		 * An O_APPEND file's header cannot be rewritten when the first
-		 * size record comes: it says version 2 from the start.
-		 */
-		s->jfile_v2 = jfile->f_flags & O_APPEND;
-		cowmap_log_header_v(s, &h, s->jfile_v2);
+		cowmap_log_header(s, &h);
 		ret = cowmap_write_all(jfile, &h, sizeof(h), &pos);
 		if (ret)
 			return ret;

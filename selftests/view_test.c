@@ -1252,17 +1252,24 @@ TEST(journal_file_version)
 	cm_end(fd);
 	close(j);
 
-	/* An O_APPEND file says version 2 from the start: nothing to rewrite. */
+	/*
+	 * An O_APPEND file's header cannot be rewritten to version 2: the
+	 * session keeps its size (EINVAL) and the file stays whole.
+	 */
 	j = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
 	ASSERT_LE(0, j);
 	fd = journal_session(file, j);
 	ASSERT_LE(0, fd);
-	ASSERT_EQ(sizeof(h), pread(j, &h, sizeof(h), 0));
-	EXPECT_EQ(COWMAP_LOG_VERSION, h.version);
 	vw = view(fd, COWMAP_VIEW_RDWR);
 	ASSERT_LE(0, vw);
-	ASSERT_EQ(1, pwrite(vw, "d", 1, 2 * PG + 1));
+	EXPECT_EQ(-1, pwrite(vw, "d", 1, 2 * PG + 1));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ftruncate(vw, PG));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_EQ(1, pwrite(vw, "d", 1, 1));
 	ASSERT_EQ(0, fsync(vw));
+	ASSERT_EQ(sizeof(h), pread(j, &h, sizeof(h), 0));
+	EXPECT_EQ(COWMAP_LOG_VERSION_1, h.version);
 	close(vw);
 	cm_end(fd);
 	len = fsize(j);
