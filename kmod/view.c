@@ -72,9 +72,22 @@ static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		page = cowmap_read_page(s, pos >> PAGE_SHIFT, &priv);
 		/* A base page shows the base up to its end, zeros after. */
 		k = n;
-		if (page && !IS_ERR(page) && !priv)
+		if (page && !IS_ERR(page) && !priv) {
 			k = clamp_t(loff_t, cowmap_base_end(s) - pos, 0, n);
+			/*
+			 * Without a size of its own the session ends where the
+			 * file does: a file that shrank since @size was read
+			 * ends the read there, as a regular file's read does,
+			 * instead of showing zeros up to the old end.
+			 */
+			if (!s->own_size)
+				n = k;
+		}
 		mutex_unlock(&s->lock);
+		if (!n) {
+			put_page(page);
+			break;
+		}
 		if (IS_ERR(page)) {
 			/*
 			 * The file shrank meanwhile (-ENXIO; tmpfs says -EINVAL
