@@ -228,6 +228,19 @@ void cowmap_unacct_base(struct cowmap_session *s, unsigned long nr)
 	atomic_long_sub(nr, &cowmap_base_total);
 }
 
+/* Would @nr more base pages take @s's user past max_user_base_pages? */
+bool cowmap_acct_base_user_full(struct cowmap_session *s, unsigned long nr)
+{
+	return atomic_long_read(&s->user->base) + nr >
+	       min_t(unsigned long, READ_ONCE(cowmap_max_user_base_pages), LONG_MAX);
+}
+
+/* Base pages all sessions pin now: what the shrinker may reclaim. */
+unsigned long cowmap_base_pinned(void)
+{
+	return max(atomic_long_read(&cowmap_base_total), 0L);
+}
+
 /*
  * How many more bytes of journal memory @s may allocate now, the smallest
  * of what its own, its user's and the global limit leave; *@err: the

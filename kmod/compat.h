@@ -11,6 +11,7 @@
 #include <linux/version.h>
 #include <linux/mm.h>
 #include <linux/pagemap.h>
+#include <linux/slab.h>
 
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 1, 0) || \
 	(LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0) && \
@@ -119,5 +120,55 @@ cowmap_copy_page_from_iter_atomic(struct page *page, size_t off, size_t n,
 	return copy_folio_from_iter_atomic(folio, at, n, i);
 }
 #endif
+
+/*
+ * 6.7: shrinkers are allocated by the core (shrinker_alloc()) instead of
+ * embedded and registered by the caller (register_shrinker()). Seeks 0:
+ * what cowmap's shrinker frees takes no I/O to make again, so reclaim
+ * trims it hard (half of it per pass).
+ */
+#include <linux/shrinker.h>
+static inline struct shrinker *
+cowmap_shrinker_create(unsigned long (*count)(struct shrinker *,
+					       struct shrink_control *),
+		       unsigned long (*scan)(struct shrinker *,
+					     struct shrink_control *),
+		       const char *name)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0)
+	struct shrinker *sh = kzalloc(sizeof(*sh), GFP_KERNEL);
+
+	if (!sh)
+		return NULL;
+	sh->count_objects = count;
+	sh->scan_objects = scan;
+	sh->seeks = 0;
+	if (register_shrinker(sh, "%s", name)) {
+		kfree(sh);
+		return NULL;
+	}
+	return sh;
+#else
+	struct shrinker *sh = shrinker_alloc(0, "%s", name);
+
+	if (!sh)
+		return NULL;
+	sh->count_objects = count;
+	sh->scan_objects = scan;
+	sh->seeks = 0;
+	shrinker_register(sh);
+	return sh;
+#endif
+}
+
+static inline void cowmap_shrinker_destroy(struct shrinker *sh)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0)
+	unregister_shrinker(sh);
+	kfree(sh);
+#else
+	shrinker_free(sh);
+#endif
+}
 
 #endif /* _COWMAP_COMPAT_H */

@@ -152,6 +152,8 @@ struct cowmap_session {
 	u64 rearms;
 	u64 base_invalidations;
 	u64 limit_hits;
+	u64 base_reclaimed;	/* base pages unpinned for reclaim */
+	pgoff_t reclaim_next;	/* where the next reclaim starts */
 
 	atomic_t nr_vmas;
 
@@ -238,6 +240,8 @@ bool cowmap_acct_page(struct cowmap_session *s);
 void cowmap_unacct_page(struct cowmap_session *s);
 bool cowmap_acct_base(struct cowmap_session *s, unsigned long nr);
 void cowmap_unacct_base(struct cowmap_session *s, unsigned long nr);
+bool cowmap_acct_base_user_full(struct cowmap_session *s, unsigned long nr);
+unsigned long cowmap_base_pinned(void);
 u64 cowmap_acct_journal_room(struct cowmap_session *s, int *err);
 int cowmap_acct_journal(struct cowmap_session *s, u64 bytes);
 void cowmap_unacct_journal(struct cowmap_session *s, u64 bytes);
@@ -282,6 +286,11 @@ struct page *cowmap_write_page(struct cowmap_session *s, pgoff_t pgoff);
 int cowmap_cut_page(struct cowmap_session *s, loff_t pos);
 void cowmap_drop_past(struct cowmap_session *s, pgoff_t from);
 void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr);
+unsigned long cowmap_reclaim_session(struct cowmap_session *s,
+				     unsigned long nr);
+unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
+				   struct cowmap_session *skip,
+				   unsigned long nr);
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_free_pages(struct cowmap_session *s);

@@ -519,12 +519,68 @@ static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
 }
 
 /*
+ * Unpin up to @nr base pages of @s for reclaim (the shrinker, or another
+ * session at a pinning limit): unmap them and drop the session's
+ * reference, so that they are ordinary page cache again, which reclaim can
+ * evict; a later access faults them in again. A clock hand: each call goes
+ * on where the last one stopped and wraps at the end, so the pages a
+ * reader moving forward touched longest ago go first, and every page gets
+ * its turn. Contiguous pages are unmapped with one call. Under @lock.
+ * Returns how many pages were unpinned.
+ */
+unsigned long cowmap_reclaim_session(struct cowmap_session *s,
+				     unsigned long nr)
+{
+	unsigned long idx = s->reclaim_next, run = 0, n = 0, done = 0, i;
+	bool wrapped = !idx;
+	struct page *page;
+
+	lockdep_assert_held(&s->lock);
+	while (done + n < nr) {
+		page = xa_find(&s->base, &idx, ULONG_MAX, XA_PRESENT);
+		if (page && n && idx == run + n) {
+			n++;
+			idx++;
+			continue;
+		}
+		if (n) {
+			cowmap_zap(s, run, n);
+			for (i = run; i < run + n; i++)
+				cowmap_forget_base(s, i);
+			done += n;
+			n = 0;
+		}
+		if (page) {
+			run = idx++;
+			n = 1;
+			continue;
+		}
+		if (wrapped)
+			break;
+		wrapped = true;
+		idx = 0;
+	}
+	if (n) {
+		cowmap_zap(s, run, n);
+		for (i = run; i < run + n; i++)
+			cowmap_forget_base(s, i);
+		done += n;
+	}
+	s->reclaim_next = idx;
+	s->base_reclaimed += done;
+	return done;
+}
+
+/*
  * Charge the new base pages in @new to the pinning limits (account.c). At
  * a limit, the session first unpins as many of its own base pages (taking
- * those of the window out of @map, the slots the fault maps);
- * then all of them are charged, else the faulting one (@self) alone, else
- * none (the user's other sessions hold the pins). A page that is not
- * charged loses its slot and its reference.
+ * those of the window out of @map, the slots the fault maps), then, if
+ * that was not enough, the user's other sessions do (at the user's limit)
+ * or every other session does (at the global one), oldest pins first
+ * (cowmap_reclaim_bases()); then all of them are charged, else the
+ * faulting one (@self) alone, else none (the pins are held where they
+ * cannot be taken now: sessions busy in a fault or a commit). A page that
+ * is not charged loses its slot and its reference.
  */
 static unsigned long cowmap_charge_bases(struct cowmap_session *s,
 					 pgoff_t first, unsigned long *map,
@@ -537,6 +593,12 @@ static unsigned long cowmap_charge_bases(struct cowmap_session *s,
 	if (!nr || cowmap_acct_base(s, nr))
 		return new;
 	cowmap_unpin_bases(s, first, map, nr, self);
+	if (cowmap_acct_base(s, nr))
+		return new;
+	if (cowmap_acct_base_user_full(s, nr))
+		cowmap_reclaim_bases(s->user, s, nr);
+	else
+		cowmap_reclaim_bases(NULL, s, nr);
 	if (cowmap_acct_base(s, nr))
 		return new;
 	keep = new & BIT(self);

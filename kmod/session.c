@@ -86,6 +86,12 @@ static const struct fsnotify_ops cowmap_fsnotify_ops = {
 	.free_mark = cowmap_free_mark,
 };
 
+static struct shrinker *cowmap_shrinker;
+static unsigned long cowmap_shrink_count(struct shrinker *sh,
+					 struct shrink_control *sc);
+static unsigned long cowmap_shrink_scan(struct shrinker *sh,
+					struct shrink_control *sc);
+
 int cowmap_session_init(void)
 {
 	cowmap_mnt = kern_mount(&cowmap_fs_type);
@@ -98,6 +104,14 @@ int cowmap_session_init(void)
 	if (IS_ERR(cowmap_group)) {
 		kern_unmount(cowmap_mnt);
 		return PTR_ERR(cowmap_group);
+	}
+	cowmap_shrinker = cowmap_shrinker_create(cowmap_shrink_count,
+						 cowmap_shrink_scan,
+						 "cowmap-base");
+	if (!cowmap_shrinker) {
+		fsnotify_put_group(cowmap_group);
+		kern_unmount(cowmap_mnt);
+		return -ENOMEM;
 	}
 	return 0;
 }
@@ -114,6 +128,7 @@ void cowmap_session_exit(void)
 	/* Marks are freed from a work item; it calls back into this module. */
 	fsnotify_wait_marks_destroyed();
 	fsnotify_put_group(cowmap_group);
+	cowmap_shrinker_destroy(cowmap_shrinker);
 	kern_unmount(cowmap_mnt);
 }
 
@@ -123,6 +138,62 @@ static LIST_HEAD(cowmap_sessions);
 static unsigned int cowmap_nr_orphans;
 static size_t cowmap_orphan_bytes;
 static atomic_long_t cowmap_orphans_dropped = ATOMIC_LONG_INIT(0);
+
+/*
+ * Unpin up to @nr base pages of the sessions of @u (all users' if NULL),
+ * but not of @skip, for reclaim: each session gives a share proportional
+ * to what it pins, from its clock hand on (cowmap_reclaim_session()).
+ * Only try-locks: it runs from reclaim (the shrinker) and from a fault
+ * that holds @skip's lock, so a session busy in a fault or a commit is
+ * passed over. Returns how many pages were unpinned.
+ */
+unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
+				   struct cowmap_session *skip,
+				   unsigned long nr)
+{
+	unsigned long total = 0, done = 0, share, pinned;
+	struct cowmap_session *s;
+
+	if (!mutex_trylock(&cowmap_registry_lock))
+		return 0;
+	list_for_each_entry(s, &cowmap_sessions, node)
+		if (s != skip && (!u || s->user == u))
+			total += READ_ONCE(s->nr_base);
+	list_for_each_entry(s, &cowmap_sessions, node) {
+		if (done >= nr || !total)
+			break;
+		if (s == skip || (u && s->user != u))
+			continue;
+		pinned = READ_ONCE(s->nr_base);
+		if (!pinned || !mutex_trylock(&s->lock))
+			continue;
+		/* On the list under the registry lock: not destroyed yet. */
+		share = DIV_ROUND_UP_ULL((u64)nr * pinned, total);
+		done += cowmap_reclaim_session(s, min(share, nr - done));
+		mutex_unlock(&s->lock);
+	}
+	mutex_unlock(&cowmap_registry_lock);
+	return done;
+}
+
+/*
+ * The shrinker: under memory pressure, base pages that mappings pin go
+ * back to the page cache, where reclaim can take them like any other.
+ */
+static unsigned long cowmap_shrink_count(struct shrinker *sh,
+					 struct shrink_control *sc)
+{
+	return cowmap_base_pinned() ?: SHRINK_EMPTY;
+}
+
+static unsigned long cowmap_shrink_scan(struct shrinker *sh,
+					struct shrink_control *sc)
+{
+	unsigned long done = cowmap_reclaim_bases(NULL, NULL, sc->nr_to_scan);
+
+	sc->nr_scanned = done;
+	return done ?: SHRINK_STOP;
+}
 
 static int cowmap_orphans_dropped_get(char *buf, const struct kernel_param *kp)
 {
@@ -934,6 +1005,7 @@ void cowmap_status(struct cowmap_session *s, struct cowmap_status *st)
 	st->rearms = s->rearms;
 	st->base_invalidations = s->base_invalidations;
 	st->limit_hits = s->limit_hits;
+	st->base_reclaimed = s->base_reclaimed;
 	st->journal_records = s->nr_records;
 	st->journal_bytes = s->journal_bytes;
 	st->next_seq = s->next_seq;

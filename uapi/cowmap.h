@@ -136,7 +136,9 @@ struct cowmap_attach {
  *	drops them).
  * @session_size: the session's size: @size until the session changes it
  *	(see COWMAP_IOC_SET_SIZE), then its own.
- * @reserved: zero.
+ * @base_reclaimed: base pages unpinned (unmapped, the reference dropped)
+ *	so that reclaim could take them: under memory pressure, or for a
+ *	session at a pinning limit. A later access maps them again.
  *
  * Memory owned by the session is (@private_pages + @twin_pages) pages; both
  * count against the limits (module parameters max_session_pages and
@@ -167,7 +169,7 @@ struct cowmap_status {
 	__u64 journal_file_seq;
 	__u64 merged_records;
 	__u64 session_size;
-	__u64 reserved[1];
+	__u64 base_reclaimed;
 };
 
 /* struct cowmap_commit.flags */

@@ -41,6 +41,7 @@ static int status_ioctl(uint64_t id)
 		F(rearms, 0), F(base_invalidations, 0), F(limit_hits, 0),
 		F(journal_records, 0), F(journal_bytes, 0), F(next_seq, 1), F(commits, 0),
 		F(journal_file_seq, 1), F(merged_records, 0), F(session_size, 1),
+		F(base_reclaimed, 0),
 	};
 #undef F
 	/*
