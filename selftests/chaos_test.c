@@ -4,7 +4,7 @@
  * processes (and children they fork and sometimes SIGKILL) open, attach
  * (with and without a journal file), map, write, read, mprotect, madvise,
  * msync, munmap, commit, dump, read(2), merge with every policy, trim,
- * discard, close into orphans, adopt each other's orphans, look at
+ * discard, run the kernel's shrinkers (drop_caches), close into orphans, adopt each other's orphans, look at
  * sessions and journals over netlink (cowmapctl), send malformed ioctls;
  * meanwhile the backing files are truncated, extended, hole-punched and
  * written with pwrite and O_DIRECT.
@@ -425,6 +425,17 @@ static void op_fork(void)
 	waitpid(pid, NULL, 0);
 }
 
+/* The kernel's shrinkers, cowmap's among them (root only). */
+static void op_reclaim(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	check("drop_caches", write(fd, "2\n", 2) == 2 ? 0 : -1);
+	close(fd);
+}
+
 static void worker(int n, time_t end)
 {
 	rs = rs * 2654435761u + n + 1;
@@ -462,6 +473,8 @@ static void worker(int n, time_t end)
 			op_netlink();
 		else if (op < 93)
 			op_garbage(s);
+		else if (op < 95)
+			op_reclaim();
 		else
 			op_touch(s, 1);
 	}
@@ -529,6 +542,7 @@ TEST(random_sequences)
 	for (int i = 0; i < 50 && cm_param_get("pages_in_use"); i++)
 		usleep(100000);
 	EXPECT_EQ(0, cm_param_get("pages_in_use"));
+	EXPECT_EQ(0, cm_param_get("base_pages_in_use"));
 	EXPECT_EQ(0, sh->bad);
 	for (uint32_t i = 0; i < sh->bad && i < MAX_BAD; i++)
 		TH_LOG("%s", sh->why[i]);

@@ -12,8 +12,13 @@
  *   page would show an older one);
  * - SIGBUS only while a truncation was in progress.
  *
+ * Meanwhile (as root) another process makes the kernel run its shrinkers
+ * (drop_caches 2), so the session's base pages are unpinned under the
+ * faults, the truncations and the commits.
+ *
  * At the end the file must hold exactly what the rewriter wrote: no session
- * byte ever reached it. COWMAP_STRESS_SECONDS sets the duration (default 4).
+ * byte ever reached it, and no page is still counted as held or pinned.
+ * COWMAP_STRESS_SECONDS sets the duration (default 4).
  */
 #include <pthread.h>
 #include <time.h>
@@ -267,10 +272,28 @@ static int writer_process(int file)
 	return 0;
 }
 
+/* Shrinkers, cowmap's among them, every 50 ms until the end. */
+static int reclaimer(void)
+{
+	unsigned int n = 0;
+
+	while (!ld(&sh->stop)) {
+		int fd = open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
+
+		if (fd < 0 || write(fd, "2\n", 2) != 2)
+			return fd < 0 && errno == EACCES ? 0 : 1;
+		close(fd);
+		n++;
+		usleep(50000);
+	}
+	return n ? 0 : 1;
+}
+
 TEST(writers_against_rewriter)
 {
 	long base = cm_param_get("pages_in_use");
-	pid_t pids[WRITERS + 1];
+	long pinned = cm_param_get("base_pages_in_use");
+	pid_t pids[WRITERS + 2];
 	char path[256];
 	int file;
 
@@ -280,13 +303,14 @@ TEST(writers_against_rewriter)
 	file = cm_mkfile(path, sizeof(path), "stress", NP * PG, O_RDONLY);
 	ASSERT_LE(0, file);
 
-	for (int i = 0; i <= WRITERS; i++) {
+	for (int i = 0; i <= WRITERS + 1; i++) {
 		pids[i] = fork();
 		ASSERT_LE(0, pids[i]);
 		if (pids[i] == 0)
-			_exit(i == WRITERS ? rewriter(path) : writer_process(file));
+			_exit(i == WRITERS + 1 ? reclaimer() :
+			      i == WRITERS ? rewriter(path) : writer_process(file));
 	}
-	for (int i = 0; i <= WRITERS; i++) {
+	for (int i = 0; i <= WRITERS + 1; i++) {
 		EXPECT_EQ(0, cm_wait(pids[i])) TH_LOG("process %d", i);
 	}
 	EXPECT_EQ(0, sh->failures) TH_LOG("%u failures, first: %s",
@@ -294,6 +318,7 @@ TEST(writers_against_rewriter)
 	TH_LOG("generations written: %u", sh->gen);
 	EXPECT_LT(2, sh->gen);
 	EXPECT_EQ(base, cm_param_get("pages_in_use"));
+	EXPECT_EQ(pinned, cm_param_get("base_pages_in_use"));
 	close(file);
 	unlink(path);
 }
