@@ -74,20 +74,40 @@ static void v_done(struct run *r)
 
 /* ---- row 10a: pwrite of 4 KiB records, one per page, page aligned ---- */
 
+/*
+ * The view's side discards its pages after each slice, untimed: the write
+ * group's session (row 1) holds two pages per page of the file too, and
+ * both together would reach the owner's max_user_pages (an eighth of RAM).
+ */
 static int v_pwrite(struct run *r, enum phase ph, int session)
 {
 	int fd = (int)r->acc[0];
+	struct cowmap_status st;
+	uint64_t t0;
 
 	switch (ph) {
 	case SETUP:
+		r->acc[1] = r->acc[2] = 0;
 		return v_setup(r, C.wfd, session);
 	case SLICE:
+		t0 = now_ns();
 		for (size_t i = r->first; i < r->first + r->n; i++)
 			if (pwrite(fd, vbuf, PG, i * PG) != (ssize_t)PG)
 				return errno ? errno : EIO;
+		r->slice_ns = now_ns() - t0;
+		if (!session)
+			return 0;
+		if (cm_status(r->fd, &st) || ioctl(r->fd, COWMAP_IOC_DISCARD, 0))
+			return errno;
+		r->acc[1] += st.private_pages + st.twin_pages;
+		r->acc[2] = st.cow_copies;
 		return 0;
 	case DONE:
 		v_done(r);
+		if (session) {
+			r->m.x[X_CM_OWNED] = r->acc[1] / r->pages;
+			r->m.x[X_CM_COPIES] = r->acc[2] / r->pages;
+		}
 		/* The file's own pwrite dirtied the cache: clean it, untimed. */
 		if (!session) {
 			fsync(C.wfd);
