@@ -23,7 +23,7 @@
  * Files: this private header; common.c (the context, helpers, cowmap
  * sessions, files); one file per row group: row_write.c (row 1),
  * row_read.c (2), row_scale.c (3), row_memory.c (4, 9), row_commit.c (5),
- * row_journal.c (6), row_merge.c (7, 8); rows.c (rows[], the groups, the
+ * row_journal.c (6), row_merge.c (7, 8), row_view.c (10); rows.c (rows[], the groups, the
  * rounds); report.c (statistics, the table, the JSON); main.c (options).
  */
 #ifndef COWBENCH_H
@@ -62,6 +62,7 @@ struct ctx {
 	size_t write_size;	/* row 1 and 4 */
 	size_t read_size;	/* row 2 */
 	size_t scale_size;	/* row 3, per process */
+	size_t append_size;	/* row 10c */
 	char wpath[512], rpath[512];
 	char wfs[64], rfs[64];	/* their filesystems */
 	int wfd;		/* the write file, O_RDWR */
@@ -223,6 +224,7 @@ meas_fn m_private, m_commit8, m_commitf;			/* row_memory.c */
 meas_fn c8_fault, c8_commit, cf_commit;				/* row_commit.c */
 meas_fn j_dump, j_read, j_file;					/* row_journal.c */
 meas_fn mg_kernel, mg_pwrite, mg_offline, mg_durable, mg_pwrite_sync; /* row_merge.c */
+meas_fn vw_view, vw_file, vr_view, vr_file, va_view, va_file;	/* row_view.c */
 
 /* The groups' own setup, teardown and figures. */
 int uffd_probe_file(void);

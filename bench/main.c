@@ -18,9 +18,9 @@ static void usage(void)
 	fprintf(stderr,
 		"usage: cowbench [--quick] [--rounds N] [--warmup N] [--slices N] [--seed N]\n"
 		"                [--dir DIR] [--read-dir DIR] [--write-mib N]\n"
-		"                [--read-mib N] [--scale-mib N] [--journal-records N]\n"
-		"                [--merge-records N] [--host-info FILE]\n"
-		"                [--groups read,write,scale,memory,commit,journal,merge]\n"
+		"                [--read-mib N] [--scale-mib N] [--append-mib N]\n"
+		"                [--journal-records N] [--merge-records N] [--host-info FILE]\n"
+		"                [--groups read,write,scale,memory,commit,journal,merge,append]\n"
 		"Runs in the cowmap test VM; prints a table, then JSON between\n"
 		"\"" JSON_BEGIN "\" and \"" JSON_END "\".\n"
 		"--quick: tiny sizes, one round; checks that every row still runs.\n");
@@ -30,7 +30,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	char cpu[256] = "?", thp[128] = "?", far[32] = "?", line[512];
-	size_t wmib = 64, rmib = 256, smib = 32;
+	size_t wmib = 64, rmib = 256, smib = 32, amib = 64;
 	size_t jrec = 1048576, mrec = 16384;
 	struct utsname u;
 	FILE *f;
@@ -70,6 +70,8 @@ int main(int argc, char **argv)
 			rmib = strtoul(v, NULL, 0);
 		else if (!strcmp(a, "--scale-mib"))
 			smib = strtoul(v, NULL, 0);
+		else if (!strcmp(a, "--append-mib"))
+			amib = strtoul(v, NULL, 0);
 		else if (!strcmp(a, "--journal-records"))
 			jrec = strtoul(v, NULL, 0);
 		else if (!strcmp(a, "--merge-records"))
@@ -84,10 +86,11 @@ int main(int argc, char **argv)
 	C.write_size = wmib * MIB;
 	C.read_size = rmib * MIB;
 	C.scale_size = smib * MIB;
+	C.append_size = amib * MIB;
 	C.jrecords = jrec;
 	C.mrecords = mrec;
 	if (C.quick) {
-		C.write_size = C.scale_size = MIB;
+		C.write_size = C.scale_size = C.append_size = MIB;
 		C.read_size = 2 * MIB;
 		C.rounds = 1;
 		C.warmup = 0;
@@ -96,7 +99,7 @@ int main(int argc, char **argv)
 		C.mrecords = 256;
 	}
 	if (C.rounds < 1 || C.rounds > MAX_ROUNDS || C.warmup < 0 || C.slices < 1 ||
-	    !C.write_size || !C.read_size || !C.scale_size || !C.jrecords || !C.mrecords)
+	    !C.write_size || !C.read_size || !C.scale_size || !C.append_size || !C.jrecords || !C.mrecords)
 		usage();
 	if (C.scale_size > C.write_size) {
 		fprintf(stderr, "cowbench: --scale-mib: row 3 maps the first part of the %zu MiB write file\n",

@@ -264,6 +264,11 @@ void print_table(struct utsname *u)
 	       fact_of("journal_records"), fact_of("journal_bytes") / MIB,
 	       fact_of("journal_bytes") / fact_of("journal_records"),
 	       fmt_val(a, sizeof(a), fact_of("journal_commit_ns_per_record"), U_NS));
+	printf("  10: a view (COWMAP_IOC_VIEW) of a session on the file; 10a on the row-1 file (%s), one page-aligned pwrite of "
+	       "4 KiB per page, %.2f cow_copies and %.2f pages owned per page; 10b on the row-2 file, read(2) of 1 MiB; "
+	       "10c: %s appended to an empty file with O_APPEND in 64 KiB writes\n",
+	       mib(a, sizeof(a), C.write_size), xmed(var_of(vw_view), X_CM_COPIES),
+	       xmed(var_of(vw_view), X_CM_OWNED), mib(b, sizeof(b), C.append_size));
 	printf("  7, 8: %.0f records of 8 B at random 16-byte slots of the %s file, merged into a copy of it, each merge followed at once "
 	       "by its baseline, the pwrites of the old bytes into the same extents; per round %d kernel merges, one offline merge "
 	       "without fsync (8a), one durable (8b: libcowmap in place, intent file and fsyncs; baseline pwrites + fsync)\n",
@@ -402,8 +407,10 @@ void print_json(struct utsname *u, const char *cpu,
 	json_str(far);
 	printf(", \"accel\": \"tcg\"},\n");
 	printf("  \"config\": {\"rounds\": %d, \"warmup\": %d, \"slices\": %d, \"seed\": %" PRIu64
-	       ", \"write_bytes\": %zu, \"read_bytes\": %zu, \"scale_bytes_per_process\": %zu, ",
-	       C.rounds, C.warmup, C.slices, C.seed0, C.write_size, C.read_size, C.scale_size);
+	       ", \"write_bytes\": %zu, \"read_bytes\": %zu, \"scale_bytes_per_process\": %zu, "
+	       "\"append_bytes\": %zu, ",
+	       C.rounds, C.warmup, C.slices, C.seed0, C.write_size, C.read_size, C.scale_size,
+	       C.append_size);
 	printf("\"journal_records\": %zu, \"merge_records\": %zu, \"commit_pages\": %zu, ",
 	       C.jrecords, C.mrecords, commit_pages());
 	printf("\"dir\": ");

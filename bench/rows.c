@@ -78,6 +78,14 @@ const struct row rows[] = {
 	{ R("9b", "memory", "after commit, 4 KiB/16 pages", U_BYTES, "session",
 	    "MAP_PRIVATE file", m_commitf, m_private),
 	  .per = "dirty page", .target = T_MEM },
+	{ R("10a", "write", "pwrite 4 KiB record per page", U_NS, "view",
+	    "pwrite into the file", vw_view, vw_file),
+	  .target = T_LE, .t1 = 2.0 },
+	{ R("10b", "read", "seq. read(2), 1 MiB chunks", U_NS, "view",
+	    "read(2) of the file", vr_view, vr_file),
+	  .target = T_LE, .t1 = 1.2 },
+	{ R("10c", "append", "append, 64 KiB writes", U_NS, "view",
+	    "O_APPEND file", va_view, va_file) },
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -121,6 +129,7 @@ static const struct group {
 	  .teardown = journal_teardown },
 	{ .name = "merge", .pin = 1, .size = &C.write_size, .pristine = 1,
 	  .no_warmup = 1, .setup = merge_setup, .teardown = merge_teardown },
+	{ .name = "append", .pin = 1, .size = &C.append_size },
 };
 
 struct variant vars[4 * NROWS];

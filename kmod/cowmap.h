@@ -308,9 +308,11 @@ void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h);
 int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile);
 int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c);
 int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c);
+int cowmap_commit_held(struct cowmap_session *s, struct cowmap_commit *c);
 int cowmap_jfile_sync(struct cowmap_session *s, bool durable);
 int cowmap_journal_add_size(struct cowmap_session *s, loff_t old, loff_t new,
 			    u32 cut_crc);
+void cowmap_journal_drop_size(struct cowmap_session *s, bool was_v2);
 u32 cowmap_log_crc(u32 crc, const void *p, size_t len);
 u32 cowmap_log_crc_zeros(u32 crc, u64 n);
 int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d);

@@ -741,6 +741,30 @@ int cowmap_journal_add_size(struct cowmap_session *s, loff_t old, loff_t new,
 	return 0;
 }
 
+/*
+ * Take back the size record cowmap_journal_add_size() appended last, when
+ * what had to follow it failed. Nothing has seen it: @jlock (write) and
+ * @lock have been held since. @was_v2: @s->log_v2 before it.
+ */
+void cowmap_journal_drop_size(struct cowmap_session *s, bool was_v2)
+{
+	struct cowmap_chunk *c = s->chunks[s->nr_chunks - 1];
+
+	lockdep_assert_held_write(&s->jlock);
+	lockdep_assert_held(&s->lock);
+	c->used -= COWMAP_SIZE_REC;
+	c->nr--;
+	c->live--;
+	s->next_seq--;
+	s->nr_records--;
+	s->journal_bytes -= COWMAP_SIZE_REC;
+	if (!c->nr) {
+		cowmap_chunk_free(s, c);
+		s->nr_chunks--;
+	}
+	WRITE_ONCE(s->log_v2, was_v2);
+}
+
 int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 {
 	bool durable = c->flags & COWMAP_COMMIT_DURABLE;
@@ -767,6 +791,17 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
  */
 int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c)
 {
+	int ret;
+
+	mutex_lock(&s->lock);
+	ret = cowmap_commit_held(s, c);
+	mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* cowmap_commit_locked() with @lock held too (a shrink's commit). */
+int cowmap_commit_held(struct cowmap_session *s, struct cowmap_commit *c)
+{
 	struct cowmap_runs r = { };
 	struct cowmap_page *cp;
 	unsigned long idx;
@@ -775,7 +810,7 @@ int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c)
 	loff_t eof;
 
 	lockdep_assert_held_write(&s->jlock);
-	mutex_lock(&s->lock);
+	lockdep_assert_held(&s->lock);
 	seq0 = s->next_seq;
 	c->pages = cowmap_zap_written(s);
 	eof = cowmap_size(s);
@@ -822,7 +857,6 @@ int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c)
 	cowmap_clean_written(s, eof);
 	s->commits++;
 unlock:
-	mutex_unlock(&s->lock);
 	kvfree(r.v);
 	return ret;
 }

@@ -10,6 +10,7 @@
  * through the page cache. So the policy is decided on the whole journal
  * before anything is written, and nobody sees a partial merge.
  */
+#include <linux/bitmap.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/fsnotify.h>
@@ -289,6 +290,169 @@ static int cowmap_check_size(struct cowmap_merger *mg,
 	return 0;
 }
 
+/* Rule 4's scan of the target for zeros reads at most this much. */
+#define COWMAP_MERGE_SCAN_MAX	(256ULL << 20)
+
+/*
+ * Are the target's bytes [@from, @to) outside the extents all zeros? The
+ * file may end before @to (its size was checked). *@zero false also when
+ * the range is longer than COWMAP_MERGE_SCAN_MAX.
+ */
+static int cowmap_zeros_outside(struct cowmap_merger *mg, loff_t from,
+				loff_t to, bool *zero)
+{
+	u8 *buf;
+	size_t i = 0;
+	int ret = 0;
+
+	*zero = false;
+	if (from >= to)
+		goto yes;
+	if (to - from > COWMAP_MERGE_SCAN_MAX)
+		return 0;
+	buf = kvmalloc(PAGE_SIZE, GFP_KERNEL_ACCOUNT);
+	if (!buf)
+		return -ENOMEM;
+	while (from < to) {
+		loff_t stop = to, pos = from;
+		ssize_t got;
+		size_t n;
+
+		while (i < mg->next && mg->ext[i].off + (loff_t)mg->ext[i].len <= from)
+			i++;
+		if (i < mg->next && mg->ext[i].off <= from) {
+			from = mg->ext[i].off + mg->ext[i].len;
+			continue;
+		}
+		if (i < mg->next)
+			stop = min(stop, mg->ext[i].off);
+		n = min_t(loff_t, stop - from, PAGE_SIZE);
+		got = kernel_read(mg->target, buf, n, &pos);
+		if (got < 0) {
+			ret = got;
+			break;
+		}
+		if (memchr_inv(buf, 0, got))
+			break;
+		if (got < n) {
+			from = to;	/* the file ends here */
+			break;
+		}
+		from += n;
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		cond_resched();
+	}
+	kvfree(buf);
+	if (ret || from < to)
+		return ret;
+yes:
+	*zero = true;
+	return 0;
+}
+
+/*
+ * Rule 4 with size records (the offline merge's, docs/cowmapctl.md): does
+ * the target hold the state the records leave when each applies in turn
+ * to a file of the first size record's old size? That is: the target's
+ * size is the last size record's new size; every byte below it that a
+ * record determines holds the last value written there, or zero where a
+ * size record cut it (or it lay past the first size) and no record wrote
+ * it since; every other byte from the least size on is zero. Then every
+ * record is already applied: a merge run again over a journal that shrank
+ * over its own writes, or went through several sizes, changes nothing and
+ * reports no conflict. Checked on the extents as read, before anything is
+ * applied to them. A journal without size records is left to the rule of
+ * each record.
+ */
+static int cowmap_final_state(struct cowmap_merger *mg, bool *done)
+{
+	loff_t first = -1, least = LLONG_MAX, last = 0, cur, cut = LLONG_MAX;
+	unsigned long **det;
+	size_t i, x;
+	int ret = 0;
+
+	*done = false;
+	for (i = 0; i < mg->nrecs; i++) {
+		const struct cowmap_log_size *z = (const void *)(mg->recs[i] + 1);
+
+		if (!cowmap_rec_is_size(mg->recs[i]))
+			continue;
+		if (first < 0)
+			first = le64_to_cpu(z->old_size);
+		last = le64_to_cpu(z->new_size);
+		least = min(least, last);
+	}
+	if (first < 0 || mg->size0 != last)
+		return 0;
+	least = min(least, first);
+	/* Each byte record lies inside the size the records before left. */
+	for (i = 0, cur = first; i < mg->nrecs; i++) {
+		const struct cowmap_log_record *rec = mg->recs[i];
+
+		if (cowmap_rec_is_size(rec))
+			cur = cowmap_rec_off(rec);
+		else if (cowmap_rec_off(rec) + cowmap_rec_len(rec) > cur)
+			return 0;
+	}
+
+	/* Backwards: the first value met for a byte is its last one. */
+	det = kvcalloc(max_t(size_t, mg->next, 1), sizeof(*det), GFP_KERNEL_ACCOUNT);
+	if (!det)
+		return -ENOMEM;
+	for (x = 0; x < mg->next; x++) {
+		det[x] = bitmap_zalloc(mg->ext[x].len, GFP_KERNEL_ACCOUNT);
+		if (!det[x]) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	for (i = mg->nrecs; i-- > 0;) {
+		const struct cowmap_log_record *rec = mg->recs[i];
+		loff_t off = cowmap_rec_off(rec), p;
+		const u8 *new = (const u8 *)(rec + 1) + cowmap_rec_len(rec);
+		struct cowmap_extent *e;
+
+		if (cowmap_rec_is_size(rec)) {
+			cut = min(cut, off);
+			continue;
+		}
+		e = cowmap_find_extent(mg, off);
+		x = e - mg->ext;
+		/* Past a later cut or the final end, a byte is not this one's. */
+		for (p = off; p < off + cowmap_rec_len(rec) && p < min(cut, last); p++) {
+			size_t at = p - e->off;
+
+			if (test_bit(at, det[x]))
+				continue;
+			__set_bit(at, det[x]);
+			if (at >= e->avail || e->buf[at] != new[p - off])
+				goto out;
+		}
+		cond_resched();
+	}
+	/* Bytes no record determines: zeros from the least size on. */
+	for (x = 0; x < mg->next; x++) {
+		struct cowmap_extent *e = &mg->ext[x];
+		loff_t p = max(e->off, least), end = min(e->off + (loff_t)e->len, last);
+
+		for (; p < end; p++) {
+			size_t at = p - e->off;
+
+			if (!test_bit(at, det[x]) && (at >= e->avail || e->buf[at]))
+				goto out;
+		}
+	}
+	ret = cowmap_zeros_outside(mg, least, last, done);
+out:
+	for (x = 0; x < mg->next && det[x]; x++)
+		bitmap_free(det[x]);
+	kvfree(det);
+	return ret;
+}
+
 /* Apply every record to the shadow extents; count and report. */
 static int cowmap_check(struct cowmap_merger *mg, bool *merged)
 {
@@ -448,7 +612,7 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	struct cowmap_jpos p;
 	bool *merged = NULL;
 	struct inode *inode;
-	bool write;
+	bool write, done;
 	size_t i;
 	int ret;
 
@@ -495,7 +659,15 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	mg.min_size = mg.size0;
 	ret = cowmap_read_extents(&mg);
 	if (!ret)
+		ret = cowmap_final_state(&mg, &done);
+	if (!ret && done) {
+		/* Nothing to write: every record is already applied. */
+		m->already = mg.nrecs;
+		for (i = 0; i < mg.nrecs; i++)
+			merged[i] = true;
+	} else if (!ret) {
 		ret = cowmap_check(&mg, merged);
+	}
 	write = !ret && !(m->flags & COWMAP_MERGE_DRY_RUN) &&
 		(!m->conflicts || m->flags & (COWMAP_MERGE_SKIP | COWMAP_MERGE_FORCE));
 	if (write)

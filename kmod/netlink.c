@@ -195,7 +195,8 @@ static int cowmap_nl_fill_session(struct sk_buff *skb, struct cowmap_session *s,
 	      cowmap_put_u64(skb, COWMAP_A_REARMS, st.rearms) ?:
 	      cowmap_put_u64(skb, COWMAP_A_BASE_INVALIDATIONS, st.base_invalidations) ?:
 	      cowmap_put_u64(skb, COWMAP_A_LIMIT_HITS, st.limit_hits) ?:
-	      cowmap_put_u64(skb, COWMAP_A_COMMITS, st.commits);
+	      cowmap_put_u64(skb, COWMAP_A_COMMITS, st.commits) ?:
+	      cowmap_put_u64(skb, COWMAP_A_SESSION_SIZE, st.session_size);
 	if (ret)
 		goto cancel;
 

@@ -554,6 +554,7 @@ static int cowmap_cut_crc(struct cowmap_session *s, loff_t from, loff_t to,
 int cowmap_set_size(struct cowmap_session *s, loff_t size, loff_t *old)
 {
 	struct cowmap_commit c = { };
+	bool was_v2;
 	loff_t cur;
 	u32 crc = 0;
 	int ret = 0, fret;
@@ -601,23 +602,36 @@ int cowmap_set_size(struct cowmap_session *s, loff_t size, loff_t *old)
 		goto unlock;
 	}
 
-	/* A shrink: what was written before it is journalled before it. */
-	mutex_unlock(&s->lock);
-	ret = cowmap_commit_locked(s, &c);
-	mutex_lock(&s->lock);
+	/*
+	 * A shrink: what was written before it is journalled before it. The
+	 * lock stays held from the commit to the end: a write between them
+	 * (a fault) would be in the cut bytes' CRC and in no record, and a
+	 * merge of this very journal would then find the cut conflicting.
+	 */
+	ret = cowmap_commit_held(s, &c);
 	if (ret)
 		goto unlock;
 	cur = cowmap_size(s);
+	was_v2 = s->log_v2;
 	ret = cowmap_cut_crc(s, size, cur, &crc);
 	if (!ret)
 		ret = cowmap_journal_add_size(s, cur, size, crc);
 	if (ret)
 		goto unlock;
+	/*
+	 * The page that holds the new end becomes private with its tail
+	 * zeroed: the one step after the record that can fail (ENOMEM, a
+	 * page limit). Then the record goes again: nothing changed.
+	 */
+	ret = cowmap_cut_page(s, size);
+	if (ret) {
+		cowmap_journal_drop_size(s, was_v2);
+		goto unlock;
+	}
 	WRITE_ONCE(s->size, size);
 	s->csize = size;
 	WRITE_ONCE(s->base_cut, min(s->base_cut, size));
 	cowmap_drop_past(s, (pgoff_t)DIV_ROUND_UP_ULL(size, PAGE_SIZE));
-	ret = cowmap_cut_page(s, size);
 unlock:
 	cowmap_sync_size(s);
 	mutex_unlock(&s->lock);

@@ -1005,6 +1005,21 @@ TEST_F(ctl, sizes_map_truncate_dump_and_both_merges)
 	ASSERT_EQ(0, sh(&r, "cowmapctl status %llu --ioctl", (unsigned long long)id));
 	EXPECT_NE(NULL, strstr(r.out, "\nsession_size:        24\n")) TH_LOG("%s", r.out);
 	res_free(&r);
+	/* ... and over netlink: status, status --json, list -s, list -s --json */
+	ASSERT_EQ(0, sh(&r, "cowmapctl status %llu", (unsigned long long)id));
+	EXPECT_NE(NULL, strstr(r.out, "\nsize:             38\nsession_size:     24\n"))
+		TH_LOG("%s", r.out);
+	res_free(&r);
+	ASSERT_EQ(0, sh(&r, "cowmapctl status %llu --json", (unsigned long long)id));
+	EXPECT_NE(NULL, strstr(r.out, "\"size\":38,\"size_str\":\"38\",\"session_size\":24,"
+			       "\"session_size_str\":\"24\",")) TH_LOG("%s", r.out);
+	res_free(&r);
+	ASSERT_EQ(0, sh(&r, "cowmapctl list -s"));
+	EXPECT_NE(NULL, strstr(r.out, " session_size=24\n")) TH_LOG("%s", r.out);
+	res_free(&r);
+	ASSERT_EQ(0, sh(&r, "cowmapctl list -s --json"));
+	EXPECT_NE(NULL, strstr(r.out, "\"session_size\":24,")) TH_LOG("%s", r.out);
+	res_free(&r);
 
 	/* dump over netlink and of the journal file: version 2, the same lines */
 	ASSERT_EQ(0, sh(&r, "cowmapctl dump %llu", (unsigned long long)id));

@@ -105,8 +105,9 @@ static int nl_open(struct nl *nl)
 
 /* What a session message said. */
 struct sess {
-	uint64_t id, records, private_pages, ino;
+	uint64_t id, records, private_pages, ino, size, session_size;
 	uint32_t state, uid, pid;
+	int has_session_size;
 	char path[256];
 };
 
@@ -124,6 +125,11 @@ static int sess_attr_cb(const struct nlattr *a, void *data)
 	case COWMAP_A_RECORDS: s->records = mnl_attr_get_u64(a); break;
 	case COWMAP_A_PRIVATE_PAGES: s->private_pages = mnl_attr_get_u64(a); break;
 	case COWMAP_A_INO: s->ino = mnl_attr_get_u64(a); break;
+	case COWMAP_A_SIZE: s->size = mnl_attr_get_u64(a); break;
+	case COWMAP_A_SESSION_SIZE:
+		s->session_size = mnl_attr_get_u64(a);
+		s->has_session_size = 1;
+		break;
 	case COWMAP_A_STATE: s->state = mnl_attr_get_u32(a); break;
 	case COWMAP_A_OWNER_UID: s->uid = mnl_attr_get_u32(a); break;
 	case COWMAP_A_OWNER_PID: s->pid = mnl_attr_get_u32(a); break;
@@ -234,10 +240,30 @@ TEST(family_and_sessions)
 	EXPECT_EQ(getpid(), l.s[found].pid);
 	EXPECT_EQ(0, l.s[found].uid);
 	EXPECT_STREQ(path, l.s[found].path);
+	/* The session's size: the file's until it sets its own. */
+	EXPECT_EQ(4 * PG, l.s[found].size);
+	EXPECT_EQ(1, l.s[found].has_session_size);
+	EXPECT_EQ(4 * PG, l.s[found].session_size);
 	/* One session by id. */
 	ASSERT_EQ(0, get_session(&nl, id, &l));
 	ASSERT_EQ(1, l.n);
 	EXPECT_EQ(id, l.s[0].id);
+	EXPECT_EQ(4 * PG, l.s[0].session_size);
+	{
+		struct cowmap_view v = { .flags = COWMAP_VIEW_RDWR | COWMAP_VIEW_CLOEXEC };
+
+		/* A size of its own: netlink says it, the file's stays. */
+		ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_VIEW, &v));
+		ASSERT_EQ(0, ftruncate(v.fd, 10 * PG + 5));
+		ASSERT_EQ(0, get_session(&nl, id, &l));
+		ASSERT_EQ(1, l.n);
+		EXPECT_EQ(10 * PG + 5, l.s[0].session_size);
+		EXPECT_EQ(4 * PG, l.s[0].size);
+		ASSERT_EQ(0, ftruncate(v.fd, 7));
+		ASSERT_EQ(0, get_session(&nl, id, &l));
+		EXPECT_EQ(7, l.s[0].session_size);
+		close(v.fd);
+	}
 	EXPECT_EQ(-ENOENT, get_session(&nl, 1ULL << 60, &l));
 	munmap(m, 4 * PG);
 	cm_end(fd);

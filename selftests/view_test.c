@@ -1284,4 +1284,268 @@ TEST(journal_file_version)
 	unlink(path);
 }
 
+/*
+ * A journal that shrank over its own writes, merged a second time into
+ * the merged file: every record already applied, nothing written (rule 4
+ * with size records, as the offline merge has it). A byte the records
+ * leave as zero that the file no longer has as zero is still a conflict.
+ */
+TEST_F(v, merge_again_after_shrink)
+{
+	struct cowmap_merge m;
+	uint8_t one = 1;
+
+	/* Bytes before the new end, bytes it cuts, a regrowth written. */
+	ASSERT_EQ(1, pwrite(self->view, "x", 1, 100));
+	ASSERT_EQ(1, pwrite(self->model, "x", 1, 100));
+	ASSERT_EQ(3, pwrite(self->view, "abc", 3, 2 * PG + 10));
+	ASSERT_EQ(0, cm_commit(self->fd, 0) < 0);
+	ASSERT_EQ(0, ftruncate(self->view, PG + 50));
+	ASSERT_EQ(0, ftruncate(self->model, PG + 50));
+	ASSERT_EQ(2, pwrite(self->view, "QQ", 2, 3 * PG));
+	ASSERT_EQ(2, pwrite(self->model, "QQ", 2, 3 * PG));
+	ASSERT_EQ(0, fsync(self->view));
+
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(m.records, m.applied);
+	EXPECT_TRUE(same_files(self->file, self->model, 3 * PG + 2));
+	/* Again, and again dry: all already applied, nothing written. */
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(0, m.applied);
+	EXPECT_EQ(m.records, m.already);
+	EXPECT_EQ(0, m.written);
+	ASSERT_EQ(0, merge(self->fd, self->file, COWMAP_MERGE_DRY_RUN, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(m.records, m.already);
+	EXPECT_TRUE(same_files(self->file, self->model, 3 * PG + 2));
+
+	/* Someone wrote where the records leave zeros: not applied. */
+	ASSERT_EQ(1, pwrite(self->file, &one, 1, 2 * PG));
+	ASSERT_EQ(1, pwrite(self->model, &one, 1, 2 * PG));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_LE(1, m.conflicts);
+	EXPECT_EQ(0, m.written);
+	EXPECT_TRUE(same_files(self->file, self->model, 3 * PG + 2));
+}
+
+/*
+ * A shrink to the middle of a page the session never wrote makes it
+ * private without a twin: its bytes before the end are the file's, after
+ * it zeros. The next commit records exactly the bytes written since, and
+ * a growth over the zeros records only what was written there.
+ */
+TEST_F(v, cut_page_next_commit)
+{
+	static struct log l;
+	struct cowmap_status st;
+	uint8_t was[2];
+
+	ASSERT_EQ(2, pread(self->file, was, 2, PG + 10));
+	ASSERT_EQ(0, ftruncate(self->view, PG + 100));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(1, st.private_pages);
+	EXPECT_EQ(0, st.twin_pages);
+	ASSERT_EQ(1, pwrite(self->view, "Z", 1, PG + 10));
+	ASSERT_EQ(1, pwrite(self->view, "Y", 1, PG + 300));	/* grows to PG + 301 */
+	ASSERT_EQ(3, cm_commit(self->fd, 0));
+	ASSERT_EQ(0, dump_all(self->fd, &l, 1 << 16));
+	ASSERT_EQ(4, l.n);
+	EXPECT_TRUE(l.recs[0].is_size);
+	EXPECT_EQ(SIZE, l.recs[0].old_size);
+	EXPECT_EQ(PG + 100, l.recs[0].offset);
+	EXPECT_TRUE(l.recs[1].is_size);
+	EXPECT_EQ(PG + 100, l.recs[1].old_size);
+	EXPECT_EQ(PG + 301, l.recs[1].offset);
+	EXPECT_FALSE(l.recs[2].is_size);
+	EXPECT_EQ(PG + 10, l.recs[2].offset);
+	ASSERT_EQ(1, l.recs[2].length);
+	EXPECT_EQ(was[0], l.recs[2].old[0]);
+	EXPECT_EQ('Z', l.recs[2].new[0]);
+	EXPECT_FALSE(l.recs[3].is_size);
+	EXPECT_EQ(PG + 300, l.recs[3].offset);
+	ASSERT_EQ(1, l.recs[3].length);
+	EXPECT_EQ(0, l.recs[3].old[0]);
+	EXPECT_EQ('Y', l.recs[3].new[0]);
+	free(l.buf);
+	/* Nothing written since: the next commit records nothing. */
+	EXPECT_EQ(0, cm_commit(self->fd, 0));
+}
+
+/*
+ * A shrink whose cut page cannot be made (the page limit) fails as a
+ * whole: no size record, the size as it was, the bytes as they were; and
+ * then succeeds once the limit allows it.
+ */
+TEST_F(v, shrink_cut_page_fails)
+{
+	static struct log l;
+	long old = cm_param_get("max_session_pages");
+	struct cowmap_status st;
+	uint8_t buf[PG], want[PG];
+	struct cowmap_merge m;
+
+	if (geteuid())
+		SKIP(return, "needs root for the module parameter");
+	ASSERT_LT(0, old);
+	ASSERT_EQ(1, pwrite(self->view, "w", 1, 0));
+	ASSERT_EQ(1, pwrite(self->model, "w", 1, 0));
+	/* Two pages are taken (page 0 and its twin): no room for another. */
+	ASSERT_EQ(0, cm_param_set("max_session_pages", 2));
+	EXPECT_EQ(-1, ftruncate(self->view, 2 * PG + 100));
+	EXPECT_EQ(ENOMEM, errno);
+	ASSERT_EQ(0, cm_param_set("max_session_pages", old));
+	EXPECT_EQ(SIZE, fsize(self->view));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(SIZE, st.session_size);
+	/* The write before it is journalled; no size record. */
+	EXPECT_EQ(1, st.journal_records);
+	ASSERT_EQ(0, dump_all(self->fd, &l, 1 << 16));
+	ASSERT_EQ(1, l.n);
+	EXPECT_FALSE(l.recs[0].is_size);
+	EXPECT_EQ(COWMAP_LOG_VERSION_1, l.hdr.version);
+	free(l.buf);
+	ASSERT_EQ(PG, pread(self->view, buf, PG, 2 * PG));
+	ASSERT_EQ(PG, pread(self->file, want, PG, 2 * PG));
+	EXPECT_EQ(0, memcmp(buf, want, PG));
+
+	ASSERT_EQ(0, ftruncate(self->view, 2 * PG + 100));
+	ASSERT_EQ(0, ftruncate(self->model, 2 * PG + 100));
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(2, m.applied);
+	EXPECT_TRUE(same_files(self->file, self->model, 2 * PG + 100));
+}
+
+/*
+ * Shrinks racing with stores through the mapping into the bytes they cut:
+ * a store is either journalled before the shrink or cut with it, never in
+ * the cut bytes' CRC without a record, so the session's own journal
+ * always merges into the file it started from, without a conflict, and
+ * gives exactly the session's bytes.
+ */
+struct shrink_race {
+	uint8_t *map;
+	volatile int stop;
+};
+
+static void *shrink_race_writer(void *arg)
+{
+	struct shrink_race *r = arg;
+	unsigned int seed = 5;
+
+	while (!r->stop) {
+		size_t off = PG + rand_r(&seed) % (NPAGES * PG - PG);
+
+		/* SIGBUS past the end while the session is short: ignored. */
+		cm_try_write(r->map + off, 1);
+	}
+	return NULL;
+}
+
+TEST_F(v, shrink_races_stores)
+{
+	static uint8_t got[SIZE];
+	struct shrink_race r = { 0 };
+	struct cowmap_merge m;
+	pthread_t t;
+	off_t size;
+
+	r.map = cm_map(self->fd, SIZE, 0);
+	ASSERT_NE(MAP_FAILED, r.map);
+	ASSERT_EQ(0, pthread_create(&t, NULL, shrink_race_writer, &r));
+	for (int i = 0; i < 200; i++) {
+		ASSERT_EQ(0, ftruncate(self->view, PG + 1 + (i * 997) % (SIZE - 2 * PG)));
+		ASSERT_EQ(0, ftruncate(self->view, SIZE));
+	}
+	r.stop = 1;
+	pthread_join(t, NULL);
+	size = fsize(self->view);
+	ASSERT_EQ(size, pread(self->view, got, size, 0));
+	ASSERT_EQ(size, pwrite(self->model, got, size, 0));
+	ASSERT_EQ(0, ftruncate(self->model, size));
+	munmap(r.map, SIZE);
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(m.records, m.applied);
+	EXPECT_TRUE(same_files(self->file, self->model, size));
+}
+
+/*
+ * Another writer of the file and a shrink: the cut bytes' CRC is of what
+ * the session saw when it shrank. A write into the cut bytes before the
+ * shrink is cut by the merge; one after it is found by the merge (a
+ * conflict on the size, nothing written) instead of being thrown away.
+ */
+TEST_F(v, shrink_and_other_writer)
+{
+	struct cowmap_conflict c[4];
+	struct cowmap_merge m;
+	int fd2, v2;
+
+	/* Before: the session saw it, its cut covers it. */
+	ASSERT_EQ(3, pwrite(self->file, "pre", 3, 3 * PG));
+	ASSERT_EQ(0, ftruncate(self->view, 2 * PG + 7));
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ(2 * PG + 7, fsize(self->file));
+
+	/* After: the file changed in the bytes the session cut. */
+	fd2 = cm_session(self->file);
+	ASSERT_LE(0, fd2);
+	v2 = view(fd2, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, v2);
+	ASSERT_EQ(0, ftruncate(v2, PG + 1));
+	ASSERT_EQ(4, pwrite(self->file, "post", 4, PG + 5));
+	ASSERT_EQ(0, fsync(v2));
+	m = (struct cowmap_merge){ .target_fd = self->file,
+				   .conflicts_buf = (uintptr_t)c,
+				   .conflicts_max = 4 };
+	ASSERT_EQ(0, ioctl(fd2, COWMAP_IOC_MERGE, &m));
+	EXPECT_EQ(1, m.conflicts);
+	EXPECT_EQ(PG + 1, c[0].offset);
+	EXPECT_EQ(0, c[0].length);
+	EXPECT_EQ(0, m.written);
+	EXPECT_EQ(2 * PG + 7, fsize(self->file));
+	close(v2);
+	cm_end(fd2);
+}
+
+/*
+ * A view cannot be opened again through /proc/self/fd (its inode has no
+ * open of its own): ENXIO, and the view and session work on.
+ */
+TEST_F(v, reopen_through_proc)
+{
+	struct cowmap_status st;
+	struct cowmap_merge m;
+	char path[64];
+	uint8_t b;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", self->view);
+	EXPECT_EQ(-1, open(path, O_RDONLY | O_CLOEXEC));
+	EXPECT_EQ(ENXIO, errno);
+	EXPECT_EQ(-1, open(path, O_RDWR | O_CLOEXEC));
+	EXPECT_EQ(ENXIO, errno);
+	EXPECT_EQ(-1, open(path, O_WRONLY | O_TRUNC | O_CLOEXEC));
+	EXPECT_EQ(ENXIO, errno);
+	/* O_TRUNC did not reach the session. */
+	EXPECT_EQ(SIZE, fsize(self->view));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(SIZE, st.session_size);
+	EXPECT_EQ(0, st.journal_records);
+	ASSERT_EQ(1, pwrite(self->view, "r", 1, 7));
+	ASSERT_EQ(1, pwrite(self->model, "r", 1, 7));
+	ASSERT_EQ(1, pread(self->view, &b, 1, 7));
+	EXPECT_EQ('r', b);
+	ASSERT_EQ(0, fsync(self->view));
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &m));
+	EXPECT_EQ(1, m.applied);
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE));
+}
+
 TEST_HARNESS_MAIN

@@ -558,39 +558,81 @@ enum cowmap_cmd {
 
 #define COWMAP_CMD_MAX (__COWMAP_CMD_MAX - 1)
 
+/**
+ * enum cowmap_attr - attributes of the netlink family
+ * @COWMAP_A_UNSPEC: none
+ * @COWMAP_A_PAD: padding of 64-bit attributes
+ * @COWMAP_A_SESSION_ID: u64, the session
+ * @COWMAP_A_STATE: u32, COWMAP_STATE_*
+ * @COWMAP_A_OWNER_PID: u32, the process that attached
+ * @COWMAP_A_OWNER_UID: u32, the owner
+ * @COWMAP_A_DEV_MAJOR: u32, the backing file's device
+ * @COWMAP_A_DEV_MINOR: u32, the backing file's device
+ * @COWMAP_A_INO: u64, the backing file's inode number
+ * @COWMAP_A_PATH: string, the backing file's path, when known
+ * @COWMAP_A_SIZE: u64, the backing file's size now
+ * @COWMAP_A_PRIVATE_PAGES: u64, the session's own pages
+ * @COWMAP_A_TWIN_PAGES: u64, pages written and not committed
+ * @COWMAP_A_RECORDS: u64, journal records
+ * @COWMAP_A_JOURNAL_BYTES: u64, their bytes in the journal format
+ * @COWMAP_A_MERGED: u64, merged records
+ * @COWMAP_A_JOURNAL_PATH: string, the journal file, if any
+ * @COWMAP_A_LOG_HEADER: binary, struct cowmap_log_header
+ * @COWMAP_A_RECORD: binary, one journal record
+ * @COWMAP_A_EVENT: u32, COWMAP_EV_*
+ * @COWMAP_A_APPLIED: u64, merge event
+ * @COWMAP_A_ALREADY: u64, merge event
+ * @COWMAP_A_CONFLICTS: u64, merge and conflict events
+ * @COWMAP_A_LIMIT_HITS: u64, limit event; session counter
+ * @COWMAP_A_MAPPINGS: u64, session counter of struct cowmap_status, in
+ *	session messages, as the next six
+ * @COWMAP_A_BASE_PAGES: u64, session counter
+ * @COWMAP_A_FAULTS: u64, session counter
+ * @COWMAP_A_COW_COPIES: u64, session counter
+ * @COWMAP_A_REARMS: u64, session counter
+ * @COWMAP_A_BASE_INVALIDATIONS: u64, session counter
+ * @COWMAP_A_COMMITS: u64, session counter
+ * @COWMAP_A_SESSION_SIZE: u64, in session messages: the session's size,
+ *	as struct cowmap_status's @session_size says it (the backing file's
+ *	until the session sets its own; docs/design.md, "Sizes"). Modules
+ *	before it do not send it.
+ * @__COWMAP_A_MAX: one past the last
+ *
+ * New attributes are added at the end; numbers never change.
+ */
 enum cowmap_attr {
 	COWMAP_A_UNSPEC,
 	COWMAP_A_PAD,
-	COWMAP_A_SESSION_ID,		/* u64 */
-	COWMAP_A_STATE,			/* u32: COWMAP_STATE_* */
-	COWMAP_A_OWNER_PID,		/* u32: process that attached */
-	COWMAP_A_OWNER_UID,		/* u32 */
-	COWMAP_A_DEV_MAJOR,		/* u32: backing file */
-	COWMAP_A_DEV_MINOR,		/* u32 */
-	COWMAP_A_INO,			/* u64 */
-	COWMAP_A_PATH,			/* string, when known */
-	COWMAP_A_SIZE,			/* u64: backing file size now */
-	COWMAP_A_PRIVATE_PAGES,		/* u64 */
-	COWMAP_A_TWIN_PAGES,		/* u64: pages written, not committed */
-	COWMAP_A_RECORDS,		/* u64 */
-	COWMAP_A_JOURNAL_BYTES,		/* u64 */
-	COWMAP_A_MERGED,		/* u64: merged records */
-	COWMAP_A_JOURNAL_PATH,		/* string: journal file, if any */
-	COWMAP_A_LOG_HEADER,		/* binary: struct cowmap_log_header */
-	COWMAP_A_RECORD,		/* binary: one journal record */
-	COWMAP_A_EVENT,			/* u32: COWMAP_EV_* */
-	COWMAP_A_APPLIED,		/* u64: merge event */
-	COWMAP_A_ALREADY,		/* u64: merge event */
-	COWMAP_A_CONFLICTS,		/* u64: merge and conflict events */
-	COWMAP_A_LIMIT_HITS,		/* u64: limit event; session counter */
-	/* Session counters of struct cowmap_status, in session messages. */
-	COWMAP_A_MAPPINGS,		/* u64 */
-	COWMAP_A_BASE_PAGES,		/* u64 */
-	COWMAP_A_FAULTS,		/* u64 */
-	COWMAP_A_COW_COPIES,		/* u64 */
-	COWMAP_A_REARMS,		/* u64 */
-	COWMAP_A_BASE_INVALIDATIONS,	/* u64 */
-	COWMAP_A_COMMITS,		/* u64 */
+	COWMAP_A_SESSION_ID,
+	COWMAP_A_STATE,
+	COWMAP_A_OWNER_PID,
+	COWMAP_A_OWNER_UID,
+	COWMAP_A_DEV_MAJOR,
+	COWMAP_A_DEV_MINOR,
+	COWMAP_A_INO,
+	COWMAP_A_PATH,
+	COWMAP_A_SIZE,
+	COWMAP_A_PRIVATE_PAGES,
+	COWMAP_A_TWIN_PAGES,
+	COWMAP_A_RECORDS,
+	COWMAP_A_JOURNAL_BYTES,
+	COWMAP_A_MERGED,
+	COWMAP_A_JOURNAL_PATH,
+	COWMAP_A_LOG_HEADER,
+	COWMAP_A_RECORD,
+	COWMAP_A_EVENT,
+	COWMAP_A_APPLIED,
+	COWMAP_A_ALREADY,
+	COWMAP_A_CONFLICTS,
+	COWMAP_A_LIMIT_HITS,
+	COWMAP_A_MAPPINGS,
+	COWMAP_A_BASE_PAGES,
+	COWMAP_A_FAULTS,
+	COWMAP_A_COW_COPIES,
+	COWMAP_A_REARMS,
+	COWMAP_A_BASE_INVALIDATIONS,
+	COWMAP_A_COMMITS,
+	COWMAP_A_SESSION_SIZE,
 	__COWMAP_A_MAX,
 };
 

@@ -848,6 +848,11 @@ const char *cowmap_nl_extack(const struct cowmap_nl *nl);
  * @base_invalidations: see @mappings
  * @limit_hits: see @mappings
  * @commits: see @mappings
+ * @has_session_size: 1 if the kernel sent @session_size (COWMAP_A_SESSION_SIZE;
+ *	modules before it do not: it is 0 then)
+ * @session_size: the session's size: the backing file's until the session
+ *	sets its own (a view's ftruncate or write past the end,
+ *	cowmap_set_size()), as struct cowmap_status's field of that name
  *
  * The strings belong to the handle: valid until its next request (in a
  * cowmap_nl_sessions() callback: during the callback).
@@ -877,6 +882,8 @@ struct cowmap_nl_session {
 	uint64_t base_invalidations;
 	uint64_t limit_hits;
 	uint64_t commits;
+	uint32_t has_session_size;
+	uint64_t session_size;
 };
 
 typedef void (*cowmap_nl_session_cb)(void *arg, const struct cowmap_nl_session *s);

@@ -753,7 +753,7 @@ static int size_record(struct ctx *c, struct mrec *r,
  * determines the last byte written there (zeros where a cut went and no
  * record wrote since), and zeros outside the records' ranges from the
  * least size on? Then every record is already applied. (The kernel merge
- * has no such rule: it marks what it merged, and trims it.)
+ * has the same check, cowmap_final_state() in kmod/merge.c.)
  */
 static int sizes_done(struct ctx *c)
 {

@@ -349,6 +349,10 @@ static int sess_attr_cb(const struct nlattr *a, void *data)
 	case COWMAP_A_BASE_INVALIDATIONS: s->base_invalidations = attr_u64(a); break;
 	case COWMAP_A_LIMIT_HITS: s->limit_hits = attr_u64(a); break;
 	case COWMAP_A_COMMITS: s->commits = attr_u64(a); break;
+	case COWMAP_A_SESSION_SIZE:
+		s->session_size = attr_u64(a);
+		s->has_session_size = 1;
+		break;
 	case COWMAP_A_PATH:
 	case COWMAP_A_JOURNAL_PATH:
 		if (mnl_attr_validate(a, MNL_TYPE_NUL_STRING) < 0)

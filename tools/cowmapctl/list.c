@@ -46,6 +46,9 @@ static void list_stats(struct json_object *o, const struct cowmap_nl_session *s)
 		else
 			printf(" %s=%" PRIu64, f[i].name, f[i].v);
 	}
+	/* The session's size: in the JSON object already (session_json()). */
+	if (!o && s->has_session_size)
+		printf(" session_size=%" PRIu64, s->session_size);
 	if (!o)
 		putchar('\n');
 }

@@ -62,6 +62,8 @@ struct json_object *session_json(const struct cowmap_nl_session *s)
 	jput_u64(o, "dev_minor", s->dev_minor);
 	jput_id(o, "ino", s->ino);
 	jput_id(o, "size", s->size);
+	if (s->has_session_size)
+		jput_id(o, "session_size", s->session_size);
 	jput_u64(o, "private_pages", s->private_pages);
 	jput_u64(o, "twin_pages", s->twin_pages);
 	jput_u64(o, "journal_records", s->records);

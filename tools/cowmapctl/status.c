@@ -102,6 +102,8 @@ int cmd_status(int argc, char **argv)
 		printf("%-17s %u:%u\n", "device:", s.dev_major, s.dev_minor);
 		printf("%-17s %" PRIu64 "\n", "inode:", s.ino);
 		printf("%-17s %" PRIu64 "\n", "size:", s.size);
+		if (s.has_session_size)
+			printf("%-17s %" PRIu64 "\n", "session_size:", s.session_size);
 		printf("%-17s %" PRIu64 "\n", "private_pages:", s.private_pages);
 		printf("%-17s %" PRIu64 "\n", "twin_pages:", s.twin_pages);
 		printf("%-17s %" PRIu64 "\n", "journal_records:", s.records);
