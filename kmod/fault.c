@@ -1084,6 +1084,12 @@ int cowmap_cut_page(struct cowmap_session *s, loff_t pos)
 	} else if (cp->twin) {
 		memzero_page(cp->twin, off, PAGE_SIZE - off);
 	}
+	/*
+	 * A fresh copy is dropped when the file changes; this one now holds
+	 * the cut, which the file does not have: it stays, as any other.
+	 */
+	if (cp->fresh)
+		cowmap_set_fresh(s, pgoff, cp, false);
 	return 0;
 }
 
