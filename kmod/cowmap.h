@@ -154,6 +154,7 @@ struct cowmap_session {
 	u64 limit_hits;
 	u64 base_reclaimed;	/* base pages unpinned for reclaim */
 	pgoff_t reclaim_next;	/* where the next reclaim starts */
+	pgoff_t last_miss;	/* the last fault that found no cached page */
 
 	atomic_t nr_vmas;
 

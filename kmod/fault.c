@@ -814,6 +814,28 @@ static struct folio *cowmap_prefetch_base(struct cowmap_session *s,
 		page = shmem_read_mapping_page_gfp(m, pgoff, mapping_gfp_mask(m));
 		return IS_ERR(page) ? NULL : page_folio(page);
 	}
+	/*
+	 * Not cached, and the session's last miss was just before: a reader
+	 * moving forward. Read the rest of the fault's window with one
+	 * readahead request (one I/O for the pages fault-around then maps),
+	 * not a page at a time. A random or strided access reads its page
+	 * only, as before. @last_miss is a hint: racing faults of several
+	 * threads only make the guess worse.
+	 */
+	folio = cowmap_filemap_get_folio(m, pgoff);
+	if (folio) {
+		folio_put(folio);
+	} else {
+		pgoff_t last = READ_ONCE(s->last_miss);
+
+		if (pgoff > last && pgoff - last <= COWMAP_FAULT_AROUND)
+			page_cache_sync_readahead(m, &s->backing->f_ra,
+						  s->backing, pgoff,
+						  COWMAP_FAULT_AROUND -
+						  (pgoff & (COWMAP_FAULT_AROUND - 1)));
+		WRITE_ONCE(s->last_miss, pgoff);
+	}
+	/* Cached or not, up to date: the read waits here, not under @lock. */
 	folio = read_mapping_folio(m, pgoff, s->backing);
 	return IS_ERR(folio) ? NULL : folio;
 }

@@ -272,7 +272,7 @@ static int writer_process(int file)
 	return 0;
 }
 
-/* Shrinkers, cowmap's among them, every 50 ms until the end. */
+/* Shrinkers, cowmap's among them, every 250 ms until the end. */
 static int reclaimer(void)
 {
 	unsigned int n = 0;
@@ -284,7 +284,7 @@ static int reclaimer(void)
 			return fd < 0 && errno == EACCES ? 0 : 1;
 		close(fd);
 		n++;
-		usleep(50000);
+		usleep(250000);
 	}
 	return n ? 0 : 1;
 }
