@@ -118,6 +118,21 @@ PREFIX(stats0, cowmap_merger_stats, recovered);
 PREFIX(nl_session0, cowmap_nl_session, journal_path);
 PREFIX(nl_event0, cowmap_nl_event, present);
 
+/*
+ * The LIBCOWMAP_1 layouts (LP64): a new member takes a reserved slot, it
+ * does not grow the struct (docs/install.md, "Library ABI").
+ */
+#if __SIZEOF_POINTER__ == 8 && __SIZEOF_LONG__ == 8
+#define SIZE1(s, n) _Static_assert(sizeof(struct s) == (n), \
+	"struct " #s " changed size: take a reserved field (docs/install.md)")
+SIZE1(cowmap_rec, 128);
+SIZE1(cowmap_log_info, 88);
+SIZE1(cowmap_log_error, 40);
+SIZE1(cowmap_merger_stats, 128);
+SIZE1(cowmap_nl_session, 240);
+SIZE1(cowmap_nl_event, 104);
+#endif
+
 static void info_from0(struct cowmap_log_info *info, const struct info0 *i0)
 {
 	memset(info, 0, sizeof(*info));
