@@ -271,7 +271,7 @@ int table_parse_cols(const char *spec, const struct tcol *cols, size_t ncols,
 		for (i = 0; i < ncols && strcasecmp(tok, cols[i].name); i++)
 			;
 		if (i == ncols) {
-			usage_err("unknown column '%s' (the columns: 'cowmapctl %s --help')", tok, cmd);
+			usage_err("unknown column '%s'", tok);
 			free(copy);
 			return -1;
 		}
