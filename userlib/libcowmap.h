@@ -986,7 +986,8 @@ int cowmap_nl_subscribe(struct cowmap_nl *nl);
  * @conflicts: MERGE, CONFLICT: conflicting records
  * @limit_hits: LIMIT: faults refused so far
  * @present: COWMAP_NL_EV_HAS_*: which counts the event carried
- * @reserved: zeroed by the library (room to grow)
+ * @reserved0: zeroed by the library (room to grow)
+ * @reserved: zeroed by the library
  */
 struct cowmap_nl_event {
 	uint32_t event;
