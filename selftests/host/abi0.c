@@ -160,6 +160,17 @@ int main(int argc, char **argv)
 		ret = cowmap_log_writer_open(out, (const struct cowmap_log_info *)&info,
 					     COWMAP_LOGW_NO_SYNC, &w);
 		check(ret == -EINVAL, "log_writer_open@@LIBCOWMAP_1: non-zero reserved is -EINVAL");
+		{
+			struct cowmap_rec cur = { .seq = 1, .length = 1, .old_bytes = r.s.v.old_bytes,
+						  .new_bytes = r.s.v.new_bytes };
+			uint8_t enc[128];
+
+			check(cowmap_log_encode_record(&cur, enc) == 72,
+			      "log_encode_record@@LIBCOWMAP_1: a zeroed record encodes");
+			cur.reserved[3] = 1;
+			check(cowmap_log_encode_record(&cur, enc) == -EINVAL,
+			      "log_encode_record@@LIBCOWMAP_1: non-zero reserved is -EINVAL");
+		}
 	}
 	{
 		GUARDED(struct stats0, s);
