@@ -6,7 +6,7 @@
  *   main.c          the dispatcher and the top-level help
  *   errors.c        messages on stderr; the module, netlink and adopt errors
  *   options.c       argument parsing shared by the commands
- *   output.c        text and JSON formatting
+ *   output.c        text formatting, the JSON of a session, tables (list)
  *   COMMAND.c       one command each (merge: merge.c offline,
  *                   merge_kernel.c the kernel merge)
  *
