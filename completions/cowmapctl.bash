@@ -47,7 +47,16 @@ _cowmapctl()
 	status)
 		opts='--json --ioctl --session --help'; args='--session' ;;
 	list)
-		opts='--json --stats --help' ;;
+		opts='--json --stats --output --raw --noheadings --help'
+		args='-o --output'
+		# -o [+]COL,COL...: the names under "Columns:" of "list --help".
+		if [[ $prev == -o || $prev == --output ]]; then
+			local pre=${cur%"${cur##*[,+]}"} names
+			names=$("${COMP_WORDS[0]}" list --help 2>/dev/null |
+				sed -n '/^Columns:/,$s/^  \([A-Z_]*\) .*/\1/p')
+			mapfile -t COMPREPLY < <(compgen -P "$pre" -W "$names" -- "${cur##*[,+]}")
+			return 0
+		fi ;;
 	version)
 		opts='--json --help' ;;
 	monitor)

@@ -50,7 +50,7 @@ lib: $(LIB_SO) $(LIB_DIR)/$(LIB_SONAME) $(LIB_DIR)/libcowmap.so $(LIB_A) $(LIB_P
 # One set of position-independent objects serves both libraries.
 $(LIB_DIR)/obj/%.o: userlib/%.c $(LIB_HDRS) VERSION
 	@mkdir -p $(dir $@)
-	$(CC) $(USER_CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+	$(CC) $(USER_CFLAGS) -fPIC -fvisibility=hidden -DCM_SYMVER -c -o $@ $<
 
 $(LIB_SO): $(LIB_OBJS) userlib/libcowmap.map
 	$(CC) $(CFLAGS) -shared -pthread -Wl,-soname,$(LIB_SONAME) \
@@ -63,7 +63,10 @@ $(LIB_DIR)/$(LIB_SONAME): $(LIB_SO)
 $(LIB_DIR)/libcowmap.so: $(LIB_DIR)/$(LIB_SONAME)
 	ln -sf $(notdir $<) $@
 
-$(LIB_A): $(LIB_OBJS)
+# compat.c: the LIBCOWMAP_0 versions of changed functions, for programs
+# linked with libcowmap.so.0 by an older build; not in the static library.
+LIB_A_OBJS := $(filter-out $(LIB_DIR)/obj/compat.o,$(LIB_OBJS))
+$(LIB_A): $(LIB_A_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
@@ -146,10 +149,19 @@ $(USER_TESTS): $(BUILD)/selftests/%: selftests/%.c selftests/cowmap_test.h \
 HOST_TESTS := $(BUILD)/host/lib-errno $(BUILD)/host/mklog
 .PHONY: host-tests
 host-tests: $(HOST_TESTS)
-$(HOST_TESTS): $(BUILD)/host/%: selftests/host/%.c $(LIB_A) userlib/libcowmap.h \
+$(BUILD)/host/lib-errno $(BUILD)/host/mklog: $(BUILD)/host/%: selftests/host/%.c $(LIB_A) userlib/libcowmap.h \
 		$(BUILD)/include/linux/cowmap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) -o $@ $< $(LIB_A) -lmnl
+
+# abi0: a program as built against 0.1.0 (its structs, the LIBCOWMAP_0
+# symbols), linked with libcowmap.so like an old binary.
+HOST_TESTS += $(BUILD)/host/abi0
+$(BUILD)/host/abi0: selftests/host/abi0.c $(LIB_SO) $(LIB_DIR)/$(LIB_SONAME) \
+		$(LIB_DIR)/libcowmap.so $(BUILD)/include/libcowmap.h $(BUILD)/include/linux/cowmap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wall -Wextra $(WERROR_FLAG) -I$(BUILD)/include -o $@ $< \
+		-L$(LIB_DIR) -Wl,-rpath,$(LIB_DIR) -lcowmap
 
 # Man pages: man/NAME.N -> build/man/NAME.N with @VERSION@ filled in; make
 # install (mk/install.mk) installs build/man/{cowmap,libcowmap}*.[1-8].

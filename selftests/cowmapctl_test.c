@@ -15,6 +15,7 @@
 #include <ftw.h>
 #include <poll.h>
 #include <sys/inotify.h>
+#include <sys/sysmacros.h>
 #include <stdarg.h>
 #include <time.h>
 
@@ -447,8 +448,19 @@ TEST_F(ctl, list_and_status_show_kept_and_attached_sessions)
 	EXPECT_EQ(0, strncmp(r.out, "ID ", 3)) TH_LOG("%s", r.out);
 	snprintf(want, sizeof(want), "\n%-6llu orphaned", (unsigned long long)id);
 	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
-	snprintf(want, sizeof(want), " %s journal=%s\n", f, log);
-	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	/* FILE, then (after the padding) JOURNAL, the last column. */
+	snprintf(want, sizeof(want), "\n%-6llu orphaned", (unsigned long long)id);
+	{
+		const char *line = strstr(r.out, want), *end = line ? strchr(line + 1, '\n') : NULL;
+		char *row = line ? strndup(line + 1, end ? end - line - 1 : strlen(line + 1)) : NULL;
+		size_t n = row ? strlen(row) : 0, ln = strlen(log);
+
+		ASSERT_NE(NULL, row) TH_LOG("%s", r.out);
+		EXPECT_NE(NULL, strstr(row, f)) TH_LOG("%s", row);
+		EXPECT_TRUE(n > ln + 1 && !strcmp(row + n - ln, log) && row[n - ln - 1] == ' ')
+			TH_LOG("%s", row);
+		free(row);
+	}
 	snprintf(want, sizeof(want), "\n%-6llu attached  %7d", (unsigned long long)att, getpid());
 	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
 	res_free(&r);
@@ -552,6 +564,84 @@ static char *read_stream(int fd, size_t *len)
 	}
 	*len = n;
 	return got < 0 ? NULL : buf;
+}
+
+/* The line of @out that starts with @prefix (malloc'ed, without '\n'), or NULL. */
+static char *line_starting(const char *out, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	for (const char *l = out; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : NULL)
+		if (!strncmp(l, prefix, n))
+			return strndup(l, strcspn(l, "\n"));
+	return NULL;
+}
+
+/* list -o COLUMNS, --raw, --noheadings, and --json with -o (issue 18). */
+TEST_F(ctl, list_columns_raw_noheadings)
+{
+	char *f = in(self, "a b"), want[1200], *line;
+	unsigned long long id;
+	struct stat st;
+	struct res r;
+
+	ASSERT_EQ(0, cm_put_file(f, SEED, strlen(SEED)));
+	ASSERT_EQ(0, stat(f, &st));
+	id = keep(self, "'%s' -w 0:X", f);
+	ASSERT_NE(0, id);
+
+	/* --raw --noheadings: one space between cells, the space in the name escaped. */
+	ASSERT_EQ(0, sh(&r, "cowmapctl list -o ID,STATE,RECORDS,FILE,JOURNAL --raw --noheadings"));
+	EXPECT_NE(0, strncmp(r.out, "ID", 2)) TH_LOG("%s", r.out);
+	snprintf(want, sizeof(want), "%llu ", id);
+	line = line_starting(r.out, want);
+	snprintf(want, sizeof(want), "%llu orphaned 1 %s/a\\x20b -", id, self->dir);
+	EXPECT_STREQ(want, line ? line : "(none)") TH_LOG("%s", r.out);
+	free(line);
+	res_free(&r);
+
+	/* -o: those columns only, case-insensitive, with a heading; numbers right-aligned. */
+	ASSERT_EQ(0, sh(&r, "cowmapctl list -o id,records"));
+	EXPECT_EQ(0, strncmp(r.out, "ID      RECORDS\n", 16)) TH_LOG("%s", r.out);
+	snprintf(want, sizeof(want), "%-6llu ", id);
+	line = line_starting(r.out, want);
+	snprintf(want, sizeof(want), "%-6llu %8d", id, 1);
+	EXPECT_STREQ(want, line ? line : "(none)") TH_LOG("%s", r.out);
+	free(line);
+	res_free(&r);
+
+	/* +COLUMNS: the default ones, then these. */
+	ASSERT_EQ(0, sh(&r, "cowmapctl list -o +DEV,INO --noheadings"));
+	snprintf(want, sizeof(want), "%-6llu orphaned", id);
+	line = line_starting(r.out, want);
+	snprintf(want, sizeof(want), " %u:%u %llu", major(st.st_dev), minor(st.st_dev),
+		 (unsigned long long)st.st_ino);
+	EXPECT_TRUE(line && strstr(line, want) && !strcmp(line + strlen(line) - strlen(want), want))
+		TH_LOG("%s", r.out);
+	EXPECT_NE(NULL, strstr(line ? line : "", "a b")) TH_LOG("%s", r.out);
+	free(line);
+	res_free(&r);
+
+	/* --json with -o: the members of those columns only. */
+	ASSERT_EQ(0, sh(&r, "cowmapctl list -o ID,FILE,RECORDS --json"));
+	snprintf(want, sizeof(want), "{\"session_id\":%llu,\"session_id_str\":\"%llu\","
+		 "\"path\":\"%s\",\"journal_records\":1}", id, id, f);
+	EXPECT_NE(NULL, strstr(r.out, want)) TH_LOG("%s", r.out);
+	EXPECT_EQ(NULL, strstr(r.out, "\"state\"")) TH_LOG("%s", r.out);
+	res_free(&r);
+
+	/* --raw --stats: the counters as columns, not a second line. */
+	ASSERT_EQ(0, sh(&r, "cowmapctl list --raw -s"));
+	EXPECT_EQ(0, strncmp(r.out, "ID STATE PID UID RECORDS BYTES MERGED PAGES FILE JOURNAL "
+			     "MAPPINGS BASE_PAGES FAULTS ", 74)) TH_LOG("%s", r.out);
+	EXPECT_EQ(NULL, strstr(r.out, "faults=")) TH_LOG("%s", r.out);
+	res_free(&r);
+
+	/* Bad columns: a usage error, nothing listed. */
+	EXPECT_EQ(2, sh(&r, "cowmapctl list -o ID,nosuch"));
+	EXPECT_NE(NULL, strstr(r.err, "unknown column 'nosuch'")) TH_LOG("%s", r.err);
+	EXPECT_STREQ("", r.out);
+	res_free(&r);
 }
 
 /* JSON: file names as they are (UTF-8), invalid bytes as U+FFFD + KEY_hex. */

@@ -9,6 +9,18 @@
 #include "libcowmap.h"
 
 #define API __attribute__((visibility("default")))
+
+/*
+ * The default version of a function that also has a LIBCOWMAP_0 one
+ * (compat.c), in the file that defines it: NAME@@LIBCOWMAP_1 (userlib's
+ * objects are built with -DCM_SYMVER; the fuzzers compile the sources
+ * without it). See libcowmap.map.
+ */
+#ifdef CM_SYMVER
+#define CM_VERSION_1(name) __asm__(".symver " #name ", " #name "@@@LIBCOWMAP_1")
+#else
+#define CM_VERSION_1(name) _Static_assert(1, #name)
+#endif
 /* For callbacks whose signature is fixed by someone else (libmnl). */
 #define __maybe_unused __attribute__((unused))
 
@@ -76,6 +88,21 @@ enum cowmap_log_err_kind cm_parse_record(const uint8_t *p, uint32_t size,
 					 uint64_t pos, struct cowmap_rec *rec);
 
 int cm_errno_of(enum cowmap_log_err_kind kind);
+
+/* Whether the @n bytes at @p are all zero (reserved fields). */
+static inline int cm_all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+#define CM_RESERVED_ZERO(s) \
+	(!(s)->reserved0 && cm_all_zero((s)->reserved, sizeof((s)->reserved)))
+
 
 /* fsync the directory holding @path. */
 int cm_fsync_dir_of(const char *path);

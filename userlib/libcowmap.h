@@ -27,6 +27,21 @@
  * Thread safety: no global state except the CRC table, which is built once
  * under pthread_once(). Objects (iterators, logs, writers, merges) must not
  * be used by two threads at once.
+ *
+ * ABI (docs/install.md, "Library ABI"): the soname is libcowmap.so.0 and
+ * every exported function carries a version node: LIBCOWMAP_0 is 0.1.0's
+ * interface, LIBCOWMAP_1 0.2.0's (its new functions, and new versions of
+ * those whose structs grew). A struct that callers allocate never changes
+ * size within a node: new members take its reserved fields, which callers
+ * zero (= { 0 } or memset) and the library zeroes in what it returns; an
+ * input with a non-zero reserved field is refused with -EINVAL. A struct
+ * that must outgrow its reserved space gets new versions of the functions
+ * that take it, under a new node, and the old versions keep the old
+ * layout, so that programs built against an older header go on working
+ * unchanged. Structs only the library allocates (struct
+ * cowmap_merger_event, the results of cowmap_log_info() and
+ * cowmap_dump_info(), the sessions of cowmap_nl_sessions()) may grow at
+ * their end. The soname changes only if an old interface cannot be kept.
  */
 #ifndef LIBCOWMAP_H
 #define LIBCOWMAP_H
@@ -47,7 +62,7 @@ extern "C" {
  * build checks them against the VERSION file (mk/user.mk).
  */
 #define LIBCOWMAP_VERSION_MAJOR	0
-#define LIBCOWMAP_VERSION_MINOR	1
+#define LIBCOWMAP_VERSION_MINOR	2
 #define LIBCOWMAP_VERSION_PATCH	0
 
 /**
@@ -282,6 +297,12 @@ int cowmap_trim(int fd);
  * @size_at_attach: backing file's size at attach
  * @created_ns: creation time (CLOCK_REALTIME, ns)
  * @flags: header flags (zero in version 1)
+ * @reserved0: zero (room to grow, see "ABI" above)
+ * @reserved: zero
+ *
+ * The writer (cowmap_log_writer_open(), cowmap_log_writer_fd()) refuses
+ * non-zero reserved fields with -EINVAL: zero the whole struct (= { 0 },
+ * memset) before setting members, or start from cowmap_log_info().
  */
 struct cowmap_log_info {
 	uint32_t version;
@@ -293,6 +314,8 @@ struct cowmap_log_info {
 	uint64_t size_at_attach;
 	uint64_t created_ns;
 	uint32_t flags;
+	uint32_t reserved0;
+	uint64_t reserved[4];
 };
 
 /**
@@ -312,6 +335,8 @@ struct cowmap_log_info {
  * @new_size: a size record's size after (equals @offset)
  * @cut_crc: a size record that shrinks: CRC-32 of the bytes cut,
  *	[@new_size, @old_size), as the session had them; else zero
+ * @reserved0: zero (room to grow, see "ABI" above)
+ * @reserved: zero
  *
  * @old_bytes and @new_bytes point into memory owned by whatever returned
  * the record, valid until its next call.
@@ -319,8 +344,11 @@ struct cowmap_log_info {
  * A size record (version-2 logs, @flags has COWMAP_REC_SIZE) changes the
  * file's size from @old_size to @new_size: @length is 0, @offset is the
  * new size, and only @old_size, @new_size and @cut_crc say more. They are
- * zero in a byte record. (0.1.0 appended these three fields: code built
- * against an earlier snapshot of this header must be rebuilt.)
+ * zero in a byte record. The readers zero the reserved fields; the writer
+ * (cowmap_log_encode_record(), cowmap_log_append()) refuses non-zero ones
+ * with -EINVAL. (0.2.0 added these fields: programs built against 0.1.0
+ * call the LIBCOWMAP_0 versions of the functions that take this struct,
+ * which keep its 0.1.0 layout.)
  */
 struct cowmap_rec {
 	uint64_t seq;
@@ -337,6 +365,8 @@ struct cowmap_rec {
 	uint64_t old_size;
 	uint64_t new_size;
 	uint32_t cut_crc;
+	uint32_t reserved0;
+	uint64_t reserved[4];
 };
 
 /** enum cowmap_log_err_kind - what is wrong with a log, see cowmap_log_strerror() */
@@ -362,12 +392,14 @@ enum cowmap_log_err_kind {
  * @offset: byte offset of the bad header or record in the log
  * @resume: offset where reading goes on (the next valid record, or the
  *	end of the log)
+ * @reserved: zeroed by the library (room to grow)
  */
 struct cowmap_log_error {
 	enum cowmap_log_err_kind kind;
 	int err;
 	uint64_t offset;
 	uint64_t resume;
+	uint64_t reserved[2];
 };
 
 /**
@@ -635,7 +667,8 @@ enum cowmap_merger_event_type {
  *	or header; NULL otherwise
  * @message: a human-readable detail, or NULL
  *
- * Everything points to memory valid during the callback only.
+ * Everything points to memory valid during the callback only. The
+ * library allocates this struct (callers never do): it may grow at its end.
  */
 struct cowmap_merger_event {
 	enum cowmap_merger_event_type type;
@@ -673,6 +706,7 @@ typedef void (*cowmap_merger_stage_cb)(void *arg, enum cowmap_merger_stage stage
  * @written: 1 if the target was written (in place) or OUT was created
  * @bytes_written: bytes written into the target (in place) or changed in OUT
  * @recovered: 1 if an interrupted in-place merge was completed first
+ * @reserved: zeroed by the library (room to grow)
  */
 struct cowmap_merger_stats {
 	uint64_t logs;
@@ -685,6 +719,7 @@ struct cowmap_merger_stats {
 	int written;
 	uint64_t bytes_written;
 	int recovered;
+	uint64_t reserved[6];
 };
 
 struct cowmap_merger;
@@ -838,7 +873,7 @@ const char *cowmap_nl_extack(const struct cowmap_nl *nl);
  * @path: the backing file's path, or NULL when the kernel cannot name it
  * @journal_path: the journal file's path, or NULL without one
  * @has_counters: 1 if the kernel sent the counters below (modules before
- *	0.1.0's COWMAP_A_MAPPINGS do not; they are 0 then)
+ *	0.2.0's COWMAP_A_MAPPINGS do not; they are 0 then)
  * @mappings: the counters of struct cowmap_status of the same names,
  *	read without adopting the session
  * @base_pages: see @mappings
@@ -853,6 +888,8 @@ const char *cowmap_nl_extack(const struct cowmap_nl *nl);
  * @session_size: the session's size: the backing file's until the session
  *	sets its own (a view's ftruncate or write past the end,
  *	cowmap_set_size()), as struct cowmap_status's field of that name
+ * @reserved: zeroed by the library (room to grow: a new member takes the
+ *	first reserved slot, so that the struct keeps its size)
  *
  * The strings belong to the handle: valid until its next request (in a
  * cowmap_nl_sessions() callback: during the callback).
@@ -884,6 +921,7 @@ struct cowmap_nl_session {
 	uint64_t commits;
 	uint32_t has_session_size;
 	uint64_t session_size;
+	uint64_t reserved[6];
 };
 
 typedef void (*cowmap_nl_session_cb)(void *arg, const struct cowmap_nl_session *s);
@@ -955,6 +993,8 @@ int cowmap_nl_subscribe(struct cowmap_nl *nl);
  * @conflicts: MERGE, CONFLICT: conflicting records
  * @limit_hits: LIMIT: faults refused so far
  * @present: COWMAP_NL_EV_HAS_*: which counts the event carried
+ * @reserved0: zeroed by the library (room to grow)
+ * @reserved: zeroed by the library
  */
 struct cowmap_nl_event {
 	uint32_t event;
@@ -967,6 +1007,8 @@ struct cowmap_nl_event {
 	uint64_t conflicts;
 	uint64_t limit_hits;
 	uint32_t present;
+	uint32_t reserved0;
+	uint64_t reserved[4];
 };
 
 /**

@@ -295,6 +295,7 @@ static void set_err(struct cowmap_log_error *err, enum cowmap_log_err_kind kind,
 {
 	if (!err)
 		return;
+	memset(err, 0, sizeof(*err));
 	err->kind = kind;
 	err->err = e;
 	err->offset = off;
@@ -591,6 +592,8 @@ API int cowmap_log_encode_record(const struct cowmap_rec *rec, void *out)
 	uint8_t *p = out;
 	size_t size;
 
+	if (!CM_RESERVED_ZERO(rec))
+		return -EINVAL;
 	if (rec->flags & COWMAP_REC_SIZE) {
 		if (rec->length || rec->flags & ~COWMAP_REC_SIZE ||
 		    rec->offset != rec->new_size ||
@@ -681,7 +684,8 @@ API int cowmap_log_writer_open(const char *path, const struct cowmap_log_info *i
 	int ret;
 
 	if (flags & ~(COWMAP_LOGW_ATOMIC | COWMAP_LOGW_APPEND | COWMAP_LOGW_NO_SYNC) ||
-	    (flags & COWMAP_LOGW_ATOMIC && flags & COWMAP_LOGW_APPEND))
+	    (flags & COWMAP_LOGW_ATOMIC && flags & COWMAP_LOGW_APPEND) ||
+	    !CM_RESERVED_ZERO(info))
 		return -EINVAL;
 	ret = writer_alloc(&w);
 	if (ret)
@@ -749,6 +753,8 @@ API int cowmap_log_writer_fd(int fd, const struct cowmap_log_info *info,
 	uint8_t h[HDR_SIZE];
 	int ret;
 
+	if (!CM_RESERVED_ZERO(info))
+		return -EINVAL;
 	ret = writer_alloc(&w);
 	if (ret)
 		return ret;
@@ -808,3 +814,13 @@ API int cowmap_log_writer_close(struct cowmap_log_writer *w, int commit)
 	free(w);
 	return ret;
 }
+
+/* Changed in 0.2.0: the LIBCOWMAP_0 versions are in compat.c. */
+CM_VERSION_1(cowmap_log_open);
+CM_VERSION_1(cowmap_log_open_mem);
+CM_VERSION_1(cowmap_log_next);
+CM_VERSION_1(cowmap_log_writer_open);
+CM_VERSION_1(cowmap_log_writer_fd);
+CM_VERSION_1(cowmap_log_encode_header);
+CM_VERSION_1(cowmap_log_encode_record);
+CM_VERSION_1(cowmap_log_append);

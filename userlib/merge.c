@@ -1498,3 +1498,6 @@ out:
 	close(fd);
 	return ret;
 }
+
+/* Changed in 0.2.0: the LIBCOWMAP_0 versions are in compat.c. */
+CM_VERSION_1(cowmap_merger_run);

@@ -624,3 +624,7 @@ API const char *cowmap_nl_event_name(uint32_t event)
 	}
 	return NULL;
 }
+
+/* Changed in 0.2.0: the LIBCOWMAP_0 versions are in compat.c. */
+CM_VERSION_1(cowmap_nl_session_get);
+CM_VERSION_1(cowmap_nl_event_next);

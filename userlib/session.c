@@ -358,3 +358,6 @@ API void cowmap_dump_end(struct cowmap_dump_iter *it)
 	free(it->buf);
 	free(it);
 }
+
+/* Changed in 0.2.0: the LIBCOWMAP_0 versions are in compat.c. */
+CM_VERSION_1(cowmap_dump_next);

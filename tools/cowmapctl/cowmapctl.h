@@ -6,7 +6,7 @@
  *   main.c          the dispatcher and the top-level help
  *   errors.c        messages on stderr; the module, netlink and adopt errors
  *   options.c       argument parsing shared by the commands
- *   output.c        text and JSON formatting
+ *   output.c        text formatting, the JSON of a session, tables (list)
  *   COMMAND.c       one command each (merge: merge.c offline,
  *                   merge_kernel.c the kernel merge)
  *
@@ -58,6 +58,34 @@ void put_time(FILE *f, uint64_t ns);
 const char *state_name(uint32_t s);
 struct json_object *session_json(const struct cowmap_nl_session *s);
 void rec_json(struct json_object *o, const struct cowmap_rec *r);
+
+/*
+ * output.c: tables the util-linux way. A column has a name (-o, the
+ * heading), TCOL_RIGHT for numbers, and a minimum width. Rows are kept
+ * until table_print(), which pads every column to its widest cell (--raw:
+ * one space between cells, no padding, spaces and control characters
+ * escaped as \xNN; --noheadings: no heading line).
+ */
+#define TABLE_MAX_COLS	32
+#define TCOL_RIGHT	0x1
+
+struct tcol {
+	const char *name;
+	unsigned int flags;
+	size_t min_width;
+	const char *help;
+};
+
+struct table;
+struct table *table_new(int raw, int noheadings);
+void table_add_col(struct table *t, const struct tcol *c);
+void table_row(struct table *t);
+void table_set(struct table *t, size_t col, const char *s);
+void table_note(struct table *t, const char *line);
+void table_print(struct table *t);
+void table_free(struct table *t);
+int table_parse_cols(const char *spec, const struct tcol *cols, size_t ncols,
+		     size_t ndefault, const struct tcol **out);
 
 /*
  * json.c: JSON output (json-c). jput_*() add a member to an object:
