@@ -128,11 +128,11 @@ cowmap_copy_page_from_iter_atomic(struct page *page, size_t off, size_t n,
  * trims it hard (half of it per pass).
  */
 #include <linux/shrinker.h>
+typedef unsigned long (*cowmap_shrink_fn)(struct shrinker *,
+					  struct shrink_control *);
+
 static inline struct shrinker *
-cowmap_shrinker_create(unsigned long (*count)(struct shrinker *,
-					       struct shrink_control *),
-		       unsigned long (*scan)(struct shrinker *,
-					     struct shrink_control *),
+cowmap_shrinker_create(cowmap_shrink_fn count, cowmap_shrink_fn scan,
 		       const char *name)
 {
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0)

@@ -212,6 +212,7 @@ static uint64_t session_id(int fd)
 TEST(family_and_sessions)
 {
 	struct sess_list l;
+	struct cowmap_view v = { .flags = COWMAP_VIEW_RDWR | COWMAP_VIEW_CLOEXEC };
 	struct nl nl;
 	char path[256];
 	int file = cm_mkfile(path, sizeof(path), "nls", 4 * PG, O_RDONLY);
@@ -249,21 +250,17 @@ TEST(family_and_sessions)
 	ASSERT_EQ(1, l.n);
 	EXPECT_EQ(id, l.s[0].id);
 	EXPECT_EQ(4 * PG, l.s[0].session_size);
-	{
-		struct cowmap_view v = { .flags = COWMAP_VIEW_RDWR | COWMAP_VIEW_CLOEXEC };
-
-		/* A size of its own: netlink says it, the file's stays. */
-		ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_VIEW, &v));
-		ASSERT_EQ(0, ftruncate(v.fd, 10 * PG + 5));
-		ASSERT_EQ(0, get_session(&nl, id, &l));
-		ASSERT_EQ(1, l.n);
-		EXPECT_EQ(10 * PG + 5, l.s[0].session_size);
-		EXPECT_EQ(4 * PG, l.s[0].size);
-		ASSERT_EQ(0, ftruncate(v.fd, 7));
-		ASSERT_EQ(0, get_session(&nl, id, &l));
-		EXPECT_EQ(7, l.s[0].session_size);
-		close(v.fd);
-	}
+	/* A size of its own: netlink says it, the file's stays. */
+	ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_VIEW, &v));
+	ASSERT_EQ(0, ftruncate(v.fd, 10 * PG + 5));
+	ASSERT_EQ(0, get_session(&nl, id, &l));
+	ASSERT_EQ(1, l.n);
+	EXPECT_EQ(10 * PG + 5, l.s[0].session_size);
+	EXPECT_EQ(4 * PG, l.s[0].size);
+	ASSERT_EQ(0, ftruncate(v.fd, 7));
+	ASSERT_EQ(0, get_session(&nl, id, &l));
+	EXPECT_EQ(7, l.s[0].session_size);
+	close(v.fd);
 	EXPECT_EQ(-ENOENT, get_session(&nl, 1ULL << 60, &l));
 	munmap(m, 4 * PG);
 	cm_end(fd);
