@@ -57,6 +57,16 @@ $(LIB_SO): $(LIB_OBJS) userlib/libcowmap.map
 		-Wl,--version-script=userlib/libcowmap.map -Wl,-z,defs \
 		-o $@ $(LIB_OBJS) -lmnl
 
+# libcowmap-preload.so: the LD_PRELOAD library of "cowmapctl run"
+# (userlib/preload/, docs/run.md). Not linked with libcowmap: it goes into
+# any program. Only its interposed functions are exported.
+PRELOAD_SO := $(LIB_DIR)/libcowmap-preload.so
+lib: $(PRELOAD_SO)
+$(PRELOAD_SO): userlib/preload/preload.c $(BUILD)/include/linux/cowmap.h
+	@mkdir -p $(dir $@)
+	$(CC) $(USER_CFLAGS) -fPIC -fvisibility=hidden -shared -Wl,-z,defs \
+		-o $@ $< -ldl
+
 $(LIB_DIR)/$(LIB_SONAME): $(LIB_SO)
 	ln -sf $(notdir $<) $@
 
@@ -116,6 +126,9 @@ $(BUILD)/obj/cowmapctl/%.o: tools/cowmapctl/%.c $(CTL_HDRS) userlib/libcowmap.h 
 		$(BUILD)/include/linux/cowmap.h VERSION
 	@mkdir -p $(dir $@)
 	$(CC) $(USER_CFLAGS) $(JSONC_CFLAGS) -c -o $@ $<
+
+# cowmapctl run looks for the installed preload library in LIBDIR.
+$(BUILD)/obj/cowmapctl/run.o: USER_CFLAGS += -DCOWMAP_LIBDIR='"$(LIBDIR)"'
 
 $(BUILD)/bin/cowmapctl: $(CTL_OBJS) $(LIB_A)
 	@mkdir -p $(dir $@)
