@@ -30,7 +30,7 @@ fail() {
 }
 sum() { sha256sum "$1" | cut -d' ' -f1; }
 # The session id cowmapctl run printed for a kept session (stderr in $1).
-kept_id() { sed -n 's/.*: session \([0-9]*\) kept.*/\1/p' "$1" | head -n 1; }
+kept_id() { sed -n 's/.*session \([0-9]*\) kept.*/\1/p' "$1" | head -n 1; }
 run() { cowmapctl run "$@"; }
 sq() { "$P/sqlite3" -batch "$@"; }
 
@@ -164,8 +164,9 @@ case_dir_paths() {
 	printf 'a\n' >d/sub/f
 	ln -sf ../d/sub/f other/link
 	before=$(sum d/sub/f)
+	here=$(pwd)
 	run --dir d -- "$P/dash" -c \
-		"cd other && echo b >> link && echo c >> ../d/sub/../sub/f && cd .. && echo d >> $D/d/sub/f" \
+		"cd other && echo b >> link && echo c >> ../d/sub/../sub/f && cd .. && echo d >> $here/d/sub/f" \
 		2>err || fail "run: $(cat err)"
 	[ "$(sum d/sub/f)" = "$before" ] || fail "d/sub/f changed before the merge"
 	id=$(kept_id err)
@@ -308,4 +309,7 @@ for CASE in $CASES; do
 	fi
 done
 echo "# $FAILED failed"
+# Sessions a failed case left kept: the module must unload after the suite.
+cat "$D"/*/err* 2>/dev/null | sed -n 's/.*session \([0-9]*\) kept.*/\1/p' | sort -u |
+	while read -r id; do cowmapctl discard "$id" >/dev/null 2>&1; done
 [ $FAILED = 0 ]
