@@ -104,6 +104,10 @@ install-userspace:
 		else install -m 644 "$$f" $(DESTDIR)$(LIBDIR)/; fi; \
 		echo "  INSTALL $(DESTDIR)$(LIBDIR)/$${f##*/}"; lib=1; \
 	done; \
+	if [ -e $(BUILD)/lib/libcowmap-preload.so ]; then \
+		install -D -m 644 $(BUILD)/lib/libcowmap-preload.so \
+			$(DESTDIR)$(LIBDIR)/libcowmap-preload.so; \
+		echo "  INSTALL $(DESTDIR)$(LIBDIR)/libcowmap-preload.so"; fi; \
 	if [ $$lib = 1 ]; then \
 		$(INSTALL_DATA) $(BUILD)/include/libcowmap.h $(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h; \
 		echo "  INSTALL $(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h"; \
@@ -151,6 +155,7 @@ uninstall:
 		$(DESTDIR)$(BASHCOMPDIR)/cowmapctl \
 		$(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h \
 		$(DESTDIR)$(LIBDIR)/libcowmap.so* $(DESTDIR)$(LIBDIR)/libcowmap.a \
+		$(DESTDIR)$(LIBDIR)/libcowmap-preload.so \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/cowmap.pc \
 		$(DESTDIR)$(MANDIR)/man[1-8]/cowmap*.[1-8] \
 		$(DESTDIR)$(MANDIR)/man[1-8]/libcowmap*.[1-8]

@@ -14,7 +14,7 @@ D=${COWMAP_TESTDIR:-$(pwd)}
 cd "$D" || exit 1
 
 CASES="sqlite_keep_merge sqlite_merge sqlite_conflict sqlite_discard dd_notrunc dash_append
-awk_reads_session dir_paths lmdb rename_refused fd_gone static_refused bad_input
+awk_reads_session python_mmap dir_paths lmdb rename_refused fd_gone static_refused bad_input
 killed log_dir no_preload"
 NCASES=$(echo $CASES | wc -w)
 
@@ -157,6 +157,32 @@ case_awk_reads_session() {
 		2>err || fail "run: $(cat err)"
 	[ "$(cat out)" = 6 ] || fail "awk read '$(cat out)', not the session's 6"
 	[ "$(sum f)" = "$before" ] || fail "f changed"
+}
+
+case_python_mmap() {
+	printf 'hello world\n' >f
+	before=$(sum f)
+	cat >script.py <<'EOF'
+import mmap, os
+with open("f", "r+b") as f:
+    m = mmap.mmap(f.fileno(), 0)
+    m[0:5] = b"HELLO"
+    m.flush()
+    m.close()
+    f.seek(0, os.SEEK_END)
+    f.write(b"tail\n")
+with open("f", "rb") as f:
+    assert f.read() == b"HELLO world\ntail\n"
+print(os.stat("f").st_size, os.path.getsize("f"))
+EOF
+	run --file f -- "$P/python3.11" -I -S script.py >out 2>err || fail "run: $(cat err)"
+	[ "$(cat out)" = "17 17" ] || fail "stat in the run: '$(cat out)', not the session's 17"
+	[ "$(sum f)" = "$before" ] || fail "f changed before the merge"
+	id=$(kept_id err)
+	cowmapctl merge "$id" --into f >/dev/null || fail "merge"
+	[ "$(cat f)" = "$(printf 'HELLO world\ntail')" ] || fail "merged: $(cat f)"
+	cowmapctl discard "$id" >/dev/null 2>&1
+	return 0
 }
 
 case_dir_paths() {
