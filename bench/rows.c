@@ -78,6 +78,9 @@ const struct row rows[] = {
 	{ R("9b", "memory", "after commit, 4 KiB/16 pages", U_BYTES, "session",
 	    "MAP_PRIVATE file", m_commitf, m_private),
 	  .per = "dirty page", .target = T_MEM },
+	{ R("10", "run", "sqlite3: 10,000 INSERTs, 1 txn", U_NS, "cowmapctl run",
+	    "sqlite3 on the file", rs_routed, rs_plain),
+	  .per = "transaction", .target = T_LE, .t1 = 1.5 },
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -121,6 +124,8 @@ static const struct group {
 	  .teardown = journal_teardown },
 	{ .name = "merge", .pin = 1, .size = &C.write_size, .pristine = 1,
 	  .no_warmup = 1, .setup = merge_setup, .teardown = merge_teardown },
+	/* row 10: whole programs, one transaction each */
+	{ .name = "run", .size = &C.write_size },
 };
 
 struct variant vars[4 * NROWS];
