@@ -9,7 +9,10 @@
 # checksum taken before the run), so a routing leak fails it.
 
 P=/cowmap/progs
-export COWMAP_PRELOAD=/cowmap/lib/libcowmap-preload.so
+# tools/vm installs the preload library as "make install PREFIX=/usr" would:
+# /usr/bin/cowmapctl finds /usr/lib/libcowmap-preload.so next to itself.
+PRE=/usr/lib/libcowmap-preload.so
+unset COWMAP_PRELOAD
 D=${COWMAP_TESTDIR:-$(pwd)}
 cd "$D" || exit 1
 
@@ -243,11 +246,11 @@ case_fd_gone() {
 	ino=$(stat -c %i f)
 	maj=$(((dev >> 8) & 0xfff))
 	min=$(((dev & 0xff) | ((dev >> 12) & 0xfff00)))
-	COWMAP_RUN="1;7,1,$maj,$min,$ino" LD_PRELOAD=$COWMAP_PRELOAD \
+	COWMAP_RUN="1;7,1,$maj,$min,$ino" LD_PRELOAD=$PRE \
 		"$P/dash" -c 'echo y >> f' 7>/dev/null 2>err && fail "the open succeeded"
 	grep -q 'no longer that session' err || fail "no message: $(cat err)"
 	[ "$(cat f)" = orig ] || fail "the real file was written"
-	COWMAP_RUN="1;bad" LD_PRELOAD=$COWMAP_PRELOAD "$P/dash" -c 'echo y >> f' 2>err
+	COWMAP_RUN="1;bad" LD_PRELOAD=$PRE "$P/dash" -c 'echo y >> f' 2>err
 	[ $? = 126 ] || fail "a malformed COWMAP_RUN did not stop the program"
 	[ "$(cat f)" = orig ] || fail "the real file was written"
 }
@@ -316,9 +319,21 @@ case_log_dir() {
 
 case_no_preload() {
 	printf 'orig\n' >f
-	COWMAP_PRELOAD= run --file f -- "$P/dash" -c 'echo x >> f' 2>err
+	COWMAP_PRELOAD=/nonexistent/libcowmap-preload.so run --file f -- "$P/dash" -c 'echo x >> f' \
+		2>err
+	[ $? = 1 ] && grep -q 'COWMAP_PRELOAD=/nonexistent' err || fail "$(cat err)"
+	[ "$(cat f)" = orig ] || fail "the program ran"
+	# A cowmapctl with no library next to it, none installed: refused.
+	mkdir -p bin
+	cp /usr/bin/cowmapctl bin/
+	bin/cowmapctl run --file f -- "$P/dash" -c 'echo x >> f' 2>err
 	[ $? = 1 ] && grep -q 'libcowmap-preload.so not found' err || fail "$(cat err)"
 	[ "$(cat f)" = orig ] || fail "the program ran"
+	# $COWMAP_PRELOAD wins over the one next to cowmapctl.
+	cp "$PRE" lib.so
+	COWMAP_PRELOAD=$(pwd)/lib.so bin/cowmapctl run --file f --discard -- "$P/dash" -c \
+		'echo "$LD_PRELOAD" > where' 2>err || fail "$(cat err)"
+	[ "$(cat where)" = "$(pwd)/lib.so" ] || fail "LD_PRELOAD was $(cat where)"
 }
 
 for CASE in $CASES; do
