@@ -310,7 +310,7 @@ static int attach_all(const char *logdir)
 		}
 		fd = cowmap_session_open(r->path, r->log, &r->id);
 		if (fd < 0) {
-			fail(r->path, fd);
+			fail(fd == -ENODEV ? "open " COWMAP_DEVICE_PATH : r->path, fd);
 			return -1;
 		}
 		r->fd = keep_fd(fd, base);
