@@ -95,7 +95,9 @@ install-headers:
 # includedir rewritten for this install).  CLI: build/bin/cowmapctl and
 # its bash completion (completions/cowmapctl.bash).  Man pages:
 # build/man/{cowmap,libcowmap}*.[1-8].
-install-userspace:
+# A cowmapctl built for another LIBDIR is relinked (cowmapctl run finds the
+# preload library there: COWMAP_LIBDIR, mk/user.mk).
+install-userspace: $(if $(wildcard $(BUILD)/bin/cowmapctl),$(BUILD)/bin/cowmapctl)
 	@set -e; lib=0; \
 	for f in $(BUILD)/lib/libcowmap.so* $(BUILD)/lib/libcowmap.a; do \
 		[ -e "$$f" ] || [ -L "$$f" ] || continue; \

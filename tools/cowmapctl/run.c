@@ -29,10 +29,8 @@
 #include <unistd.h>
 
 #include "cowmapctl.h"
+#include "cowmap-paths.h"	/* COWMAP_LIBDIR, from LIBDIR (mk/user.mk) */
 
-#ifndef COWMAP_LIBDIR
-#define COWMAP_LIBDIR "/usr/local/lib"
-#endif
 #define PRELOAD_NAME "libcowmap-preload.so"
 /* More routed files than this is a usage error (each holds an fd). */
 #define MAX_ROUTED 4096
