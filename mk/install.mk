@@ -96,7 +96,7 @@ install-headers:
 # its bash completion (completions/cowmapctl.bash).  Man pages:
 # build/man/{cowmap,libcowmap}*.[1-8].
 # A cowmapctl built for another LIBDIR is relinked (cowmapctl run finds the
-# preload library there: COWMAP_LIBDIR, mk/user.mk).
+# preload library in PRELOADDIR, $(LIBDIR)/cowmap: mk/user.mk).
 install-userspace: $(if $(wildcard $(BUILD)/bin/cowmapctl),$(BUILD)/bin/cowmapctl)
 	@set -e; lib=0; \
 	for f in $(BUILD)/lib/libcowmap.so* $(BUILD)/lib/libcowmap.a; do \
@@ -108,8 +108,8 @@ install-userspace: $(if $(wildcard $(BUILD)/bin/cowmapctl),$(BUILD)/bin/cowmapct
 	done; \
 	if [ -e $(BUILD)/lib/libcowmap-preload.so ]; then \
 		install -D -m 644 $(BUILD)/lib/libcowmap-preload.so \
-			$(DESTDIR)$(LIBDIR)/libcowmap-preload.so; \
-		echo "  INSTALL $(DESTDIR)$(LIBDIR)/libcowmap-preload.so"; fi; \
+			$(DESTDIR)$(PRELOADDIR)/libcowmap-preload.so; \
+		echo "  INSTALL $(DESTDIR)$(PRELOADDIR)/libcowmap-preload.so"; fi; \
 	if [ $$lib = 1 ]; then \
 		$(INSTALL_DATA) $(BUILD)/include/libcowmap.h $(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h; \
 		echo "  INSTALL $(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h"; \
@@ -157,11 +157,12 @@ uninstall:
 		$(DESTDIR)$(BASHCOMPDIR)/cowmapctl \
 		$(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h \
 		$(DESTDIR)$(LIBDIR)/libcowmap.so* $(DESTDIR)$(LIBDIR)/libcowmap.a \
-		$(DESTDIR)$(LIBDIR)/libcowmap-preload.so \
+		$(DESTDIR)$(PRELOADDIR)/libcowmap-preload.so \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/cowmap.pc \
 		$(DESTDIR)$(MANDIR)/man[1-8]/cowmap*.[1-8] \
 		$(DESTDIR)$(MANDIR)/man[1-8]/libcowmap*.[1-8]
 	-@rmdir $(DESTDIR)$(INCLUDEDIR)/cowmap/linux $(DESTDIR)$(INCLUDEDIR)/cowmap 2>/dev/null || true
+	-@rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # ------------------------------------------------------------------ DKMS ---

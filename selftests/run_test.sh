@@ -9,8 +9,8 @@
 # checksum taken before the run), so a routing leak fails it.
 
 P=/cowmap/progs
-# tools/vm installs the preload library as "make install PREFIX=/usr" would:
-# /usr/bin/cowmapctl finds /usr/lib/libcowmap-preload.so next to itself.
+# tools/vm puts the preload library next to cowmapctl, as in a build tree:
+# /usr/bin/cowmapctl finds /usr/lib/libcowmap-preload.so (its ../lib).
 PRE=/usr/lib/libcowmap-preload.so
 unset COWMAP_PRELOAD
 D=${COWMAP_TESTDIR:-$(pwd)}

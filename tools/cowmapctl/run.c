@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "cowmapctl.h"
-#include "cowmap-paths.h"	/* COWMAP_LIBDIR, from LIBDIR (mk/user.mk) */
+#include "cowmap-paths.h"	/* COWMAP_PRELOADDIR (mk/user.mk) */
 
 #define PRELOAD_NAME "libcowmap-preload.so"
 /* More routed files than this is a usage error (each holds an fd). */
@@ -65,7 +65,7 @@ static const char help_run[] =
 "which a preload library cannot route, is refused before it starts); 2 a\n"
 "usage error. The report goes to standard error. The preload library is\n"
 "$COWMAP_PRELOAD if set, else ../lib/" PRELOAD_NAME " next to the\n"
-"cowmapctl binary (a build tree), else " COWMAP_LIBDIR "/" PRELOAD_NAME ".\n"
+"cowmapctl binary (a build tree), else " COWMAP_PRELOADDIR "/" PRELOAD_NAME ".\n"
 "See docs/run.md for what is routed and what is not.\n";
 
 struct routed {
@@ -256,10 +256,10 @@ static char *find_preload(void)
 			}
 		}
 	}
-	if (!access(COWMAP_LIBDIR "/" PRELOAD_NAME, R_OK))
-		return strdup(COWMAP_LIBDIR "/" PRELOAD_NAME);
+	if (!access(COWMAP_PRELOADDIR "/" PRELOAD_NAME, R_OK))
+		return strdup(COWMAP_PRELOADDIR "/" PRELOAD_NAME);
 	err("%s not found (in %s, next to cowmapctl or through $COWMAP_PRELOAD)",
-	    PRELOAD_NAME, COWMAP_LIBDIR);
+	    PRELOAD_NAME, COWMAP_PRELOADDIR);
 	return NULL;
 }
 
