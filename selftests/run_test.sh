@@ -302,6 +302,20 @@ case_killed() {
 	[ -n "$id" ] || fail "session not kept: $(cat err)"
 	cowmapctl dump "$id" >/dev/null || fail "the kept session cannot be dumped"
 	cowmapctl discard "$id" >/dev/null
+	# SIGTERM to cowmapctl goes to the program; cowmapctl still finishes.
+	cowmapctl run --file f --merge -- "$P/dash" -c 'echo y >> f; exec sleep 30' 2>err2 &
+	pid=$!
+	i=0
+	while ! grep -q 'session [0-9]*$' err2 && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	sleep 0.5
+	kill -TERM $pid
+	wait $pid
+	rc=$?
+	[ $rc = 143 ] || fail "SIGTERM: exit $rc, not 143: $(cat err2)"
+	[ "$(cat f)" = orig ] || fail "merged after SIGTERM"
+	id=$(kept_id err2)
+	[ -n "$id" ] || fail "session not kept after SIGTERM: $(cat err2)"
+	cowmapctl discard "$id" >/dev/null
 }
 
 case_log_dir() {

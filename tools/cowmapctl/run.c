@@ -337,6 +337,15 @@ static char *run_env(void)
 	return s;
 }
 
+/* SIGTERM and SIGHUP to cowmapctl go to the program: it ends, we finish. */
+static volatile pid_t child_pid;
+
+static void forward(int sig)
+{
+	if (child_pid > 0)
+		kill(child_pid, sig);
+}
+
 /* The end of one session. @action: 'k', 'm', 'x'. EX_* */
 static int finish(struct routed *r, int action, int durable)
 {
@@ -533,6 +542,13 @@ int cmd_run(int argc, char **argv)
 		execv(prog, argv + optind);
 		fprintf(stderr, "cowmapctl: run: %s: %s\n", prog, strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
+	}
+	child_pid = pid;
+	{
+		struct sigaction fw = { .sa_handler = forward };
+
+		sigaction(SIGTERM, &fw, NULL);
+		sigaction(SIGHUP, &fw, NULL);
 	}
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
