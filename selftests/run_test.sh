@@ -19,7 +19,7 @@ cd "$D" || exit 1
 CASES="sqlite_keep_merge sqlite_merge sqlite_conflict sqlite_discard dd_notrunc dash_append
 awk_reads_session python_mmap dir_paths lmdb rename_refused fd_gone static_refused bad_input
 killed log_dir no_preload"
-NCASES=$(echo $CASES | wc -w)
+NCASES=$(echo "$CASES" | wc -w)
 
 echo "TAP version 13"
 echo "1..$NCASES"
