@@ -79,7 +79,7 @@ struct routed {
 
 static struct routed *rt;
 static size_t nrt;
-static int too_many;
+static int too_many, walk_failed;
 
 static int add_routed(const char *path, const struct stat *st)
 {
@@ -110,7 +110,8 @@ static int walk_one(const char *path, const struct stat *st, int type, struct FT
 	if (type == FTW_F && S_ISREG(st->st_mode))
 		return add_routed(path, st) ? 1 : 0;
 	if (type == FTW_DNR || type == FTW_NS) {
-		err("%s: cannot read it; not routed", path);
+		err("--dir: %s: cannot read it", path);
+		walk_failed = 1;
 		return 1;
 	}
 	return 0;
@@ -583,6 +584,8 @@ int cmd_run(int argc, char **argv)
 		return EX_CONFLICT;
 	return code;
 toomany:
+	if (walk_failed)
+		return EX_ERR;
 	if (too_many)
 		err("more than %d files to route", MAX_ROUTED);
 	else
