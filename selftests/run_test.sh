@@ -150,6 +150,15 @@ case_dash_append() {
 	cowmapctl merge "$id" --into f >/dev/null || fail "merge"
 	[ "$(cat f)" = "$(printf 'line1\nx\ny')" ] || fail "merged: $(cat f)"
 	cowmapctl discard "$id" >/dev/null 2>&1
+	# O_TRUNC (dash's >) truncates the session, not the file.
+	before=$(sum f)
+	run --file f -- "$P/dash" -c 'echo new > f; [ "$(wc -c < f)" = 4 ]' 2>err ||
+		fail "O_TRUNC run: $(cat err)"
+	[ "$(sum f)" = "$before" ] || fail "O_TRUNC reached the file"
+	id=$(kept_id err)
+	cowmapctl merge "$id" --into f >/dev/null || fail "merge of the truncation"
+	[ "$(cat f)" = new ] || fail "after O_TRUNC and merge: $(cat f)"
+	cowmapctl discard "$id" >/dev/null 2>&1
 	return 0
 }
 
