@@ -37,7 +37,7 @@ WARN := -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare $(WERROR_FLAG)
 TEST_CFLAGS := $(CFLAGS) $(WARN) -D_GNU_SOURCE -I$(BUILD)/include -I$(KSFT) -pthread
 TEST_LDFLAGS := -static -pthread
 
-TESTS := $(sort $(basename $(notdir $(wildcard selftests/*.c))))
+TESTS := $(sort $(basename $(notdir $(wildcard selftests/*.c selftests/*_test.sh))))
 TEST_BINS := $(addprefix $(BUILD)/selftests/,$(TESTS))
 
 KMOD_SRCS := Kbuild VERSION $(wildcard kmod/*.c kmod/*.h) uapi/cowmap.h
@@ -122,6 +122,11 @@ $(KSFT_HDRS) $(CHECKPATCH) $(KERNELDOC) &:
 $(BUILD)/selftests/%: selftests/%.c $(wildcard selftests/*.h) $(KSFT_HDRS) $(BUILD)/include/linux/cowmap.h
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LDFLAGS)
+
+# Tests written in sh (busybox ash in the guest): the script itself.
+$(BUILD)/selftests/%: selftests/%.sh
+	@mkdir -p $(dir $@)
+	install -m 755 $< $@
 
 # libmnl has no static library in Debian: this one links dynamically
 # (tools/vm copies the shared libraries it needs into the guest).

@@ -23,7 +23,8 @@
  * Files: this private header; common.c (the context, helpers, cowmap
  * sessions, files); one file per row group: row_write.c (row 1),
  * row_read.c (2), row_scale.c (3), row_memory.c (4, 9), row_commit.c (5),
- * row_journal.c (6), row_merge.c (7, 8), row_view.c (10); rows.c (rows[], the groups, the
+ * row_journal.c (6), row_merge.c (7, 8), row_view.c (10), row_run.c (11);
+ * rows.c (rows[], the groups, the
  * rounds); report.c (statistics, the table, the JSON); main.c (options).
  */
 #ifndef COWBENCH_H
@@ -225,6 +226,7 @@ meas_fn c8_fault, c8_commit, cf_commit;				/* row_commit.c */
 meas_fn j_dump, j_read, j_file;					/* row_journal.c */
 meas_fn mg_kernel, mg_pwrite, mg_offline, mg_durable, mg_pwrite_sync; /* row_merge.c */
 meas_fn vw_view, vw_file, vr_view, vr_file, va_view, va_file;	/* row_view.c */
+meas_fn rs_routed, rs_plain;					/* row_run.c */
 
 /* The groups' own setup, teardown and figures. */
 int uffd_probe_file(void);

@@ -20,7 +20,7 @@ static void usage(void)
 		"                [--dir DIR] [--read-dir DIR] [--write-mib N]\n"
 		"                [--read-mib N] [--scale-mib N] [--append-mib N]\n"
 		"                [--journal-records N] [--merge-records N] [--host-info FILE]\n"
-		"                [--groups read,write,scale,memory,commit,journal,merge,append]\n"
+		"                [--groups read,write,scale,memory,commit,journal,merge,append,run]\n"
 		"Runs in the cowmap test VM; prints a table, then JSON between\n"
 		"\"" JSON_BEGIN "\" and \"" JSON_END "\".\n"
 		"--quick: tiny sizes, one round; checks that every row still runs.\n");

@@ -86,6 +86,9 @@ const struct row rows[] = {
 	  .target = T_LE, .t1 = 1.2 },
 	{ R("10c", "append", "append, 64 KiB writes", U_NS, "view",
 	    "O_APPEND file", va_view, va_file) },
+	{ R("11", "run", "sqlite3: 10,000 INSERTs, 1 txn", U_NS, "cowmapctl run",
+	    "sqlite3 on the file", rs_routed, rs_plain),
+	  .per = "transaction", .target = T_LE, .t1 = 1.5 },
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -130,6 +133,8 @@ static const struct group {
 	{ .name = "merge", .pin = 1, .size = &C.write_size, .pristine = 1,
 	  .no_warmup = 1, .setup = merge_setup, .teardown = merge_teardown },
 	{ .name = "append", .pin = 1, .size = &C.append_size },
+	/* row 11: whole programs, one transaction each */
+	{ .name = "run", .size = &C.write_size },
 };
 
 struct variant vars[4 * NROWS];

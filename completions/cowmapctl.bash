@@ -8,7 +8,7 @@ _cowmapctl()
 {
 	local cur=${COMP_WORDS[COMP_CWORD]}
 	local prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local cmds='map dump merge status discard list monitor trim version help'
+	local cmds='map dump merge status discard list monitor trim version run help'
 	local sub="" i opts="" files="" dirs="" args=""
 
 	COMPREPLY=()
@@ -62,6 +62,21 @@ _cowmapctl()
 	monitor)
 		opts='--json --count --session --timestamp --quiet --help'
 		args='-c --count --session' ;;
+	run)
+		# After "--" come PROGRAM and its arguments: commands, then files.
+		for ((i = 2; i < COMP_CWORD; i++)); do
+			if [ "${COMP_WORDS[i]}" = -- ]; then
+				if [ "$i" = $((COMP_CWORD - 1)) ]; then
+					mapfile -t COMPREPLY < <(compgen -c -- "$cur")
+				else
+					compopt -o filenames 2>/dev/null
+					mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+				fi
+				return 0
+			fi
+		done
+		opts='--file --dir --log --keep --merge --discard --help'
+		files='-f --file'; dirs='-d --dir -l --log' ;;
 	discard|trim)
 		opts='--json --session --help'; args='--session' ;;
 	*)

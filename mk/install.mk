@@ -95,7 +95,9 @@ install-headers:
 # includedir rewritten for this install).  CLI: build/bin/cowmapctl and
 # its bash completion (completions/cowmapctl.bash).  Man pages:
 # build/man/{cowmap,libcowmap}*.[1-8].
-install-userspace:
+# A cowmapctl built for another LIBDIR is relinked (cowmapctl run finds the
+# preload library in PRELOADDIR, $(LIBDIR)/cowmap: mk/user.mk).
+install-userspace: $(if $(wildcard $(BUILD)/bin/cowmapctl),$(BUILD)/bin/cowmapctl)
 	@set -e; lib=0; \
 	for f in $(BUILD)/lib/libcowmap.so* $(BUILD)/lib/libcowmap.a; do \
 		[ -e "$$f" ] || [ -L "$$f" ] || continue; \
@@ -104,6 +106,10 @@ install-userspace:
 		else install -m 644 "$$f" $(DESTDIR)$(LIBDIR)/; fi; \
 		echo "  INSTALL $(DESTDIR)$(LIBDIR)/$${f##*/}"; lib=1; \
 	done; \
+	if [ -e $(BUILD)/lib/libcowmap-preload.so ]; then \
+		install -D -m 644 $(BUILD)/lib/libcowmap-preload.so \
+			$(DESTDIR)$(PRELOADDIR)/libcowmap-preload.so; \
+		echo "  INSTALL $(DESTDIR)$(PRELOADDIR)/libcowmap-preload.so"; fi; \
 	if [ $$lib = 1 ]; then \
 		$(INSTALL_DATA) $(BUILD)/include/libcowmap.h $(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h; \
 		echo "  INSTALL $(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h"; \
@@ -151,10 +157,12 @@ uninstall:
 		$(DESTDIR)$(BASHCOMPDIR)/cowmapctl \
 		$(DESTDIR)$(INCLUDEDIR)/cowmap/libcowmap.h \
 		$(DESTDIR)$(LIBDIR)/libcowmap.so* $(DESTDIR)$(LIBDIR)/libcowmap.a \
+		$(DESTDIR)$(PRELOADDIR)/libcowmap-preload.so \
 		$(DESTDIR)$(LIBDIR)/pkgconfig/cowmap.pc \
 		$(DESTDIR)$(MANDIR)/man[1-8]/cowmap*.[1-8] \
 		$(DESTDIR)$(MANDIR)/man[1-8]/libcowmap*.[1-8]
 	-@rmdir $(DESTDIR)$(INCLUDEDIR)/cowmap/linux $(DESTDIR)$(INCLUDEDIR)/cowmap 2>/dev/null || true
+	-@rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && command -v ldconfig >/dev/null; then ldconfig; fi
 
 # ------------------------------------------------------------------ DKMS ---

@@ -15,6 +15,7 @@ PKGS=(
 	clang libclang-rt-14-dev
 	man-db groff-base
 	mmdebstrap
+	sqlite3 lmdb-utils dash mawk coreutils
 )
 
 need=()

@@ -140,5 +140,6 @@ int cmd_list(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_trim(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_run(int argc, char **argv);
 
 #endif

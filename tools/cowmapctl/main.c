@@ -33,6 +33,8 @@ static const char help_main[] =
 "  discard ID          drop an orphaned session and its journal\n"
 "  monitor [ID] [--json] [--count N]\n"
 "                      print cowmap events as they happen (netlink)\n"
+"  run [--file PATH]... [--dir DIR]... [--keep | --merge | --discard] -- PROGRAM\n"
+"                      run an unmodified program with those files in sessions\n"
 "  version [--json]   versions of cowmapctl, libcowmap and the loaded module\n"
 "\n"
 "-j, --json before COMMAND is --json for every command (like ip -j). A\n"
@@ -53,6 +55,7 @@ static const struct {
 	{ "monitor", cmd_monitor },
 	{ "trim", cmd_trim },
 	{ "version", cmd_version },
+	{ "run", cmd_run },
 };
 
 static int find_cmd(const char *name)
