@@ -143,6 +143,9 @@ TEST_F_TIMEOUT(big, larger_than_memory, 900)
 	uint8_t *b;
 	int fd;
 
+	/* Skipped in the setup (this harness runs the body all the same). */
+	if (self->file < 0)
+		return;
 	ASSERT_LE(0, oom0);
 	fd = cm_session(self->file);
 	ASSERT_LE(0, fd);
