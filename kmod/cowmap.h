@@ -291,7 +291,7 @@ unsigned long cowmap_reclaim_session(struct cowmap_session *s,
 				     unsigned long nr);
 unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 				   struct cowmap_session *skip,
-				   unsigned long nr);
+				   unsigned long nr, bool wait);
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_free_pages(struct cowmap_session *s);

@@ -514,6 +514,7 @@ static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
 			*map &= ~BIT(idx - first);
 		cowmap_zap(s, idx, 1);
 		cowmap_forget_base(s, idx);
+		s->base_reclaimed++;
 		nr--;
 	}
 }
@@ -595,12 +596,16 @@ static unsigned long cowmap_charge_bases(struct cowmap_session *s,
 	cowmap_unpin_bases(s, first, map, nr, self);
 	if (cowmap_acct_base(s, nr))
 		return new;
-	if (cowmap_acct_base_user_full(s, nr))
-		cowmap_reclaim_bases(s->user, s, nr);
-	else
-		cowmap_reclaim_bases(NULL, s, nr);
-	if (cowmap_acct_base(s, nr))
-		return new;
+	/* Sessions busy in a fault are passed over: try again a few times. */
+	for (i = 0; i < 4; i++) {
+		if (cowmap_acct_base_user_full(s, nr))
+			cowmap_reclaim_bases(s->user, s, nr, true);
+		else
+			cowmap_reclaim_bases(NULL, s, nr, true);
+		if (cowmap_acct_base(s, nr))
+			return new;
+		cond_resched();
+	}
 	keep = new & BIT(self);
 	if (keep && !cowmap_acct_base(s, 1)) {
 		keep = 0;

@@ -296,11 +296,12 @@ static int cowmap_check_size(struct cowmap_merger *mg,
 /*
  * Are the target's bytes [@from, @to) outside the extents all zeros? The
  * file may end before @to (its size was checked). *@zero false also when
- * the range is longer than COWMAP_MERGE_SCAN_MAX.
+ * more than COWMAP_MERGE_SCAN_MAX bytes outside the extents would be read.
  */
 static int cowmap_zeros_outside(struct cowmap_merger *mg, loff_t from,
 				loff_t to, bool *zero)
 {
+	u64 scanned = 0;
 	u8 *buf;
 	size_t i = 0;
 	int ret = 0;
@@ -308,8 +309,6 @@ static int cowmap_zeros_outside(struct cowmap_merger *mg, loff_t from,
 	*zero = false;
 	if (from >= to)
 		goto yes;
-	if (to - from > COWMAP_MERGE_SCAN_MAX)
-		return 0;
 	buf = kvmalloc(PAGE_SIZE, GFP_KERNEL_ACCOUNT);
 	if (!buf)
 		return -ENOMEM;
@@ -327,6 +326,10 @@ static int cowmap_zeros_outside(struct cowmap_merger *mg, loff_t from,
 		if (i < mg->next)
 			stop = min(stop, mg->ext[i].off);
 		n = min_t(loff_t, stop - from, PAGE_SIZE);
+		/* The limit counts the bytes read, outside the extents. */
+		if (scanned + n > COWMAP_MERGE_SCAN_MAX)
+			break;
+		scanned += n;
 		got = kernel_read(mg->target, buf, n, &pos);
 		if (got < 0) {
 			ret = got;
@@ -402,8 +405,10 @@ static int cowmap_final_state(struct cowmap_merger *mg, bool *done)
 	det = kvcalloc(max_t(size_t, mg->next, 1), sizeof(*det), GFP_KERNEL_ACCOUNT);
 	if (!det)
 		return -ENOMEM;
+	/* A bit per byte: virtually contiguous, an extent may be large. */
 	for (x = 0; x < mg->next; x++) {
-		det[x] = bitmap_zalloc(mg->ext[x].len, GFP_KERNEL_ACCOUNT);
+		det[x] = kvcalloc(BITS_TO_LONGS(mg->ext[x].len), sizeof(long),
+				  GFP_KERNEL_ACCOUNT);
 		if (!det[x]) {
 			ret = -ENOMEM;
 			goto out;
@@ -443,13 +448,25 @@ static int cowmap_final_state(struct cowmap_merger *mg, bool *done)
 
 			if (!test_bit(at, det[x]) && (at >= e->avail || e->buf[at]))
 				goto out;
+			if (!(at & 0xfffff)) {
+				if (fatal_signal_pending(current)) {
+					ret = -EINTR;
+					goto out;
+				}
+				cond_resched();
+			}
 		}
 	}
 	ret = cowmap_zeros_outside(mg, least, last, done);
 out:
 	for (x = 0; x < mg->next && det[x]; x++)
-		bitmap_free(det[x]);
+		kvfree(det[x]);
 	kvfree(det);
+	/* Only a shortcut for merges run again: without memory, check. */
+	if (ret == -ENOMEM) {
+		*done = false;
+		ret = 0;
+	}
 	return ret;
 }
 

@@ -143,18 +143,22 @@ static atomic_long_t cowmap_orphans_dropped = ATOMIC_LONG_INIT(0);
  * Unpin up to @nr base pages of the sessions of @u (all users' if NULL),
  * but not of @skip, for reclaim: each session gives a share proportional
  * to what it pins, from its clock hand on (cowmap_reclaim_session()).
- * Only try-locks: it runs from reclaim (the shrinker) and from a fault
- * that holds @skip's lock, so a session busy in a fault or a commit is
- * passed over. Returns how many pages were unpinned.
+ * Sessions are only try-locked: it runs from reclaim (the shrinker) and
+ * from a fault that holds @skip's lock, so a session busy in a fault or a
+ * commit is passed over. The registry lock is try-locked from reclaim
+ * (@wait false); a fault waits for it (@wait true): nobody holding it
+ * waits for anything else. Returns how many pages were unpinned.
  */
 unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 				   struct cowmap_session *skip,
-				   unsigned long nr)
+				   unsigned long nr, bool wait)
 {
 	unsigned long total = 0, done = 0, share, pinned;
 	struct cowmap_session *s;
 
-	if (!mutex_trylock(&cowmap_registry_lock))
+	if (wait)
+		mutex_lock(&cowmap_registry_lock);
+	else if (!mutex_trylock(&cowmap_registry_lock))
 		return 0;
 	list_for_each_entry(s, &cowmap_sessions, node)
 		if (s != skip && (!u || s->user == u))
@@ -168,7 +172,7 @@ unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 		if (!pinned || !mutex_trylock(&s->lock))
 			continue;
 		/* On the list under the registry lock: not destroyed yet. */
-		share = DIV_ROUND_UP_ULL((u64)nr * pinned, total);
+		share = DIV64_U64_ROUND_UP((u64)nr * pinned, total);
 		done += cowmap_reclaim_session(s, min(share, nr - done));
 		mutex_unlock(&s->lock);
 	}
@@ -189,7 +193,8 @@ static unsigned long cowmap_shrink_count(struct shrinker *sh,
 static unsigned long cowmap_shrink_scan(struct shrinker *sh,
 					struct shrink_control *sc)
 {
-	unsigned long done = cowmap_reclaim_bases(NULL, NULL, sc->nr_to_scan);
+	unsigned long done = cowmap_reclaim_bases(NULL, NULL, sc->nr_to_scan,
+						  false);
 
 	sc->nr_scanned = done;
 	return done ?: SHRINK_STOP;

@@ -1516,6 +1516,54 @@ TEST_F(v, shrink_and_other_writer)
 }
 
 /*
+ * A file truncated and written again whole, 36 MiB, merged: the merge's
+ * check for "already applied" keeps a bit per byte of the extent (4.5 MiB
+ * here, more than kmalloc can give at once on 6.1: it failed with ENOMEM
+ * and a warning). Root: the per-session journal limit is raised for it.
+ */
+TEST(merge_large_rewrite)
+{
+	const size_t big = 36UL << 20, chunk = 1UL << 20;
+	long old = cm_param_get("max_journal_bytes");
+	struct cowmap_merge m;
+	char path[256];
+	uint8_t *buf;
+	int file, fd, vw;
+
+	if (geteuid())
+		SKIP(return, "needs root: raises max_journal_bytes");
+	ASSERT_LT(0, old);
+	ASSERT_EQ(0, cm_param_set("max_journal_bytes", 160L << 20));
+	buf = malloc(chunk);
+	ASSERT_NE(NULL, buf);
+	file = cm_mkfile(path, sizeof(path), "vbig", big, O_RDWR);
+	ASSERT_LE(0, file);
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	vw = view(fd, COWMAP_VIEW_RDWR);
+	ASSERT_LE(0, vw);
+	ASSERT_EQ(0, ftruncate(vw, 0));
+	for (size_t off = 0; off < big; off += chunk) {
+		cm_fill(buf, off, chunk, 1);
+		ASSERT_EQ((ssize_t)chunk, pwrite(vw, buf, chunk, off));
+	}
+	ASSERT_EQ(0, fsync(vw));
+	EXPECT_EQ(0, merge(fd, file, 0, &m)) TH_LOG("merge: %s", strerror(errno));
+	EXPECT_EQ(0, m.conflicts);
+	EXPECT_EQ((off_t)big, fsize(file));
+	for (size_t off = 0; off < big; off += chunk) {
+		ASSERT_EQ((ssize_t)chunk, pread(file, buf, chunk, off));
+		ASSERT_TRUE(cm_is_pat(buf, off, chunk, 1)) TH_LOG("at %zu", off);
+	}
+	close(vw);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+	free(buf);
+	cm_param_set("max_journal_bytes", old);
+}
+
+/*
  * A view cannot be opened again through /proc/self/fd (its inode has no
  * open of its own): ENXIO, and the view and session work on.
  */
