@@ -479,21 +479,6 @@ TEST(record_signed_by_opener)
 	unlink(path);
 }
 
-/* A session on @file with the journal file @jfd, or -1. */
-static int jsession(int file, int jfd)
-{
-	struct cowmap_attach a = { .fd = file, .flags = COWMAP_ATTACH_JOURNAL,
-				   .journal_fd = jfd };
-	int fd = cm_open();
-
-	if (fd < 0 || cm_handshake(fd) || ioctl(fd, COWMAP_IOC_ATTACH, &a)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* Item 8: a journal file with a torn tail is cut back, not appended to. */
 TEST(torn_journal_tail_cut)
 {
@@ -508,7 +493,7 @@ TEST(torn_journal_tail_cut)
 	snprintf(jpath, sizeof(jpath), "%s/torn.log.%d", cm_dir(), getpid());
 	jfd = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	ASSERT_LE(0, jfd);
-	fd = jsession(file, jfd);
+	fd = cm_journal_session(file, jfd);
 	ASSERT_LE(0, fd);
 	m = cm_map(fd, 4 * PG, 0);
 	m[0] ^= 1;
@@ -523,7 +508,7 @@ TEST(torn_journal_tail_cut)
 	free(l.buf);
 	ASSERT_EQ(sizeof(junk), pwrite(jfd, junk, sizeof(junk), l.len));
 
-	fd = jsession(file, jfd);
+	fd = cm_journal_session(file, jfd);
 	ASSERT_LE(0, fd);
 	m = cm_map(fd, 4 * PG, 0);
 	m[2 * PG] ^= 1;
@@ -586,7 +571,7 @@ TEST(journal_fs_full_enospc)
 	snprintf(jpath, sizeof(jpath), "%s/j", dir);
 	jfd = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	ASSERT_LE(0, jfd);
-	fd = jsession(file, jfd);
+	fd = cm_journal_session(file, jfd);
 	ASSERT_LE(0, fd);
 	m = cm_map(fd, 64 * PG, 0);
 	ASSERT_NE(MAP_FAILED, m);

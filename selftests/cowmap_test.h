@@ -122,6 +122,25 @@ static inline int cm_session(int backing)
 	return fd;
 }
 
+/* A new session on @backing whose journal file is @jfd. -1 with errno. */
+static inline int cm_journal_session(int backing, int jfd)
+{
+	struct cowmap_attach a = { .fd = backing, .flags = COWMAP_ATTACH_JOURNAL,
+				   .journal_fd = jfd };
+	int fd = cm_open();
+	int saved;
+
+	if (fd < 0)
+		return -1;
+	if (cm_handshake(fd) || ioctl(fd, COWMAP_IOC_ATTACH, &a)) {
+		saved = errno;
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
 /*
  * Close a session without keeping it: a session closed with changes would
  * stay as an orphan (and keep the module loaded).

@@ -1193,21 +1193,6 @@ TEST_F(v, two_sessions_append)
 }
 
 /* A journal file: version 1 until the first size record, then 2. */
-/* A session on @file whose journal file is @j. */
-static int journal_session(int file, int j)
-{
-	struct cowmap_attach a = { .fd = file, .flags = COWMAP_ATTACH_JOURNAL,
-				   .journal_fd = j };
-	int fd = cm_open();
-
-	if (fd < 0 || cm_handshake(fd) || ioctl(fd, COWMAP_IOC_ATTACH, &a)) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 TEST(journal_file_version)
 {
 	char path[256], jpath[256];
@@ -1221,7 +1206,7 @@ TEST(journal_file_version)
 	snprintf(jpath, sizeof(jpath), "%s/vjv.journal.%d", cm_dir(), getpid());
 	j = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	ASSERT_LE(0, j);
-	fd = journal_session(file, j);
+	fd = cm_journal_session(file, j);
 	ASSERT_LE(0, fd);
 	vw = view(fd, COWMAP_VIEW_RDWR);
 	ASSERT_LE(0, vw);
@@ -1238,7 +1223,7 @@ TEST(journal_file_version)
 
 	/* Reused, a version 2 file keeps every record, size records too. */
 	len = fsize(j);
-	fd = journal_session(file, j);
+	fd = cm_journal_session(file, j);
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(len, fsize(j));
 	vw = view(fd, COWMAP_VIEW_RDWR);
@@ -1258,7 +1243,7 @@ TEST(journal_file_version)
 	 */
 	j = open(jpath, O_RDWR | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
 	ASSERT_LE(0, j);
-	fd = journal_session(file, j);
+	fd = cm_journal_session(file, j);
 	ASSERT_LE(0, fd);
 	vw = view(fd, COWMAP_VIEW_RDWR);
 	ASSERT_LE(0, vw);
@@ -1274,7 +1259,7 @@ TEST(journal_file_version)
 	cm_end(fd);
 	len = fsize(j);
 	EXPECT_LT((off_t)sizeof(h), len);
-	fd = journal_session(file, j);	/* nothing torn: nothing cut */
+	fd = cm_journal_session(file, j);	/* nothing torn: nothing cut */
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(len, fsize(j));
 	cm_end(fd);
