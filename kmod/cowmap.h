@@ -308,6 +308,7 @@ void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_revalidate(struct cowmap_session *s, bool full);
 void cowmap_notice_size(struct cowmap_session *s, struct inode *inode);
 int cowmap_refresh(struct cowmap_session *s, u64 *invalidated);
+struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff);
 void cowmap_free_pages(struct cowmap_session *s);
 
 /* view.c */

@@ -802,18 +802,19 @@ static void cowmap_drop_fresh(struct cowmap_session *s, pgoff_t pgoff)
  * does not run under the lock that status, commit and netlink lookups
  * take too; the read waits killably. Under the lock the page is then
  * found cached (cowmap_read_base() reads again only if it went since).
- * The folio reference returned keeps it cached until then; NULL if there
+ * Reads and writes through a view do the same. The folio reference
+ * returned keeps it cached until then (folio_put()); NULL if there
  * is nothing to read or the read failed (the fault then reads and fails
  * under the lock, as before).
  */
-static struct folio *cowmap_prefetch_base(struct cowmap_session *s,
-					  pgoff_t pgoff)
+struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 {
 	struct address_space *m = s->backing->f_mapping;
 	struct folio *folio;
 	struct page *page;
 
-	if (pgoff >= cowmap_eof_pgoff(s) || xa_load(&s->pages, pgoff) ||
+	/* Past the base's end, a session with its own size shows zeros. */
+	if (pgoff >= cowmap_base_pgoff(s) || xa_load(&s->pages, pgoff) ||
 	    xa_load(&s->base, pgoff))
 		return NULL;
 	if (s->base_shmem) {
