@@ -13,7 +13,9 @@
  * An fsnotify mark on the backing inode tells the session when the file was
  * modified by someone else (write, truncate, hole punch, direct I/O): base
  * pages that left the page cache are then unmapped, so the next access sees
- * the file as it is now, or gets SIGBUS past its new end.
+ * the file as it is now, or gets SIGBUS past its new end. The handler runs
+ * in the writer's context and only counts the change (and unmaps a shrunk
+ * tail); the session catches up lazily and a work item walks its pins.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
