@@ -415,6 +415,39 @@ struct cowmap_size {
 	__u64 reserved[2];
 };
 
+/**
+ * struct cowmap_refresh - look at the backing file again (COWMAP_IOC_REFRESH)
+ * @flags: in: must be zero.
+ * @reserved0: must be zero.
+ * @invalidated: out: pages the session showed from the file that were no
+ *	longer the file's and are unmapped now. Must be zero on input.
+ * @reserved: must be zero.
+ *
+ * Changes made through this machine's page cache reach the session by
+ * themselves (docs/design.md, "When someone else changes the file"); a
+ * change no local event reports does not: another NFS client's write
+ * makes this client drop its cached pages only when it next revalidates
+ * the file. This ioctl makes the backing file's filesystem revalidate its
+ * attributes now (as statx(AT_STATX_FORCE_SYNC) does) and read one byte
+ * (NFS drops the pages of a file that changed in its read path), then
+ * unmaps every page the session shows from the file that is no longer in
+ * its page cache, and everything past its end. Afterwards, pages the
+ * session has not written show the file as the server has it; pages it
+ * wrote stay as they are. It also waits for the revalidation local
+ * changes queue (hole punch, direct I/O), so that the session's mapping
+ * shows them once it returns.
+ *
+ * Any session fd may refresh, read-only ones too. Errors: EINVAL (no
+ * session, flags or reserved fields), and the errors of the filesystem's
+ * getattr and read (EIO, EINTR when killed, ESTALE, ...).
+ */
+struct cowmap_refresh {
+	__u32 flags;
+	__u32 reserved0;
+	__u64 invalidated;
+	__u64 reserved[2];
+};
+
 #define COWMAP_IOC_API		_IOWR(COWMAP_IOC_MAGIC, 0x00, struct cowmap_api)
 #define COWMAP_IOC_ATTACH	_IOWR(COWMAP_IOC_MAGIC, 0x01, struct cowmap_attach)
 #define COWMAP_IOC_STATUS	_IOR(COWMAP_IOC_MAGIC, 0x02, struct cowmap_status)
@@ -431,6 +464,7 @@ struct cowmap_size {
 #define COWMAP_IOC_TRIM		_IO(COWMAP_IOC_MAGIC, 0x08)
 #define COWMAP_IOC_VIEW		_IOWR(COWMAP_IOC_MAGIC, 0x09, struct cowmap_view)
 #define COWMAP_IOC_SET_SIZE	_IOWR(COWMAP_IOC_MAGIC, 0x0a, struct cowmap_size)
+#define COWMAP_IOC_REFRESH	_IOWR(COWMAP_IOC_MAGIC, 0x0b, struct cowmap_refresh)
 
 /*
  * The journal format (docs/journal-format.md), for dumps and journal files:
