@@ -631,14 +631,14 @@ static void cowmap_undo(struct cowmap_merger *mg)
 			continue;
 		done = 0;
 		if (cowmap_write_range(f, e->off, e->orig, e->avail0, &done))
-			pr_warn_ratelimited("cowmap: merge undo: could not restore %zu bytes at %lld of inode %lu\n",
+			pr_warn_ratelimited("cowmap: merge undo: could not restore %zu bytes at %lld of inode %llu\n",
 					    e->avail0 - done, e->off + done,
-					    file_inode(f)->i_ino);
+					    (u64)file_inode(f)->i_ino);
 	}
 	if (i_size_read(file_inode(f)) != mg->size0 &&
 	    cowmap_truncate(mg, mg->size0))
-		pr_warn_ratelimited("cowmap: merge undo: could not restore the size %lld of inode %lu\n",
-				    mg->size0, file_inode(f)->i_ino);
+		pr_warn_ratelimited("cowmap: merge undo: could not restore the size %lld of inode %llu\n",
+				    mg->size0, (u64)file_inode(f)->i_ino);
 	mg->m->written = 0;
 }
 
@@ -732,8 +732,8 @@ static void cowmap_unlock_target(struct file *f)
 
 	/* Without memory: the lock goes at the last close of @f. */
 	if (!fl || vfs_lock_file(f, F_SETLK, fl, NULL))
-		pr_warn_ratelimited("cowmap: merge: could not release the lock on inode %lu\n",
-				    file_inode(f)->i_ino);
+		pr_warn_ratelimited("cowmap: merge: could not release the lock on inode %llu\n",
+				    (u64)file_inode(f)->i_ino);
 	if (fl)
 		locks_free_lock(fl);
 }
