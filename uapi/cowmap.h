@@ -315,9 +315,20 @@ struct cowmap_conflict {
  * its new bytes (so a merge run again, or interrupted and run again,
  * completes), and conflicts otherwise; bytes past the target's end match
  * nothing. All records are checked against the target as earlier records
- * leave it, then the changed ranges are written at once, under the target
- * inode's lock: merges into one file serialise, and no one sees a partial
- * merge. Default policy: if any record conflicts, nothing is written. With
+ * leave it, then the changed ranges are written through the filesystem's
+ * own write path (as write(2) on @target_fd: permissions, LSMs, immutable
+ * files, quotas, RLIMIT_FSIZE and fsnotify apply) and the size is set as
+ * ftruncate(2) on it would. From the check to the end of the write the
+ * merge holds a whole-file OFD write lock on @target_fd (the lock of
+ * fcntl(F_OFD_SETLKW), which NFS forwards to the server; libcowmap's
+ * offline merge takes it too): merges into one file serialise, here and on
+ * other NFS clients. A lock the caller held on @target_fd's open file
+ * description is released at the end; a lock held elsewhere makes the
+ * merge wait (killable). Writers that take no lock can interleave with a
+ * merge, as with two write(2) calls. A write or resize that fails part-way
+ * writes the target's original bytes back and restores its size (best
+ * effort) before returning the error, and @written is then 0. Default
+ * policy: if any record conflicts, nothing is written. With
  * SKIP, the others are written; with FORCE, every record's new bytes are.
  * The call succeeds (0) whenever the journal could be checked: look at
  * @conflicts. Records applied or already applied are marked merged (see
@@ -325,8 +336,10 @@ struct cowmap_conflict {
  * once in the pages they have not written.
  *
  * Errors: EBADF (not an fd, or not opened O_RDWR), EINVAL (flags, a
- * non-regular target, O_DIRECT or O_APPEND), EOPNOTSUPP (a filesystem that
- * does not write through the page cache), ENOMEM, and I/O errors.
+ * non-regular target or a view, O_DIRECT or O_APPEND), EOPNOTSUPP (a file
+ * that cannot be read or written), EINTR (killed while waiting for the
+ * lock), ENOMEM, and what write(2) and ftruncate(2) on the target return
+ * (EPERM, ENOSPC, EDQUOT, EFBIG, EIO, ...).
  */
 struct cowmap_merge {
 	__s32 target_fd;
