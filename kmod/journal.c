@@ -86,18 +86,28 @@ u32 cowmap_log_crc_zeros(u32 crc, u64 n)
 	return ~cowmap_crc_mul(~crc, r);
 }
 
-/*
- * The device stat(2) reports for the backing file, which the header records
- * and offline merge compares with: on btrfs that is the subvolume's, not the
- * superblock's s_dev. DONT_SYNC and only STATX_INO: no I/O, no revalidation.
+/**
+ * cowmap_file_dev() - the device stat(2) reports for a file
+ * @f: the file
+ *
+ * On btrfs that is the subvolume's anonymous device, not the superblock's
+ * s_dev; the journal header records it and offline merge compares it with
+ * stat(2). DONT_SYNC and only STATX_INO: no I/O, no revalidation.
+ *
+ * Return: the device number, or the superblock's if getattr fails.
  */
-static dev_t cowmap_backing_dev(struct cowmap_session *s)
+dev_t cowmap_file_dev(struct file *f)
 {
 	struct kstat st;
 
-	if (vfs_getattr(&s->backing->f_path, &st, STATX_INO, AT_STATX_DONT_SYNC))
-		return s->dev;
+	if (vfs_getattr(&f->f_path, &st, STATX_INO, AT_STATX_DONT_SYNC))
+		return file_inode(f)->i_sb->s_dev;
 	return st.dev;
+}
+
+static dev_t cowmap_backing_dev(struct cowmap_session *s)
+{
+	return cowmap_file_dev(s->backing);
 }
 
 /* Version 1 until the journal holds a size record. */
