@@ -321,6 +321,7 @@ void cowmap_trim(struct cowmap_session *s);
 
 /* journal.c */
 void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h);
+dev_t cowmap_file_dev(struct file *f);
 int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile);
 int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c);
 int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c);
