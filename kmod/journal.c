@@ -150,7 +150,8 @@ static bool cowmap_header_matches(struct cowmap_session *s,
 	       !memcmp(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic)) &&
 	       (v == COWMAP_LOG_VERSION_1 || v == COWMAP_LOG_VERSION) &&
 	       le32_to_cpu(h->header_size) == sizeof(*h) &&
-	       (dev == cowmap_backing_dev(s) || dev == s->dev) &&
+	       (dev == cowmap_backing_dev(s) ||
+		dev == file_inode(s->backing)->i_sb->s_dev) &&
 	       le64_to_cpu(h->ino) == s->ino;
 }
 

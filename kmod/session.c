@@ -848,7 +848,7 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 	s->backing = backing;
 	s->base_shmem = inode->i_sb->s_magic == TMPFS_MAGIC;
 	s->size_at_attach = i_size_read(inode);
-	s->dev = inode->i_sb->s_dev;
+	s->dev = cowmap_file_dev(backing);
 	s->ino = inode->i_ino;
 
 	mutex_lock(&cf->lock);
