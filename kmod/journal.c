@@ -105,16 +105,11 @@ dev_t cowmap_file_dev(struct file *f)
 	return st.dev;
 }
 
-static dev_t cowmap_backing_dev(struct cowmap_session *s)
-{
-	return cowmap_file_dev(s->backing);
-}
-
 /* Version 1 until the journal holds a size record. */
 static void cowmap_log_header_v(struct cowmap_session *s,
 				struct cowmap_log_header *h, bool v2)
 {
-	dev_t dev = cowmap_backing_dev(s);
+	dev_t dev = s->dev;	/* stat(2)'s, from attach: cowmap_file_dev() */
 
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic));
@@ -150,7 +145,7 @@ static bool cowmap_header_matches(struct cowmap_session *s,
 	       !memcmp(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic)) &&
 	       (v == COWMAP_LOG_VERSION_1 || v == COWMAP_LOG_VERSION) &&
 	       le32_to_cpu(h->header_size) == sizeof(*h) &&
-	       (dev == cowmap_backing_dev(s) ||
+	       (dev == s->dev ||
 		dev == file_inode(s->backing)->i_sb->s_dev) &&
 	       le64_to_cpu(h->ino) == s->ino;
 }

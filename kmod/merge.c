@@ -35,7 +35,7 @@ struct cowmap_extent {
 	size_t avail;	/* bytes the target had there (less at its end) */
 	size_t avail0;	/* @avail as read */
 	bool dirty;
-	bool tried;	/* a write of it was attempted */
+	bool tried;	/* written, or cut by a shrink: an undo restores it */
 	u8 *buf;
 	u8 *orig;	/* the bytes as read, once the shadow changes them */
 };
@@ -627,10 +627,11 @@ static void cowmap_undo(struct cowmap_merger *mg)
 	for (i = 0; i < mg->next; i++) {
 		struct cowmap_extent *e = &mg->ext[i];
 
-		if (!e->tried || !e->orig)
+		if (!e->tried)
 			continue;
 		done = 0;
-		if (cowmap_write_range(f, e->off, e->orig, e->avail0, &done))
+		/* An extent the shadow never changed still holds them. */
+		if (cowmap_write_range(f, e->off, e->orig ?: e->buf, e->avail0, &done))
 			pr_warn_ratelimited("cowmap: merge undo: could not restore %zu bytes at %lld of inode %llu\n",
 					    e->avail0 - done, e->off + done,
 					    (u64)file_inode(f)->i_ino);
@@ -670,8 +671,13 @@ static int cowmap_write_extents(struct cowmap_merger *mg)
 		if (ret)
 			return ret;
 	}
-	if (mg->min_size < min(mg->size0, mg->size))
+	if (mg->min_size < min(mg->size0, mg->size)) {
 		ret = cowmap_truncate(mg, mg->min_size);
+		/* The cut zeroed what extents had past it: an undo restores it. */
+		for (i = 0; !ret && i < mg->next; i++)
+			if (mg->ext[i].off + mg->ext[i].avail0 > mg->min_size)
+				mg->ext[i].tried = true;
+	}
 	for (i = 0; !ret && i < mg->next; i++) {
 		struct cowmap_extent *e = &mg->ext[i];
 
@@ -739,9 +745,58 @@ static void cowmap_unlock_target(struct file *f)
 }
 
 /*
- * Two merges through one open file description share the OFD lock's owner,
- * so the lock does not order them: these do, by the target's inode (here
- * only; another machine has its own struct file). Taken after the lock.
+ * Two merges through one open file description share the OFD lock's owner:
+ * the second one's lock request succeeds at once, and the first one's
+ * unlock would release the lock under the second. So merges through the
+ * same struct file wait for each other before the lock (killable; only
+ * they wait), in this list of the files being merged into.
+ */
+struct cowmap_merging {
+	struct list_head node;
+	struct file *f;
+};
+
+static LIST_HEAD(cowmap_merging_list);
+static DEFINE_SPINLOCK(cowmap_merging_lock);
+static DECLARE_WAIT_QUEUE_HEAD(cowmap_merging_wq);
+
+/* Enter @m unless its file is being merged into: true if entered. */
+static bool cowmap_merging_try(struct cowmap_merging *m)
+{
+	struct cowmap_merging *o;
+	bool busy = false;
+
+	spin_lock(&cowmap_merging_lock);
+	list_for_each_entry(o, &cowmap_merging_list, node)
+		busy |= o->f == m->f;
+	if (!busy)
+		list_add(&m->node, &cowmap_merging_list);
+	spin_unlock(&cowmap_merging_lock);
+	return !busy;
+}
+
+static int cowmap_merging_enter(struct cowmap_merging *m, struct file *f)
+{
+	m->f = f;
+	/* The condition enters only when true: a kill leaves @m out. */
+	if (wait_event_killable(cowmap_merging_wq, cowmap_merging_try(m)))
+		return -EINTR;
+	return 0;
+}
+
+static void cowmap_merging_leave(struct cowmap_merging *m)
+{
+	spin_lock(&cowmap_merging_lock);
+	list_del(&m->node);
+	spin_unlock(&cowmap_merging_lock);
+	wake_up_all(&cowmap_merging_wq);
+}
+
+/*
+ * Merges into one inode through different open file descriptions are
+ * ordered by the OFD lock, unless the filesystem has no locks (ENOLCK):
+ * then these order them here (another machine has its own). Taken after
+ * the lock.
  */
 #define COWMAP_MERGE_MUTEXES	8
 static struct mutex cowmap_merge_mutex[COWMAP_MERGE_MUTEXES] = {
@@ -782,6 +837,7 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	const u32 flags = COWMAP_MERGE_SKIP | COWMAP_MERGE_FORCE |
 			  COWMAP_MERGE_DRY_RUN | COWMAP_MERGE_FSYNC;
 	struct cowmap_merger mg = { .s = s, .m = m };
+	struct cowmap_merging merging;
 	const struct cowmap_log_record *rec;
 	struct cowmap_jpos p;
 	bool *merged = NULL;
@@ -803,10 +859,13 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	ret = cowmap_check_target(mg.target);
 	if (ret)
 		goto out_fput;
+	ret = cowmap_merging_enter(&merging, mg.target);
+	if (ret)
+		goto out_fput;
 	/* Before @jlock: commits go on while another merge holds the file. */
 	ret = cowmap_lock_target(mg.target, &locked);
 	if (ret)
-		goto out_fput;
+		goto out_merging;
 	if (mutex_lock_killable(cowmap_merge_mutex_of(mg.target))) {
 		ret = -EINTR;
 		goto out_lock;
@@ -875,6 +934,8 @@ out_unlock:
 out_lock:
 	if (locked)
 		cowmap_unlock_target(mg.target);
+out_merging:
+	cowmap_merging_leave(&merging);
 	if (!ret && m->records) {
 		cowmap_nl_event(s, COWMAP_EV_MERGE, m->applied, m->already,
 				m->conflicts);

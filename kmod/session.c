@@ -697,6 +697,8 @@ int cowmap_set_size(struct cowmap_session *s, loff_t size, loff_t *old)
 	WRITE_ONCE(s->base_cut, min(s->base_cut, size));
 	cowmap_drop_past(s, (pgoff_t)DIV_ROUND_UP_ULL(size, PAGE_SIZE));
 unlock:
+	/* The base's end may have moved: the handler compares with this. */
+	atomic_long_set(&s->end_seen, cowmap_base_pgoff(s));
 	cowmap_sync_size(s);
 	mutex_unlock(&s->lock);
 	fret = cowmap_jfile_sync(s, false);
@@ -1023,6 +1025,8 @@ void cowmap_discard(struct cowmap_session *s)
 	/* The file's size again; a journal file keeps its version. */
 	WRITE_ONCE(s->own_size, false);
 	WRITE_ONCE(s->log_v2, s->jfile_v2);
+	/* The base ends where the file does again (cowmap_notice_size()). */
+	atomic_long_set(&s->end_seen, cowmap_base_pgoff(s));
 	cowmap_sync_size(s);
 	mutex_unlock(&s->lock);
 	up_write(&s->jlock);

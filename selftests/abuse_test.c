@@ -939,7 +939,7 @@ TEST(writer_not_held_by_session_lock)
 	int file = cm_mkfile(path, sizeof(path), "slow", 4 * PG, O_RDONLY);
 	struct timespec t0;
 	struct held a;
-	long ms;
+	long ms, total;
 	int wfd;
 
 	ASSERT_LE(0, file);
@@ -948,13 +948,17 @@ TEST(writer_not_held_by_session_lock)
 	memset(buf, 0x42, sizeof(buf));
 	ASSERT_EQ(0, cm_param_set("test_fault_delay_ms", 2000));
 	ASSERT_EQ(0, hold_start(&a, NOBODY, fault_slowly, path));
-	usleep(700000);	/* the child is in its fault now */
+	/* The child sleeps in its fault (msleep: state D), the lock held. */
+	ASSERT_TRUE(cm_wait_sleeping(a.pid, 10000));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	EXPECT_EQ(PG, write(wfd, buf, PG));
 	ms = ms_since(&t0);
-	TH_LOG("root's write(2) took %ld ms while the session's lock was held", ms);
-	EXPECT_GT(300, ms);
 	EXPECT_EQ(0, hold_result(&a));
+	total = ms_since(&t0);
+	TH_LOG("root's write(2) took %ld ms; the session's lock was held %ld ms more",
+	       ms, total - ms);
+	/* The write did not wait for the lock: it returned well before. */
+	EXPECT_GT(total - 200, ms);
 	ASSERT_EQ(0, cm_param_set("test_fault_delay_ms", 0));
 	EXPECT_EQ(0, hold_end(&a));
 	close(wfd);
@@ -1061,8 +1065,11 @@ TEST(writer_cost_independent_of_pins)
 	ASSERT_LT(0, none);
 	ASSERT_LT(0, few);
 	ASSERT_LT(0, many);
-	/* The old handler walked every pin: 256 times the pins, 10x the time. */
-	EXPECT_GT(3 * few, many);
+	/*
+	 * The old handler walked every pin: 256 times the pins, 50x the time
+	 * (1.9 ms and 102 ms on 6.12). A timing check, with a wide margin.
+	 */
+	EXPECT_GT(5 * few, many);
 	close(file);
 	unlink(path);
 }

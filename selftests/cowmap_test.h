@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -328,6 +329,31 @@ static inline int cm_try_read(const void *addr)
 static inline int cm_try_write(void *addr, uint8_t val)
 {
 	return cm_try_copy(addr, &val, 1);
+}
+
+/*
+ * Wait up to @ms for task @pid to sleep in the kernel uninterruptibly or
+ * killably (state D in /proc: msleep(), a killable lock wait); false if
+ * it never did.
+ */
+static inline bool cm_wait_sleeping(pid_t pid, int ms)
+{
+	char path[64], buf[256], *p;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	for (int i = 0; i < ms / 10; i++) {
+		FILE *f = fopen(path, "re");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2] == 'D')
+			return true;
+		usleep(10000);
+	}
+	return false;
 }
 
 /* Wait for @pid; its exit status, or 128 + signal. */

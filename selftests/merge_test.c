@@ -791,6 +791,8 @@ TEST(waits_for_ofd_lock)
 		r = t >= 0 && !merge(fd, t, 0, &m, NULL, 0) ? 'y' : 'n';
 		_exit(write(pfd[1], &r, 1) != 1);
 	}
+	/* It waits in the kernel for the lock (killable: state D). */
+	EXPECT_TRUE(cm_wait_sleeping(pid, 10000));
 	pl = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
 	EXPECT_EQ(0, poll(&pl, 1, 500));
 	EXPECT_TRUE(file_is(file, hello));
@@ -812,7 +814,7 @@ TEST(waits_for_ofd_lock)
 
 		_exit(t < 0 || merge(fd, t, 0, &m, NULL, 0));
 	}
-	usleep(200000);
+	EXPECT_TRUE(cm_wait_sleeping(pid, 10000));
 	kill(pid, SIGKILL);
 	EXPECT_EQ(128 + SIGKILL, cm_wait(pid));
 	EXPECT_TRUE(file_is(file, "------------ Hexxx World! ------------"));

@@ -849,7 +849,7 @@ TEST_F(sess, direct_io_reaches_mapping_by_itself)
 	close(dfd);
 	/* Never mapped before: the fault reads the page cache as it is. */
 	EXPECT_TRUE(cm_is_pat(self->map + 20 * PG, 20 * PG, 12 * PG, 7));
-	/* Mapped before: within a second (the walk runs 50 ms after). */
+	/* Mapped before: soon after (the walk runs 50 ms after). */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (!cm_is_pat(self->map, 0, 16 * PG, 7) && ms < 5000) {
 		usleep(10000);
@@ -859,7 +859,7 @@ TEST_F(sess, direct_io_reaches_mapping_by_itself)
 	}
 	TH_LOG("mapped pages showed the direct write after %d ms", ms);
 	EXPECT_TRUE(cm_is_pat(self->map, 0, 16 * PG, 7));
-	EXPECT_GT(1000, ms);
+	EXPECT_GT(3000, ms);	/* 50 ms by design; slack for TCG and KASAN */
 	free(buf);
 }
 
