@@ -103,12 +103,16 @@ C=/mnt/ctl/ctl
 D=/mnt/nfs/data
 J=/mnt/nfs/j
 
-sig() { : >"$C/$1"; }
+sig() {
+	: >"$C/$1" || say "cannot create $C/$1"
+}
+# Wait for step file $1, at most 3 minutes.
 waitf() {
-	i=0
+	read -r t0 _ </proc/uptime
+	t0=${t0%.*}
 	while [ ! -e "$C/$1" ]; do
-		i=$((i + 1))
-		if [ $i -gt 1200 ]; then
+		read -r t _ </proc/uptime
+		if [ $((${t%.*} - t0)) -gt 180 ]; then
 			say "timed out waiting for $1"
 			return 1
 		fi
@@ -151,12 +155,16 @@ client() {
 	fi
 	mkdir -p /etc
 	cp /netconfig /etc/netconfig
+	# Each client its own NFSv4 client owner, whatever the nodename.
+	echo "cowmap-vm-nfs-$ROLE" >/sys/module/nfs/parameters/nfs4_unique_id ||
+		say "cannot set nfs4_unique_id"
 	if ! mount_share $SERVER; then
 		nok "mount-$ROLE" "cannot mount $SERVER:/"
 		return 1
 	fi
 	ok "mount-$ROLE"
 	sig "$ROLE-up"
+	say "up; $(ls $C | tr '\n' ' ')"
 	waitf a-up && waitf b-up || return 1
 	"client_$ROLE"
 	sig "$ROLE-done"
