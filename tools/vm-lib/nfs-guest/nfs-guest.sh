@@ -164,7 +164,7 @@ client() {
 	fi
 	ok "mount-$ROLE"
 	sig "$ROLE-up"
-	say "up; $(ls $C | tr '\n' ' ')"
+	say "up; step files: $(cd $C && echo *)"
 	waitf a-up && waitf b-up || return 1
 	"client_$ROLE"
 	sig "$ROLE-done"
