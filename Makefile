@@ -86,17 +86,21 @@ no-selftests:
 deps:
 	tools/deps.sh
 
+# The sources are copied into the object directory; only the files that
+# changed get a new mtime, so an unchanged module is not rebuilt (every
+# tools/vm run builds it).
+COPY_KMOD_SRCS = mkdir -p $(OBJDIR) && for f in $(KMOD_SRCS); do \
+	cmp -s $$f $(OBJDIR)/$$f || cp --parents $$f $(OBJDIR)/ || exit 1; done
+
 module: $(KMOD_SRCS)
 ifeq ($(IN_ROOT),1)
-	@mkdir -p $(OBJDIR)
-	@cp -r --parents $(KMOD_SRCS) $(OBJDIR)/
+	@$(COPY_KMOD_SRCS)
 	tools/trixie-root.sh module $(OBJDIR) $(if $(W),W=$(W)) $(if $(C),C=$(C)) \
 		$(if $(CHECK),"CHECK=$(CHECK)")
 else
 	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "no kernel build dir: set KDIR=" \
 		"(or apt-get install linux-headers-$$(uname -r))" >&2; exit 1; }
-	@mkdir -p $(OBJDIR)
-	@cp -r --parents $(KMOD_SRCS) $(OBJDIR)/
+	@$(COPY_KMOD_SRCS)
 	$(MAKE) -C $(KDIR) M=$(OBJDIR) modules
 endif
 

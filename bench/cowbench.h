@@ -23,7 +23,8 @@
  * Files: this private header; common.c (the context, helpers, cowmap
  * sessions, files); one file per row group: row_write.c (row 1),
  * row_read.c (2), row_scale.c (3), row_memory.c (4, 9), row_commit.c (5),
- * row_journal.c (6), row_merge.c (7, 8), row_view.c (10), row_run.c (11);
+ * row_journal.c (6), row_merge.c (7, 8), row_view.c (10), row_run.c (11),
+ * row_many.c (12 sessions, 13 threads, 14 attach);
  * rows.c (rows[], the groups, the
  * rounds); report.c (statistics, the table, the JSON); main.c (options).
  */
@@ -227,6 +228,10 @@ meas_fn j_dump, j_read, j_file;					/* row_journal.c */
 meas_fn mg_kernel, mg_pwrite, mg_offline, mg_durable, mg_pwrite_sync; /* row_merge.c */
 meas_fn vw_view, vw_file, vr_view, vr_file, va_view, va_file;	/* row_view.c */
 meas_fn rs_routed, rs_plain;					/* row_run.c */
+meas_fn n1_many, n16_many, n256_many, n1024_many;		/* row_many.c */
+meas_fn n1_private, n16_private, n256_private, n1024_private;
+meas_fn t1_cowmap, t2_cowmap, t4_cowmap, t1_private, t2_private, t4_private;
+meas_fn at_huge, at_tiny, at_huge_nomap, at_tiny_nomap, at_huge_plain, at_tiny_plain;
 
 /* The groups' own setup, teardown and figures. */
 int uffd_probe_file(void);
@@ -239,6 +244,11 @@ void journal_teardown(void);
 ssize_t dump_to(int sfd, int fd);	/* row_journal.c, also for row_merge.c */
 int merge_setup(void);
 void merge_teardown(void);
+void many_restore_params(void);
+int many_setup(void);
+void many_teardown(void);
+int attach_setup(void);
+void attach_teardown(void);
 
 /* rows.c */
 extern const struct row rows[];

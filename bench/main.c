@@ -110,6 +110,7 @@ int main(int argc, char **argv)
 	C.seed0 = C.seed;
 	/* An exit through die(): no orphan, the journal limit restored. */
 	atexit(journal_restore_param);
+	atexit(many_restore_params);
 	atexit(discard_all);
 
 	uname(&u);

@@ -89,6 +89,32 @@ const struct row rows[] = {
 	{ R("11", "run", "sqlite3: 10,000 INSERTs, 1 txn", U_NS, "cowmapctl run",
 	    "sqlite3 on the file", rs_routed, rs_plain),
 	  .per = "transaction", .target = T_LE, .t1 = 1.5 },
+	{ D("12a", "many", "per page, 16 sessions / 1", U_X, "sessions",
+	    "MAP_PRIVATE mappings", n16_many, n16_private, n1_many, n1_private) },
+	{ D("12b", "many", "per page, 256 sessions / 1", U_X, "sessions",
+	    "MAP_PRIVATE mappings", n256_many, n256_private, n1_many, n1_private) },
+	{ D("12c", "many", "per page, 1024 sessions / 1", U_X, "sessions",
+	    "MAP_PRIVATE mappings", n1024_many, n1024_private, n1_many, n1_private),
+	  .target = T_LE, .t1 = 1.2 },
+	{ R("12d", "many", "read + 1% writes, 1024", U_NS, "1024 sessions",
+	    "1 session", n1024_many, n1_many) },
+	{ R("13a", "threads", "first write, 1 thread", U_NS, "session",
+	    "MAP_PRIVATE file", t1_cowmap, t1_private) },
+	{ D("13b", "threads", "wall(2 threads) / wall(1)", U_X, "session",
+	    "MAP_PRIVATE file", t2_cowmap, t2_private, t1_cowmap, t1_private),
+	  .target = T_LE, .t1 = 1.0 },
+	{ D("13c", "threads", "wall(4 threads) / wall(1)", U_X, "session",
+	    "MAP_PRIVATE file", t4_cowmap, t4_private, t1_cowmap, t1_private),
+	  .target = T_LE, .t1 = 1.0 },
+	{ R("14a", "attach", "attach+map+3 faults+close", U_NS, "16 GiB sparse file",
+	    "4 KiB file", at_huge, at_tiny),
+	  .per = "operation" },
+	{ R("14b", "attach", "attach+close", U_NS, "16 GiB sparse file",
+	    "4 KiB file", at_huge_nomap, at_tiny_nomap),
+	  .per = "operation", .target = T_LE, .t1 = 1.2 },
+	{ D("14c", "attach", "16 GiB / 4 KiB file, 14a", U_X, "session",
+	    "MAP_PRIVATE, no session", at_huge, at_huge_plain, at_tiny, at_tiny_plain),
+	  .target = T_LE, .t1 = 1.2 },
 };
 
 #define NROWS (sizeof(rows) / sizeof(rows[0]))
@@ -118,6 +144,7 @@ static const struct group {
 	int (*setup)(void);	/* once before the rounds; an errno: all n/a */
 	void (*teardown)(void);	/* once after them (also after a failed setup) */
 	size_t (*units)(void);	/* what a value is per; default: pages of a pass */
+	int max_rounds;		/* fewer rounds than C.rounds (long rounds) */
 } groups[] = {
 	/* first: its file is the oldest in the cache */
 	{ .name = "read", .sliced = 1, .pin = 1, .size = &C.read_size,
@@ -135,6 +162,12 @@ static const struct group {
 	{ .name = "append", .pin = 1, .size = &C.append_size },
 	/* row 11: whole programs, one transaction each */
 	{ .name = "run", .size = &C.write_size },
+	/* rows 12-14 */
+	{ .name = "many", .pin = 1, .size = &C.write_size, .no_warmup = 1,
+	  .setup = many_setup, .teardown = many_teardown, .max_rounds = 3 },
+	{ .name = "threads", .size = &C.scale_size },
+	{ .name = "attach", .pin = 1, .size = &C.write_size, .setup = attach_setup,
+	  .teardown = attach_teardown },
 };
 
 struct variant vars[4 * NROWS];
@@ -304,7 +337,7 @@ static void run_group(const struct group *gr)
 	uint64_t t0 = now_ns();
 	cpu_set_t all, one;
 	size_t pages;
-	int ng = 0, err = 0, warmup;
+	int ng = 0, err = 0, warmup, rounds;
 
 	if (!group_selected(gr->name))
 		return;
@@ -333,7 +366,8 @@ static void run_group(const struct group *gr)
 		sched_setaffinity(0, sizeof(one), &one);
 	}
 	warmup = gr->no_warmup ? 0 : C.warmup;
-	for (int r = 0; !err && r < warmup + C.rounds; r++) {
+	rounds = gr->max_rounds && gr->max_rounds < C.rounds ? gr->max_rounds : C.rounds;
+	for (int r = 0; !err && r < warmup + rounds; r++) {
 		cur_round = r;
 		if (gr->sliced)
 			round_sliced(gr, g, ng, pages, r >= warmup);
@@ -344,7 +378,7 @@ static void run_group(const struct group *gr)
 	if (gr->teardown)
 		gr->teardown();
 	fprintf(stderr, "# %-7s %d variants x %d rounds (+%d warm-up)%s: %.1f s\n",
-		gr->name, ng, C.rounds, warmup,
+		gr->name, ng, rounds, warmup,
 		gr->sliced ? ", interleaved in slices" : "", (now_ns() - t0) / 1e9);
 }
 

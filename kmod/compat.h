@@ -171,4 +171,59 @@ static inline void cowmap_shrinker_destroy(struct shrinker *sh)
 #endif
 }
 
+/*
+ * 6.9: a lock's owner, flags, type, file and wait queue moved into its
+ * struct file_lock_core (fl->c). The merge takes a whole-file OFD lock
+ * (fcntl(F_OFD_SETLKW)'s: the struct file is the owner).
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 9, 0)
+#include <linux/fs.h>
+#define cowmap_flc(fl)		(fl)
+#define cowmap_fl_owner		fl_owner
+#define cowmap_fl_pid		fl_pid
+#define cowmap_fl_file		fl_file
+#define cowmap_fl_flags		fl_flags
+#define cowmap_fl_type		fl_type
+#define cowmap_fl_wait		fl_wait
+#define cowmap_fl_blocked	fl_blocked_member
+#else
+#include <linux/filelock.h>
+#define cowmap_flc(fl)		(&(fl)->c)
+#define cowmap_fl_owner		flc_owner
+#define cowmap_fl_pid		flc_pid
+#define cowmap_fl_file		flc_file
+#define cowmap_fl_flags		flc_flags
+#define cowmap_fl_type		flc_type
+#define cowmap_fl_wait		flc_wait
+#define cowmap_fl_blocked	flc_blocked_member
+#endif
+
+static inline struct file_lock *cowmap_ofd_lock_alloc(struct file *f, int type)
+{
+	struct file_lock *fl = locks_alloc_lock();
+
+	if (!fl)
+		return NULL;
+	cowmap_flc(fl)->cowmap_fl_owner = f;
+	cowmap_flc(fl)->cowmap_fl_pid = current->tgid;
+	cowmap_flc(fl)->cowmap_fl_file = f;
+	cowmap_flc(fl)->cowmap_fl_flags = FL_POSIX | FL_OFDLCK |
+					  (type == F_UNLCK ? 0 : FL_SLEEP);
+	cowmap_flc(fl)->cowmap_fl_type = type;
+	fl->fl_start = 0;
+	fl->fl_end = OFFSET_MAX;
+	return fl;
+}
+
+/* Woken: the lock @fl waited for went (or the wait was cancelled). */
+static inline bool cowmap_ofd_lock_unblocked(struct file_lock *fl)
+{
+	return list_empty(&cowmap_flc(fl)->cowmap_fl_blocked);
+}
+
+static inline wait_queue_head_t *cowmap_ofd_lock_wq(struct file_lock *fl)
+{
+	return &cowmap_flc(fl)->cowmap_fl_wait;
+}
+
 #endif /* _COWMAP_COMPAT_H */

@@ -173,6 +173,17 @@ struct cowmap_session {
 	loff_t base_cut;
 	pgoff_t base_pg_seen;	/* cowmap_base_pgoff() at the last look */
 	/*
+	 * Changes of the backing file (docs/design.md, "When someone else
+	 * changes the file"): @mod_gen counts them (the fsnotify handler);
+	 * @gen_seen is the count the session last caught up with, @gen_walked
+	 * the one its last walk of the pinned pages started from (both under
+	 * @lock); @end_seen is the base's end in pages the handler last saw.
+	 */
+	atomic_t mod_gen;
+	int gen_seen;
+	int gen_walked;
+	atomic_long_t end_seen;
+	/*
 	 * Open fds on the session: the session fd and its views. The last
 	 * one to go closes the session (cowmap_session_unuse()); an orphan
 	 * has none.
@@ -294,6 +305,10 @@ unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 				   unsigned long nr, bool wait);
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
+void cowmap_revalidate(struct cowmap_session *s, bool full);
+void cowmap_notice_size(struct cowmap_session *s, struct inode *inode);
+int cowmap_refresh(struct cowmap_session *s, u64 *invalidated);
+struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff);
 void cowmap_free_pages(struct cowmap_session *s);
 
 /* view.c */
@@ -306,6 +321,7 @@ void cowmap_trim(struct cowmap_session *s);
 
 /* journal.c */
 void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h);
+dev_t cowmap_file_dev(struct file *f);
 int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile);
 int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c);
 int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c);

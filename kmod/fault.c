@@ -17,6 +17,7 @@
  *   twin first.
  */
 #include <linux/delay.h>
+#include <linux/fs.h>
 #include <linux/highmem.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
@@ -801,18 +802,19 @@ static void cowmap_drop_fresh(struct cowmap_session *s, pgoff_t pgoff)
  * does not run under the lock that status, commit and netlink lookups
  * take too; the read waits killably. Under the lock the page is then
  * found cached (cowmap_read_base() reads again only if it went since).
- * The folio reference returned keeps it cached until then; NULL if there
+ * Reads and writes through a view do the same. The folio reference
+ * returned keeps it cached until then (folio_put()); NULL if there
  * is nothing to read or the read failed (the fault then reads and fails
  * under the lock, as before).
  */
-static struct folio *cowmap_prefetch_base(struct cowmap_session *s,
-					  pgoff_t pgoff)
+struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 {
 	struct address_space *m = s->backing->f_mapping;
 	struct folio *folio;
 	struct page *page;
 
-	if (pgoff >= cowmap_eof_pgoff(s) || xa_load(&s->pages, pgoff) ||
+	/* Past the base's end, a session with its own size shows zeros. */
+	if (pgoff >= cowmap_base_pgoff(s) || xa_load(&s->pages, pgoff) ||
 	    xa_load(&s->base, pgoff))
 		return NULL;
 	if (s->base_shmem) {
@@ -845,6 +847,8 @@ static struct folio *cowmap_prefetch_base(struct cowmap_session *s,
 	return IS_ERR(folio) ? NULL : folio;
 }
 
+static void cowmap_fault_recheck(struct cowmap_session *s, pgoff_t pgoff);
+
 static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -854,9 +858,12 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	struct cowmap_page *cp;
 	vm_fault_t ret;
 	pgoff_t eof;
+	int gen;
 
 	mutex_lock(&s->lock);
 	s->faults++;
+	cowmap_revalidate(s, false);
+	gen = atomic_read(&s->mod_gen);
 	eof = cowmap_eof_pgoff(s);
 	if (vmf->pgoff >= eof) {
 		if (write)
@@ -885,6 +892,13 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	} else {
 		ret = cowmap_read_fault(s, vmf, eof);
 	}
+	/*
+	 * Pairs with the handler's atomic_inc_return(): either it sees the
+	 * PTEs set above and unmaps them, or this sees its count.
+	 */
+	smp_mb();
+	if (atomic_read(&s->mod_gen) != gen)
+		cowmap_fault_recheck(s, vmf->pgoff);
 out:
 	mutex_unlock(&s->lock);
 	if (pre)
@@ -902,6 +916,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 
 	mutex_lock(&s->lock);
 	s->faults++;
+	cowmap_revalidate(s, false);
 	if (vmf->pgoff >= cowmap_eof_pgoff(s)) {
 		/* As in cowmap_fault(): a copy made for this write must go. */
 		cowmap_drop_fresh(s, vmf->pgoff);
@@ -1002,23 +1017,19 @@ int cowmap_mmap_session(struct cowmap_session *s, struct vm_area_struct *vma)
 
 /*
  * The backing file was modified by someone: unmap base pages that are no
- * longer the file's (truncated, hole-punched, invalidated by direct I/O),
- * and everything past the new end of file, so the next access refaults.
- * Private pages past the end are kept (they hold the session's changes)
- * but not mapped: the session's view ends where the file ends.
+ * longer the file's (truncated, hole-punched, invalidated by direct I/O or
+ * by a network filesystem), and everything past the new end of file, so
+ * the next access refaults. Private pages past the end are kept (they hold
+ * the session's changes) but not mapped: the session's view ends where the
+ * file ends. Costs a look at every pinned page: never run in the context
+ * of the file's writers (cowmap_revalidate()). Under @lock.
  */
-void cowmap_invalidate_base(struct cowmap_session *s)
+static void cowmap_walk_bases(struct cowmap_session *s)
 {
-	struct cowmap_page *cp;
 	unsigned long idx;
 	struct page *page;
 	pgoff_t eof, bpg;
 
-	mutex_lock(&s->lock);
-	if (s->dead)
-		goto out;
-
-	cowmap_sync_size(s);
 	eof = cowmap_eof_pgoff(s);
 	cowmap_zap(s, eof, 0);	/* 0: to the end */
 	bpg = cowmap_base_pgoff(s);
@@ -1037,15 +1048,126 @@ void cowmap_invalidate_base(struct cowmap_session *s)
 		cowmap_forget_base(s, idx);
 		s->base_invalidations++;
 	}
-	/*
-	 * A fresh copy was taken for a write that has not reached it yet: it
-	 * shows the file as it was then. Drop it; the retried write copies
-	 * the file as it is now.
-	 */
-	xa_for_each_marked(&s->pages, idx, cp, COWMAP_FRESH)
-		cowmap_drop_fresh(s, idx);
-out:
+}
+
+/*
+ * Catch up with the changes of the backing file counted (s->mod_gen) since
+ * the session last looked: its size, and fresh copies, which hold the
+ * file's bytes of the moment of the copy (the write they were made for
+ * copies the file as it is now). @full: also walk the pinned pages
+ * (cowmap_walk_bases()), once per change. The fsnotify handler only counts
+ * the change and queues the walk to a work item; a fault, a view access
+ * and status catch up first, so they never act on what the file was.
+ * Under @lock.
+ */
+void cowmap_revalidate(struct cowmap_session *s, bool full)
+{
+	int gen = atomic_read(&s->mod_gen);
+	struct cowmap_page *cp;
+	unsigned long idx;
+
+	lockdep_assert_held(&s->lock);
+	if (s->dead)
+		return;
+	if (gen != s->gen_seen) {
+		s->gen_seen = gen;
+		cowmap_sync_size(s);
+		xa_for_each_marked(&s->pages, idx, cp, COWMAP_FRESH)
+			cowmap_drop_fresh(s, idx);
+	}
+	if (full && gen != s->gen_walked) {
+		s->gen_walked = gen;
+		cowmap_walk_bases(s);
+	}
+}
+
+/* The work item queued by a change of the file. */
+void cowmap_invalidate_base(struct cowmap_session *s)
+{
+	mutex_lock(&s->lock);
+	cowmap_revalidate(s, true);
 	mutex_unlock(&s->lock);
+}
+
+/*
+ * In the fsnotify handler, without @lock: if the base's end moved down
+ * (a truncation), unmap the session's pages from there on at once, so an
+ * access past the new end gets SIGBUS as with any mapping of the file.
+ * The cost is the unmapped range's, not the pinned pages'. In a session
+ * with its own size the pages around the base's end change either way
+ * (zeros past it). A fault that mapped pages while this ran catches it
+ * itself (cowmap_fault_recheck()); the pins themselves go in the walk.
+ * @inode: the session's inode (the mark holds a reference).
+ */
+void cowmap_notice_size(struct cowmap_session *s, struct inode *inode)
+{
+	pgoff_t bpg = cowmap_base_pgoff(s);
+	pgoff_t old = atomic_long_xchg(&s->end_seen, bpg);
+
+	if (bpg < old || (bpg != old && READ_ONCE(s->own_size)))
+		unmap_mapping_pages(inode->i_mapping, min(bpg, old), 0, false);
+}
+
+/*
+ * The file changed while a fault of @pgoff held @lock: the handler's zap
+ * may have run before the fault set its PTEs. Unmap what the fault's window
+ * may show that is no longer the file's, or past its end.
+ */
+static void cowmap_fault_recheck(struct cowmap_session *s, pgoff_t pgoff)
+{
+	pgoff_t first = round_down(pgoff, COWMAP_FAULT_AROUND), idx;
+	pgoff_t bpg = cowmap_base_pgoff(s);
+	struct page *page;
+
+	cowmap_revalidate(s, false);
+	cowmap_zap(s, cowmap_eof_pgoff(s), 0);
+	for (idx = first; idx < first + COWMAP_FAULT_AROUND; idx++) {
+		page = xa_load(&s->base, idx);
+		if (!page || (idx < bpg && cowmap_base_valid(s, page)))
+			continue;
+		cowmap_zap(s, idx, 1);
+		cowmap_forget_base(s, idx);
+		s->base_invalidations++;
+	}
+}
+
+/*
+ * COWMAP_IOC_REFRESH: look at the backing file again now, for changes no
+ * fsnotify event reports (another NFS client changed it). The filesystem
+ * revalidates the file's attributes (AT_STATX_FORCE_SYNC; NFS asks the
+ * server), a one-byte read lets it drop cached pages of a file that
+ * changed (NFS does that in its read path), and then every pinned page
+ * that left the page cache is unmapped, so the next access reads the file
+ * as it is now. No file I/O under @lock. *@invalidated: pages unmapped.
+ */
+int cowmap_refresh(struct cowmap_session *s, u64 *invalidated)
+{
+	struct file *f = s->backing;
+	struct kstat stat;
+	loff_t pos = 0;
+	ssize_t n;
+	u64 before;
+	char byte;
+	int ret;
+
+	ret = vfs_getattr(&f->f_path, &stat, STATX_BASIC_STATS,
+			  AT_STATX_FORCE_SYNC);
+	if (ret)
+		return ret;
+	if (!(f->f_flags & O_DIRECT) && i_size_read(file_inode(f)) > 0) {
+		n = kernel_read(f, &byte, 1, &pos);
+		/* EINTR and friends: the caller was killed; I/O errors count. */
+		if (n < 0 && n != -EINVAL)
+			return n;
+	}
+	atomic_inc(&s->mod_gen);
+	cowmap_notice_size(s, s->inode);
+	mutex_lock(&s->lock);
+	before = s->base_invalidations;
+	cowmap_revalidate(s, true);
+	*invalidated = s->base_invalidations - before;
+	mutex_unlock(&s->lock);
+	return 0;
 }
 
 /*
@@ -1061,6 +1183,7 @@ struct page *cowmap_read_page(struct cowmap_session *s, pgoff_t pgoff,
 	struct page *page;
 
 	lockdep_assert_held(&s->lock);
+	cowmap_revalidate(s, false);
 	if (pgoff >= cowmap_eof_pgoff(s))
 		return ERR_PTR(-ENXIO);
 	cp = xa_load(&s->pages, pgoff);
@@ -1150,6 +1273,7 @@ struct page *cowmap_write_page(struct cowmap_session *s, pgoff_t pgoff)
 	struct cowmap_page *cp;
 
 	lockdep_assert_held(&s->lock);
+	cowmap_revalidate(s, false);
 	if (pgoff >= cowmap_eof_pgoff(s))
 		return ERR_PTR(-ENXIO);
 	cp = cowmap_prepare_write(s, pgoff);

@@ -86,17 +86,43 @@ u32 cowmap_log_crc_zeros(u32 crc, u64 n)
 	return ~cowmap_crc_mul(~crc, r);
 }
 
+/**
+ * cowmap_file_dev() - the device stat(2) reports for a file
+ * @f: the file
+ *
+ * On btrfs that is the subvolume's anonymous device, not the superblock's
+ * s_dev; the journal header records it and offline merge compares it with
+ * stat(2). DONT_SYNC and only STATX_INO: no I/O, no revalidation.
+ *
+ * Return: the device number, or the superblock's if getattr fails.
+ */
+dev_t cowmap_file_dev(struct file *f)
+{
+	struct kstat st;
+
+	if (vfs_getattr(&f->f_path, &st, STATX_INO, AT_STATX_DONT_SYNC))
+		return file_inode(f)->i_sb->s_dev;
+	return st.dev;
+}
+
+static dev_t cowmap_backing_dev(struct cowmap_session *s)
+{
+	return cowmap_file_dev(s->backing);
+}
+
 /* Version 1 until the journal holds a size record. */
 static void cowmap_log_header_v(struct cowmap_session *s,
 				struct cowmap_log_header *h, bool v2)
 {
+	dev_t dev = cowmap_backing_dev(s);
+
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic));
 	h->version = cpu_to_le32(v2 ? COWMAP_LOG_VERSION : COWMAP_LOG_VERSION_1);
 	h->header_size = cpu_to_le32(sizeof(*h));
 	h->session_id = cpu_to_le64(s->id);
-	h->dev_major = cpu_to_le32(MAJOR(s->dev));
-	h->dev_minor = cpu_to_le32(MINOR(s->dev));
+	h->dev_major = cpu_to_le32(MAJOR(dev));
+	h->dev_minor = cpu_to_le32(MINOR(dev));
 	h->ino = cpu_to_le64(s->ino);
 	h->size_at_attach = cpu_to_le64(s->size_at_attach);
 	h->created_ns = cpu_to_le64(s->created_ns);
@@ -108,20 +134,24 @@ void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h)
 	cowmap_log_header_v(s, h, READ_ONCE(s->log_v2));
 }
 
-/* Is @h a valid header of a log of @s's backing file? */
+/*
+ * Is @h a valid header of a log of @s's backing file? The device may be
+ * the superblock's too: what modules up to 0.2.0 wrote on btrfs.
+ */
 static bool cowmap_header_matches(struct cowmap_session *s,
 				  struct cowmap_log_header *h)
 {
 	u32 crc = le32_to_cpu(h->crc);
 	u32 v = le32_to_cpu(h->version);
+	dev_t dev = MKDEV(le32_to_cpu(h->dev_major), le32_to_cpu(h->dev_minor));
 
 	h->crc = 0;
 	return crc == cowmap_crc(h, sizeof(*h)) &&
 	       !memcmp(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic)) &&
 	       (v == COWMAP_LOG_VERSION_1 || v == COWMAP_LOG_VERSION) &&
 	       le32_to_cpu(h->header_size) == sizeof(*h) &&
-	       le32_to_cpu(h->dev_major) == MAJOR(s->dev) &&
-	       le32_to_cpu(h->dev_minor) == MINOR(s->dev) &&
+	       (dev == cowmap_backing_dev(s) ||
+		dev == file_inode(s->backing)->i_sb->s_dev) &&
 	       le64_to_cpu(h->ino) == s->ino;
 }
 

@@ -102,6 +102,7 @@ union cowmap_ioc_arg {
 	struct cowmap_merge merge;
 	struct cowmap_view view;
 	struct cowmap_size size;
+	struct cowmap_refresh refresh;
 };
 
 static int cowmap_ioc_api(struct file *file, union cowmap_ioc_arg *a)
@@ -134,7 +135,8 @@ static int cowmap_ioc_api(struct file *file, union cowmap_ioc_arg *a)
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_MERGE) |
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_TRIM) |
 		      COWMAP_IOCTL_BIT(COWMAP_IOC_VIEW) |
-		      COWMAP_IOCTL_BIT(COWMAP_IOC_SET_SIZE);
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_SET_SIZE) |
+		      COWMAP_IOCTL_BIT(COWMAP_IOC_REFRESH);
 	return 0;
 }
 
@@ -262,6 +264,19 @@ static int cowmap_ioc_set_size(struct file *file, union cowmap_ioc_arg *a)
 	return ret;
 }
 
+static int cowmap_ioc_refresh(struct file *file, union cowmap_ioc_arg *a)
+{
+	struct cowmap_session *s = cowmap_file_session(file);
+	struct cowmap_refresh *r = &a->refresh;
+
+	if (!s)
+		return -EINVAL;
+	if (r->flags || r->reserved0 || r->invalidated ||
+	    memchr_inv(r->reserved, 0, sizeof(r->reserved)))
+		return -EINVAL;
+	return cowmap_refresh(s, &r->invalidated);
+}
+
 struct cowmap_ioc {
 	unsigned int cmd;
 	int (*fn)(struct file *file, union cowmap_ioc_arg *a);
@@ -281,6 +296,7 @@ static const struct cowmap_ioc cowmap_iocs[] = {
 	/* Called with a third argument, below. */
 	[_IOC_NR(COWMAP_IOC_VIEW)] = { COWMAP_IOC_VIEW, NULL },
 	[_IOC_NR(COWMAP_IOC_SET_SIZE)] = { COWMAP_IOC_SET_SIZE, cowmap_ioc_set_size },
+	[_IOC_NR(COWMAP_IOC_REFRESH)] = { COWMAP_IOC_REFRESH, cowmap_ioc_refresh },
 };
 
 static long cowmap_ioctl(struct file *file, unsigned int cmd, unsigned long arg)

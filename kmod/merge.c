@@ -3,22 +3,27 @@
  * Kernel merge: apply a session's journal to a file the caller opened for
  * writing, with conflict detection, and trim merged records.
  *
- * Under the target inode's lock, the byte ranges the records touch are read
- * into a shadow copy ("extents"), every record is applied to the shadow in
- * sequence order (old bytes match: apply; new bytes there: already
- * applied; else conflict), and only then are the changed extents written
- * through the page cache. So the policy is decided on the whole journal
- * before anything is written, and nobody sees a partial merge.
+ * Under a whole-file OFD write lock on the target (fcntl(F_OFD_SETLKW)'s,
+ * which NFS forwards to the server and libcowmap's offline merge takes
+ * too), the byte ranges the records touch are read into a shadow copy
+ * ("extents") through the filesystem's read path, every record is applied
+ * to the shadow in sequence order (old bytes match: apply; new bytes
+ * there: already applied; else conflict), and only then are the changed
+ * extents written through the filesystem's write path (kernel_write(), so
+ * permissions, LSMs, immutable files, quotas, RLIMIT_FSIZE and fsnotify
+ * apply) and the size set as ftruncate(2) would. So the policy is decided
+ * on the whole journal before anything is written. A write or resize that
+ * fails part-way writes the target's original bytes back (kept from the
+ * read) and restores its size, best effort, before returning the error.
  */
 #include <linux/bitmap.h>
 #include <linux/file.h>
+#include <linux/hash.h>
 #include <linux/fs.h>
-#include <linux/fsnotify.h>
-#include <linux/pagemap.h>
 #include <linux/slab.h>
+#include <linux/sched/signal.h>
 #include <linux/sort.h>
 #include <linux/uaccess.h>
-#include <linux/uio.h>
 
 #include "compat.h"
 #include "cowmap.h"
@@ -28,8 +33,11 @@ struct cowmap_extent {
 	loff_t off;
 	size_t len;
 	size_t avail;	/* bytes the target had there (less at its end) */
+	size_t avail0;	/* @avail as read */
 	bool dirty;
+	bool tried;	/* a write of it was attempted */
 	u8 *buf;
+	u8 *orig;	/* the bytes as read, once the shadow changes them */
 };
 
 struct cowmap_merger {
@@ -119,7 +127,20 @@ static int cowmap_read_extents(struct cowmap_merger *mg)
 		if (n < 0)
 			return n;
 		e->avail = n;	/* short at the end of the target */
+		e->avail0 = n;
 	}
+	return 0;
+}
+
+/* Keep the target's bytes of @e for an undo, before the shadow changes. */
+static int cowmap_extent_save(struct cowmap_extent *e)
+{
+	if (e->orig)
+		return 0;
+	e->orig = kvmalloc(max_t(size_t, e->avail0, 1), GFP_KERNEL_ACCOUNT);
+	if (!e->orig)
+		return -ENOMEM;
+	memcpy(e->orig, e->buf, e->avail0);
 	return 0;
 }
 
@@ -226,7 +247,7 @@ static int cowmap_shadow_crc(struct cowmap_merger *mg, loff_t from, loff_t to,
 }
 
 /* The target's size becomes @size in the shadow. */
-static void cowmap_shadow_resize(struct cowmap_merger *mg, loff_t size)
+static int cowmap_shadow_resize(struct cowmap_merger *mg, loff_t size)
 {
 	size_t i;
 
@@ -234,6 +255,8 @@ static void cowmap_shadow_resize(struct cowmap_merger *mg, loff_t size)
 		struct cowmap_extent *e = &mg->ext[i];
 		size_t avail = clamp_t(loff_t, size - e->off, 0, e->len);
 
+		if (avail != e->avail && cowmap_extent_save(e))
+			return -ENOMEM;
 		if (avail > e->avail)
 			memset(e->buf + e->avail, 0, avail - e->avail);
 		if (avail != e->avail)
@@ -242,6 +265,7 @@ static void cowmap_shadow_resize(struct cowmap_merger *mg, loff_t size)
 	}
 	mg->size = size;
 	mg->min_size = min(mg->min_size, size);
+	return 0;
 }
 
 /* A size record: apply, already applied, or a conflict. */
@@ -264,7 +288,9 @@ static int cowmap_check_size(struct cowmap_merger *mg,
 		}
 	}
 	if (apply) {
-		cowmap_shadow_resize(mg, new);
+		ret = cowmap_shadow_resize(mg, new);
+		if (ret)
+			return ret;
 		mg->m->applied++;
 		*merged = true;
 	} else if (mg->size == new) {
@@ -283,7 +309,9 @@ static int cowmap_check_size(struct cowmap_merger *mg,
 		}
 		mg->m->conflicts++;
 		if (mg->m->flags & COWMAP_MERGE_FORCE) {
-			cowmap_shadow_resize(mg, new);
+			ret = cowmap_shadow_resize(mg, new);
+			if (ret)
+				return ret;
 			*merged = true;
 		}
 	}
@@ -500,6 +528,9 @@ static int cowmap_check(struct cowmap_merger *mg, bool *merged)
 		whole = at + len <= e->avail;
 
 		if (whole && !memcmp(cur, old, len)) {
+			ret = cowmap_extent_save(e);
+			if (ret)
+				return ret;
 			memcpy(cur, new, len);
 			e->dirty = true;
 			mg->m->applied++;
@@ -514,6 +545,9 @@ static int cowmap_check(struct cowmap_merger *mg, bool *merged)
 				return ret;
 			mg->m->conflicts++;
 			if (force) {
+				ret = cowmap_extent_save(e);
+				if (ret)
+					return ret;
 				/* Past the target's end: zeros up to the record. */
 				if (at > e->avail)
 					memset(e->buf + e->avail, 0, at - e->avail);
@@ -530,9 +564,10 @@ static int cowmap_check(struct cowmap_merger *mg, bool *merged)
 }
 
 /*
- * Resize the target, as ftruncate(2) would, under the inode lock the merge
- * holds: append-only and immutable files refuse, and the filesystem's
- * ->setattr checks RLIMIT_FSIZE and its own limits (inode_newsize_ok()).
+ * Resize the target as ftruncate(2) on it would: append-only and immutable
+ * files refuse, set-id bits go, and the filesystem's ->setattr checks
+ * RLIMIT_FSIZE and its own limits (inode_newsize_ok()). The inode lock is
+ * held for this step only (do_truncate()'s; it is not exported).
  */
 static int cowmap_truncate(struct cowmap_merger *mg, loff_t size)
 {
@@ -543,66 +578,186 @@ static int cowmap_truncate(struct cowmap_merger *mg, loff_t size)
 		.ia_size = size,
 		.ia_file = f,
 	};
+	int ret;
 
 	if (IS_APPEND(inode) || IS_IMMUTABLE(inode))
 		return -EPERM;
-	return notify_change(cowmap_file_idmap(f), f->f_path.dentry, &attr, NULL);
+	file_start_write(f);
+	inode_lock(inode);
+	ret = file_remove_privs(f);
+	if (!ret)
+		ret = notify_change(cowmap_file_idmap(f), f->f_path.dentry,
+				    &attr, NULL);
+	inode_unlock(inode);
+	file_end_write(f);
+	return ret;
 }
 
 /*
- * Write the changed extents, as a buffered write would, but with the inode
- * lock held by the caller for the whole merge.
+ * Write @len bytes at @off through the filesystem's write path, on from
+ * *@done (short writes go on; RLIMIT_FSIZE cuts a write short first).
+ */
+static int cowmap_write_range(struct file *f, loff_t off, const u8 *buf,
+			      size_t len, size_t *done)
+{
+	while (*done < len) {
+		loff_t pos = off + *done;
+		ssize_t n = kernel_write(f, buf + *done, len - *done, &pos);
+
+		if (n < 0)
+			return n;
+		if (!n)
+			return -EIO;
+		*done += n;
+		cond_resched();
+	}
+	return 0;
+}
+
+/*
+ * A write or resize failed: the extents tried get their bytes as read
+ * back, and the target its size, best effort (a fatal signal or a dead
+ * disk can stop this too; a re-run then finds each record old or new).
+ */
+static void cowmap_undo(struct cowmap_merger *mg)
+{
+	struct file *f = mg->target;
+	size_t i, done;
+
+	for (i = 0; i < mg->next; i++) {
+		struct cowmap_extent *e = &mg->ext[i];
+
+		if (!e->tried || !e->orig)
+			continue;
+		done = 0;
+		if (cowmap_write_range(f, e->off, e->orig, e->avail0, &done))
+			pr_warn_ratelimited("cowmap: merge undo: could not restore %zu bytes at %lld of inode %llu\n",
+					    e->avail0 - done, e->off + done,
+					    (u64)file_inode(f)->i_ino);
+	}
+	if (i_size_read(file_inode(f)) != mg->size0 &&
+	    cowmap_truncate(mg, mg->size0))
+		pr_warn_ratelimited("cowmap: merge undo: could not restore the size %lld of inode %llu\n",
+				    mg->size0, (u64)file_inode(f)->i_ino);
+	mg->m->written = 0;
+}
+
+/*
+ * Write the changed extents and set the size, through the filesystem's
+ * own paths. Order: a size the records cut below both the original and
+ * the final size first (its cut bytes outside the extents are not kept
+ * for an undo), then the extents (growing the file as they go), then the
+ * final size. All or nothing: a failure undoes what was done.
  */
 static int cowmap_write_extents(struct cowmap_merger *mg)
 {
 	struct file *f = mg->target;
-	bool dirty = false;
-	size_t i;
-	int ret;
+	struct inode *inode = file_inode(f);
+	bool dirty = false, resize;
+	size_t i, done;
+	int ret = 0;
 
 	for (i = 0; i < mg->next; i++)
 		dirty |= mg->ext[i].dirty;
-	if (!dirty && mg->size == mg->size0 && mg->min_size == mg->size0)
+	resize = mg->size != mg->size0 || mg->min_size != mg->size0;
+	if (!dirty && !resize)
 		return 0;
 	/* A resize that would be refused: before anything is written. */
-	if (mg->size != mg->size0 || mg->min_size != mg->size0) {
-		struct inode *inode = file_inode(f);
-
+	if (resize) {
 		if (IS_APPEND(inode) || IS_IMMUTABLE(inode))
 			return -EPERM;
 		ret = inode_newsize_ok(inode, mg->size);
 		if (ret)
 			return ret;
 	}
-	ret = file_modified(f);
-	/* A size the records went down to cut what was there. */
-	if (!ret && mg->min_size < mg->size0)
+	if (mg->min_size < min(mg->size0, mg->size))
 		ret = cowmap_truncate(mg, mg->min_size);
 	for (i = 0; !ret && i < mg->next; i++) {
 		struct cowmap_extent *e = &mg->ext[i];
-		struct kvec kv = { .iov_base = e->buf, .iov_len = e->avail };
-		struct iov_iter iter;
-		struct kiocb kiocb;
-		ssize_t n;
 
-		if (!e->dirty)
+		if (!e->dirty || !e->avail)
 			continue;
-		init_sync_kiocb(&kiocb, f);
-		kiocb.ki_pos = e->off;
-		iov_iter_kvec(&iter, ITER_SOURCE, &kv, 1, e->avail);
-		n = generic_write_checks(&kiocb, &iter);
-		if (n > 0)
-			n = generic_perform_write(&kiocb, &iter);
-		if (n < 0)
-			ret = n;
-		else if (n != e->avail)
-			ret = -EIO;
-		else
-			mg->m->written += n;
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		e->tried = true;
+		done = 0;
+		ret = cowmap_write_range(f, e->off, e->buf, e->avail, &done);
+		mg->m->written += done;
 	}
-	if (!ret && i_size_read(file_inode(f)) != mg->size)
+	if (!ret && i_size_read(inode) != mg->size)
 		ret = cowmap_truncate(mg, mg->size);
+	if (ret)
+		cowmap_undo(mg);
 	return ret;
+}
+
+/*
+ * The whole-file OFD write lock of F_OFD_SETLKW on @f (killable): merges
+ * here, offline merges (libcowmap takes the same lock) and, over NFS,
+ * merges on other machines serialise on it. A filesystem without locks
+ * (ENOLCK, EOPNOTSUPP) merges without. *@held tells whether it is held.
+ */
+static int cowmap_lock_target(struct file *f, bool *held)
+{
+	struct file_lock *fl = cowmap_ofd_lock_alloc(f, F_WRLCK);
+	int ret;
+
+	*held = false;
+	if (!fl)
+		return -ENOMEM;
+	for (;;) {
+		ret = vfs_lock_file(f, F_SETLKW, fl, NULL);
+		if (ret != FILE_LOCK_DEFERRED)
+			break;
+		ret = wait_event_killable(*cowmap_ofd_lock_wq(fl),
+					  cowmap_ofd_lock_unblocked(fl));
+		if (ret)
+			break;
+	}
+	locks_delete_block(fl);
+	locks_free_lock(fl);
+	if (ret == -ENOLCK || ret == -EOPNOTSUPP)
+		return 0;
+	if (ret == -ERESTARTSYS)
+		ret = -EINTR;
+	*held = !ret;
+	return ret;
+}
+
+static void cowmap_unlock_target(struct file *f)
+{
+	struct file_lock *fl = cowmap_ofd_lock_alloc(f, F_UNLCK);
+
+	/* Without memory: the lock goes at the last close of @f. */
+	if (!fl || vfs_lock_file(f, F_SETLK, fl, NULL))
+		pr_warn_ratelimited("cowmap: merge: could not release the lock on inode %llu\n",
+				    (u64)file_inode(f)->i_ino);
+	if (fl)
+		locks_free_lock(fl);
+}
+
+/*
+ * Two merges through one open file description share the OFD lock's owner,
+ * so the lock does not order them: these do, by the target's inode (here
+ * only; another machine has its own struct file). Taken after the lock.
+ */
+#define COWMAP_MERGE_MUTEXES	8
+static struct mutex cowmap_merge_mutex[COWMAP_MERGE_MUTEXES] = {
+	__MUTEX_INITIALIZER(cowmap_merge_mutex[0]),
+	__MUTEX_INITIALIZER(cowmap_merge_mutex[1]),
+	__MUTEX_INITIALIZER(cowmap_merge_mutex[2]),
+	__MUTEX_INITIALIZER(cowmap_merge_mutex[3]),
+	__MUTEX_INITIALIZER(cowmap_merge_mutex[4]),
+	__MUTEX_INITIALIZER(cowmap_merge_mutex[5]),
+	__MUTEX_INITIALIZER(cowmap_merge_mutex[6]),
+	__MUTEX_INITIALIZER(cowmap_merge_mutex[7]),
+};
+
+static struct mutex *cowmap_merge_mutex_of(struct file *f)
+{
+	return &cowmap_merge_mutex[hash_ptr(file_inode(f), ilog2(COWMAP_MERGE_MUTEXES))];
 }
 
 static int cowmap_check_target(struct file *f)
@@ -614,8 +769,10 @@ static int cowmap_check_target(struct file *f)
 		return -EBADF;
 	if (!S_ISREG(inode->i_mode) || f->f_flags & (O_DIRECT | O_APPEND))
 		return -EINVAL;
-	if (IS_DAX(inode) || !f->f_mapping->a_ops->write_begin ||
-	    !f->f_mapping->a_ops->write_end)
+	/* A view is a session's, not a file: merge into its file. */
+	if (f->f_path.mnt == cowmap_mnt)
+		return -EINVAL;
+	if (!(f->f_mode & FMODE_CAN_READ) || !(f->f_mode & FMODE_CAN_WRITE))
 		return -EOPNOTSUPP;
 	return 0;
 }
@@ -628,8 +785,8 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	const struct cowmap_log_record *rec;
 	struct cowmap_jpos p;
 	bool *merged = NULL;
-	struct inode *inode;
-	bool write, done;
+	bool write, done, locked;
+	struct kstat st;
 	size_t i;
 	int ret;
 
@@ -646,7 +803,14 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	ret = cowmap_check_target(mg.target);
 	if (ret)
 		goto out_fput;
-	inode = file_inode(mg.target);
+	/* Before @jlock: commits go on while another merge holds the file. */
+	ret = cowmap_lock_target(mg.target, &locked);
+	if (ret)
+		goto out_fput;
+	if (mutex_lock_killable(cowmap_merge_mutex_of(mg.target))) {
+		ret = -EINTR;
+		goto out_lock;
+	}
 
 	/* Records are stable while @jlock is held; merge marks them. */
 	down_write(&s->jlock);
@@ -669,9 +833,12 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	if (ret)
 		goto out_unlock;
 
-	file_start_write(mg.target);
-	inode_lock(inode);
-	mg.size0 = i_size_read(inode);
+	/* As fstat(2) sees it: NFS revalidates its attributes here. */
+	ret = vfs_getattr(&mg.target->f_path, &st, STATX_SIZE,
+			  AT_STATX_SYNC_AS_STAT);
+	if (ret)
+		goto out_unlock;
+	mg.size0 = st.size;
 	mg.size = mg.size0;
 	mg.min_size = mg.size0;
 	ret = cowmap_read_extents(&mg);
@@ -689,8 +856,6 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 		(!m->conflicts || m->flags & (COWMAP_MERGE_SKIP | COWMAP_MERGE_FORCE));
 	if (write)
 		ret = cowmap_write_extents(&mg);
-	inode_unlock(inode);
-	file_end_write(mg.target);
 
 	if (write && !ret) {
 		/* The same walk as above: @jlock was held all along. */
@@ -701,21 +866,25 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 				cowmap_journal_set_merged(s, &p);
 		mutex_unlock(&s->lock);
 	}
-	if (m->written)
-		fsnotify_modify(mg.target);
 	if (write && !ret && m->flags & COWMAP_MERGE_FSYNC)
 		ret = vfs_fsync(mg.target, 0);
 
 out_unlock:
 	up_write(&s->jlock);
+	mutex_unlock(cowmap_merge_mutex_of(mg.target));
+out_lock:
+	if (locked)
+		cowmap_unlock_target(mg.target);
 	if (!ret && m->records) {
 		cowmap_nl_event(s, COWMAP_EV_MERGE, m->applied, m->already,
 				m->conflicts);
 		if (m->conflicts)
 			cowmap_nl_event(s, COWMAP_EV_CONFLICT, m->conflicts, 0, 0);
 	}
-	for (i = 0; mg.ext && i < mg.next; i++)
+	for (i = 0; mg.ext && i < mg.next; i++) {
 		kvfree(mg.ext[i].buf);
+		kvfree(mg.ext[i].orig);
+	}
 	kvfree(mg.ext);
 	kvfree(merged);
 	kvfree(mg.recs);

@@ -13,7 +13,9 @@
  * An fsnotify mark on the backing inode tells the session when the file was
  * modified by someone else (write, truncate, hole punch, direct I/O): base
  * pages that left the page cache are then unmapped, so the next access sees
- * the file as it is now, or gets SIGBUS past its new end.
+ * the file as it is now, or gets SIGBUS past its new end. The handler runs
+ * in the writer's context and only counts the change (and unmaps a shrunk
+ * tail); the session catches up lazily and a work item walks its pins.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -39,10 +41,27 @@
 
 #define COWMAP_FS_MAGIC 0x636f776d	/* "cowm" */
 
+/*
+ * The fsnotify mark of a session. @work revalidates the session's pinned
+ * pages after a change, outside the writer's context; it is cancelled
+ * before the mark is freed, which no handler can outlive (fsnotify frees
+ * marks after an SRCU grace period), so it never runs on a freed session.
+ * @inode keeps the session's inode for the handler's zap, which runs
+ * without the session lock and may race with teardown.
+ */
 struct cowmap_notify {
 	struct fsnotify_mark mark;
 	struct cowmap_session *s;	/* holds a session reference */
+	struct inode *inode;		/* holds an inode reference */
+	struct delayed_work work;
 };
+
+/*
+ * How long after a change of the file the walk of the pinned pages runs:
+ * changes within that time share one walk, so a file written all the time
+ * costs each session at most this many walks a second, whatever the rate.
+ */
+#define COWMAP_REVAL_DELAY	(HZ / 20)
 
 struct vfsmount *cowmap_mnt;
 static struct fsnotify_group *cowmap_group;
@@ -63,20 +82,60 @@ static struct file_system_type cowmap_fs_type = {
 	.kill_sb = kill_anon_super,
 };
 
+/*
+ * The backing file was modified (write, truncate, hole punch, direct I/O).
+ * This runs in the modifier's context, for every session on the file, so
+ * it must not cost what the session holds: no session lock, no walk of the
+ * pinned pages (issue 16, item 4). It counts the change, so that the
+ * session's next fault, view access or status catches up under its own
+ * lock; unmaps at once what a shrink of the file removed (only the range
+ * that changed, cowmap_notice_size()); and queues the walk that unmaps
+ * pinned pages other changes removed from the page cache (hole punch,
+ * direct I/O) to a work item, which runs COWMAP_REVAL_DELAY later.
+ */
+/*
+ * For the selftests: ignore changes of backing files, so that a local
+ * change (direct I/O) stands for one no event reports (another NFS client's
+ * write), which only COWMAP_IOC_REFRESH finds. Root only.
+ */
+static bool cowmap_test_ignore_changes;
+module_param_named(test_ignore_changes, cowmap_test_ignore_changes, bool, 0600);
+MODULE_PARM_DESC(test_ignore_changes,
+		 "Testing only: ignore fsnotify events of backing files");
+
 static int cowmap_handle_event(struct fsnotify_mark *mark, u32 mask,
 			       struct inode *inode, struct inode *dir,
 			       const struct qstr *name, u32 cookie)
 {
 	struct cowmap_notify *n = container_of(mark, struct cowmap_notify, mark);
+	struct cowmap_session *s = n->s;
+
+	if (unlikely(READ_ONCE(cowmap_test_ignore_changes)))
+		return 0;
+	atomic_inc(&s->mod_gen);
+	/* Pairs with cowmap_fault(): it sees the count or we see its PTEs. */
+	smp_mb__after_atomic();
+	cowmap_notice_size(s, n->inode);
+	queue_delayed_work(system_unbound_wq, &n->work, COWMAP_REVAL_DELAY);
+	return 0;
+}
+
+static void cowmap_reval_fn(struct work_struct *work)
+{
+	struct cowmap_notify *n = container_of(to_delayed_work(work),
+					       struct cowmap_notify, work);
 
 	cowmap_invalidate_base(n->s);
-	return 0;
 }
 
 static void cowmap_free_mark(struct fsnotify_mark *mark)
 {
 	struct cowmap_notify *n = container_of(mark, struct cowmap_notify, mark);
 
+	/* No handler runs any more (SRCU): nothing queues the work again. */
+	cancel_delayed_work_sync(&n->work);
+	if (n->inode)
+		iput(n->inode);
 	cowmap_session_put(n->s);
 	kfree(n);
 }
@@ -727,8 +786,12 @@ static int cowmap_watch(struct cowmap_session *s, struct inode *inode)
 	/* From here on, putting the mark frees it and drops this reference. */
 	fsnotify_init_mark(&n->mark, cowmap_group);
 	n->mark.mask = FS_MODIFY;
+	INIT_DELAYED_WORK(&n->work, cowmap_reval_fn);
 	kref_get(&s->ref);
 	n->s = s;
+	ihold(s->inode);
+	n->inode = s->inode;
+	atomic_long_set(&s->end_seen, cowmap_base_pgoff(s));
 	ret = fsnotify_add_inode_mark(&n->mark, inode, 0);
 	if (ret) {
 		fsnotify_put_mark(&n->mark);
@@ -785,7 +848,7 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 	s->backing = backing;
 	s->base_shmem = inode->i_sb->s_magic == TMPFS_MAGIC;
 	s->size_at_attach = i_size_read(inode);
-	s->dev = inode->i_sb->s_dev;
+	s->dev = cowmap_file_dev(backing);
 	s->ino = inode->i_ino;
 
 	mutex_lock(&cf->lock);
@@ -1009,6 +1072,8 @@ void cowmap_status(struct cowmap_session *s, struct cowmap_status *st)
 	mutex_unlock(&cowmap_registry_lock);
 
 	mutex_lock(&s->lock);
+	/* What changed in the file since the last look counts now. */
+	cowmap_revalidate(s, true);
 	st->dev_major = MAJOR(s->dev);
 	st->dev_minor = MINOR(s->dev);
 	st->ino = s->ino;

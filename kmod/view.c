@@ -60,6 +60,7 @@ static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 	while (iov_iter_count(to)) {
 		loff_t size = cowmap_size(s);
 		size_t off = offset_in_page(pos), n, copied, k;
+		struct folio *pre;
 		struct page *page;
 		void *kaddr;
 		bool priv;
@@ -68,6 +69,8 @@ static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 			break;
 		n = min3((loff_t)(PAGE_SIZE - off), size - pos,
 			 (loff_t)iov_iter_count(to));
+		/* The file's I/O waits here, not under s->lock (issue 16, 7). */
+		pre = cowmap_prefetch_base(s, pos >> PAGE_SHIFT);
 		mutex_lock(&s->lock);
 		page = cowmap_read_page(s, pos >> PAGE_SHIFT, &priv);
 		/* A base page shows the base up to its end, zeros after. */
@@ -84,6 +87,8 @@ static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 				n = k;
 		}
 		mutex_unlock(&s->lock);
+		if (pre)
+			folio_put(pre);
 		if (!n) {
 			put_page(page);
 			break;
@@ -137,10 +142,14 @@ static ssize_t cowmap_view_write_page(struct cowmap_session *s, loff_t pos,
 				      size_t n, struct iov_iter *from)
 {
 	size_t off = offset_in_page(pos), copied;
+	/* The file's I/O waits here, not under s->lock (issue 16, 7). */
+	struct folio *pre = cowmap_prefetch_base(s, pos >> PAGE_SHIFT);
 	struct page *page;
 
 	mutex_lock(&s->lock);
 	page = cowmap_write_page(s, pos >> PAGE_SHIFT);
+	if (pre)
+		folio_put(pre);
 	if (IS_ERR(page)) {
 		mutex_unlock(&s->lock);
 		return PTR_ERR(page);

@@ -188,6 +188,19 @@ static inline int cm_status(int fd, struct cowmap_status *st)
 	return ioctl(fd, COWMAP_IOC_STATUS, st);
 }
 
+/* COWMAP_IOC_REFRESH; *@invalidated (if not NULL) gets the pages unmapped. */
+static inline int cm_refresh(int fd, uint64_t *invalidated)
+{
+	struct cowmap_refresh r;
+
+	memset(&r, 0, sizeof(r));
+	if (ioctl(fd, COWMAP_IOC_REFRESH, &r))
+		return -1;
+	if (invalidated)
+		*invalidated = r.invalidated;
+	return 0;
+}
+
 static inline void *cm_map(int fd, size_t len, off_t off)
 {
 	return mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, off);

@@ -10,6 +10,7 @@
  * identity checks and --all, and property tests against a reference model.
  */
 #include <dirent.h>
+#include <poll.h>
 #include <ftw.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -346,6 +347,52 @@ TEST(seed_demo_in_place)
 	ASSERT_EQ(0, st.written);
 	ASSERT_TRUE(file_is(src, SEEDX));
 	ASSERT_EQ(0, count_entries(dir, "cowmap-"));	/* no intent, no temp */
+	rmtree(dir);
+}
+
+/*
+ * An in-place merge takes the kernel merge's lock, a whole-file OFD write
+ * lock: while another open file description holds it, the merge waits and
+ * writes nothing.
+ */
+TEST(waits_for_ofd_lock)
+{
+	char *dir = mktestdir(), *src, *log;
+	const struct trec r[] = { { 1, 1, 15, 100, "llo", "xxx" } };
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct pollfd pl;
+	int lfd, pfd[2];
+	char c = 0;
+	pid_t pid;
+
+	ASSERT_NE(NULL, dir);
+	src = path_in(dir, "file0");
+	log = path_in(dir, "file0.log");
+	ASSERT_EQ(0, cm_put_file(src, SEED, strlen(SEED)));
+	ASSERT_EQ(0, write_log(log, src, r, 1));
+	lfd = open(src, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, fcntl(lfd, F_OFD_SETLKW, &fl));
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		c = merge(src, NULL, COWMAP_POLICY_ALL_OR_NOTHING, 0, NULL, NULL,
+			  (const char *[]){ log, NULL }) ? 'n' : 'y';
+		_exit(write(pfd[1], &c, 1) != 1);
+	}
+	pl = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
+	EXPECT_EQ(0, poll(&pl, 1, 500));
+	EXPECT_TRUE(file_is(src, SEED));
+	fl.l_type = F_UNLCK;
+	ASSERT_EQ(0, fcntl(lfd, F_OFD_SETLK, &fl));
+	ASSERT_EQ(1, read(pfd[0], &c, 1));
+	EXPECT_EQ('y', c);
+	EXPECT_EQ(0, cm_wait(pid));
+	EXPECT_TRUE(file_is(src, SEEDX));
+	close(lfd);
+	close(pfd[0]);
+	close(pfd[1]);
 	rmtree(dir);
 }
 

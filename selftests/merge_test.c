@@ -6,6 +6,12 @@
  * interrupted merge, bad input, and a property test against a model of
  * the rule computed in user space.
  */
+#include <linux/fs.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+
 #include "cowmap_test.h"
 #include "cowmap_log.h"
 #include "cowmap_harness.h"
@@ -511,6 +517,365 @@ TEST(interrupted_merge_completes)
 	EXPECT_EQ(0, memcmp(now, expect, sizeof(expect)));
 	free(now);
 	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/* Set or clear an inode flag (chattr); -errno. */
+static int inode_flag(int fd, int flag, int on)
+{
+	int f;
+
+	if (ioctl(fd, FS_IOC_GETFLAGS, &f))
+		return -errno;
+	f = on ? f | flag : f & ~flag;
+	return ioctl(fd, FS_IOC_SETFLAGS, &f) ? -errno : 0;
+}
+
+/*
+ * The merge writes through the filesystem's write path: into a file made
+ * immutable after it was opened, it fails as write(2) on the same fd does,
+ * and writes nothing.
+ */
+TEST(immutable_target)
+{
+	char path[256];
+	int file = text_file(path, sizeof(path), "mimm", hello);
+	int fd = cm_session(file), werr, ret;
+	struct cowmap_merge m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 15, "xxx"));
+	ret = inode_flag(file, FS_IMMUTABLE_FL, 1);
+	if (ret) {
+		cm_end(fd);
+		close(file);
+		unlink(path);
+		SKIP(return, "no chattr +i here (%s)", strerror(-ret));
+	}
+	/* write(2) of the byte already there: the filesystem's answer. */
+	werr = pwrite(file, "-", 1, 0) < 0 ? errno : 0;
+	ret = merge(fd, file, 0, &m, NULL, 0) ? errno : 0;
+	ASSERT_EQ(0, inode_flag(file, FS_IMMUTABLE_FL, 0));
+	if (!werr)
+		TH_LOG("write(2) into an immutable file succeeds here");
+	EXPECT_EQ(werr, ret);
+	if (werr)
+		EXPECT_TRUE(file_is(file, hello));
+	/* Writable again: it merges. */
+	ASSERT_EQ(0, merge(fd, file, 0, &m, NULL, 0));
+	EXPECT_TRUE(file_is(file, "------------ Hexxx World! ------------"));
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/*
+ * An append-only file (chattr +a after the open): bytes merge as pwrite(2)
+ * on the fd does; a merge that changes the size fails EPERM as
+ * ftruncate(2) does, before anything is written.
+ */
+TEST(append_only_target)
+{
+	char path[256];
+	int file = text_file(path, sizeof(path), "mapp", hello);
+	int fd = cm_session(file), werr, ret, terr;
+	struct cowmap_merge m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 15, "xxx"));
+	ret = inode_flag(file, FS_APPEND_FL, 1);
+	if (ret) {
+		cm_end(fd);
+		close(file);
+		unlink(path);
+		SKIP(return, "no chattr +a here (%s)", strerror(-ret));
+	}
+	werr = pwrite(file, "-", 1, 0) < 0 ? errno : 0;
+	ret = merge(fd, file, 0, &m, NULL, 0) ? errno : 0;
+	EXPECT_EQ(werr, ret);
+	EXPECT_TRUE(file_is(file, ret ? hello :
+			    "------------ Hexxx World! ------------"));
+	/* Forced past the end of a shorter copy: a growth, EPERM as ftruncate(2). */
+	char spath[256];
+	int sh = text_file(spath, sizeof(spath), "mappshort", "-----");
+
+	ASSERT_LE(0, sh);
+	ASSERT_EQ(0, inode_flag(sh, FS_APPEND_FL, 1));
+	terr = ftruncate(sh, 30) ? errno : 0;
+	EXPECT_EQ(EPERM, terr);
+	ret = merge(fd, sh, COWMAP_MERGE_FORCE, &m, NULL, 0) ? errno : 0;
+	EXPECT_EQ(terr, ret);
+	EXPECT_TRUE(file_is(sh, "-----"));
+	ASSERT_EQ(0, inode_flag(sh, FS_APPEND_FL, 0));
+	close(sh);
+	unlink(spath);
+	ASSERT_EQ(0, inode_flag(file, FS_APPEND_FL, 0));
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/*
+ * RLIMIT_FSIZE below the last extent (inside the file): the first extent
+ * was written, the second fails EFBIG, and the merge writes the first one
+ * back: nothing changed. SIGXFSZ is ignored, as a writer would.
+ */
+TEST(rlimit_partway_undone)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "mfsz", 16 * PG, O_RDWR);
+	uint8_t buf[16 * PG];
+	struct cowmap_merge m;
+	uint8_t *mm;
+	int fd;
+	pid_t pid;
+
+	ASSERT_LE(0, file);
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	mm = cm_map(fd, 16 * PG, 0);
+	ASSERT_NE(MAP_FAILED, mm);
+	memcpy(mm + 10, "first", 5);
+	memcpy(mm + 12 * PG + 10, "second", 6);
+	munmap(mm, 16 * PG);
+	ASSERT_LT(0, cm_commit(fd, 0));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		struct rlimit rl = { 8 * PG, 8 * PG };
+		int bad;
+
+		signal(SIGXFSZ, SIG_IGN);
+		if (setrlimit(RLIMIT_FSIZE, &rl))
+			_exit(2);
+		/* pwrite(2) past the limit is EFBIG too */
+		bad = pwrite(file, buf, 1, 12 * PG) != -1 || errno != EFBIG;
+		if (bad)
+			_exit(3);
+		_exit(!(merge(fd, file, 0, &m, NULL, 0) == -1 && errno == EFBIG));
+	}
+	EXPECT_EQ(0, cm_wait(pid));
+	ASSERT_EQ(sizeof(buf), pread(file, buf, sizeof(buf), 0));
+	EXPECT_TRUE(cm_is_pat(buf, 0, sizeof(buf), 0));
+	/* Without the limit it merges. */
+	ASSERT_EQ(0, merge(fd, file, 0, &m, NULL, 0));
+	EXPECT_EQ(2, m.applied);
+	ASSERT_EQ(5, pread(file, buf, 5, 10));
+	EXPECT_EQ(0, memcmp(buf, "first", 5));
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/*
+ * A full filesystem (a small tmpfs mounted here): the first extent takes
+ * the last free page, the second gets ENOSPC; the first is written back.
+ */
+TEST(enospc_partway_undone)
+{
+	char dir[256], path[256], tpath[300], fpath[300];
+	static uint8_t buf[PG];
+	struct cowmap_merge m;
+	int file, target, filler, fd, ret;
+	uint8_t *mm;
+	off_t size = 0;
+
+	snprintf(dir, sizeof(dir), "%s/small.%d", cm_dir(), getpid());
+	ASSERT_EQ(0, mkdir(dir, 0755));
+	if (mount("none", dir, "tmpfs", 0, "size=256k")) {
+		ret = errno;
+		rmdir(dir);
+		SKIP(return, "cannot mount a tmpfs (%s)", strerror(ret));
+	}
+	snprintf(tpath, sizeof(tpath), "%s/target", dir);
+	snprintf(fpath, sizeof(fpath), "%s/filler", dir);
+	/* The session's file: 1 MiB of zeros, elsewhere. */
+	snprintf(path, sizeof(path), "%s/mnospc.%d", cm_dir(), getpid());
+	file = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	ASSERT_LE(0, file);
+	ASSERT_EQ(0, ftruncate(file, 256 * PG));
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	mm = cm_map(fd, 256 * PG, 0);
+	ASSERT_NE(MAP_FAILED, mm);
+	mm[0] = 'A';
+	mm[128 * PG] = 'B';
+	munmap(mm, 256 * PG);
+	ASSERT_EQ(2, cm_commit(fd, 0));
+	/* The target: sparse zeros, then the filesystem filled but a page. */
+	target = open(tpath, O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, target);
+	ASSERT_EQ(0, ftruncate(target, 256 * PG));
+	filler = open(fpath, O_RDWR | O_CREAT, 0644);
+	ASSERT_LE(0, filler);
+	memset(buf, 0x55, sizeof(buf));
+	while (pwrite(filler, buf, PG, size) == PG)
+		size += PG;
+	ASSERT_EQ(ENOSPC, errno);
+	ASSERT_EQ(0, ftruncate(filler, size - PG));
+	EXPECT_EQ(-1, merge(fd, target, 0, &m, NULL, 0));
+	EXPECT_EQ(ENOSPC, errno);
+	EXPECT_EQ(0, m.written);
+	ASSERT_EQ(1, pread(target, buf, 1, 0));
+	EXPECT_EQ(0, buf[0]);
+	ASSERT_EQ(1, pread(target, buf, 1, 128 * PG));
+	EXPECT_EQ(0, buf[0]);
+	/* With room it merges. */
+	ASSERT_EQ(0, ftruncate(filler, 0));
+	ASSERT_EQ(0, merge(fd, target, 0, &m, NULL, 0));
+	EXPECT_EQ(2, m.applied);
+	ASSERT_EQ(1, pread(target, buf, 1, 128 * PG));
+	EXPECT_EQ('B', buf[0]);
+	cm_end(fd);
+	close(filler);
+	close(target);
+	close(file);
+	unlink(path);
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+}
+
+/* A watcher of the target sees the merge's writes (IN_MODIFY). */
+TEST(inotify_sees_merge)
+{
+	char path[256], ev[sizeof(struct inotify_event) + 256];
+	int file = text_file(path, sizeof(path), "mnotify", hello);
+	int fd = cm_session(file), in, wd;
+	struct inotify_event *ie = (void *)ev;
+	struct cowmap_merge m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 15, "xxx"));
+	in = inotify_init1(IN_NONBLOCK);
+	ASSERT_LE(0, in);
+	wd = inotify_add_watch(in, path, IN_MODIFY);
+	ASSERT_LE(0, wd);
+	ASSERT_EQ(0, merge(fd, file, 0, &m, NULL, 0));
+	ASSERT_LT(0, read(in, ev, sizeof(ev)));
+	EXPECT_EQ(wd, ie->wd);
+	EXPECT_TRUE(ie->mask & IN_MODIFY);
+	close(in);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/*
+ * A kernel merge takes the whole-file OFD write lock of F_OFD_SETLKW (the
+ * offline merge's lock): while another open file description holds it,
+ * the merge waits and writes nothing; released, the merge completes.
+ */
+TEST(waits_for_ofd_lock)
+{
+	char path[256];
+	int file = text_file(path, sizeof(path), "mofd", hello);
+	int fd = cm_session(file), lfd, pfd[2];
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	struct pollfd pl;
+	struct cowmap_merge m;
+	char r = 0;
+	pid_t pid;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(1, session_write(fd, 15, "xxx"));
+	lfd = open(path, O_RDWR);
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(0, fcntl(lfd, F_OFD_SETLKW, &fl));
+	ASSERT_EQ(0, pipe(pfd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int t = open(path, O_RDWR);
+
+		r = t >= 0 && !merge(fd, t, 0, &m, NULL, 0) ? 'y' : 'n';
+		_exit(write(pfd[1], &r, 1) != 1);
+	}
+	pl = (struct pollfd){ .fd = pfd[0], .events = POLLIN };
+	EXPECT_EQ(0, poll(&pl, 1, 500));
+	EXPECT_TRUE(file_is(file, hello));
+	/* F_OFD_GETLK from a third description sees the holder's lock. */
+	fl.l_type = F_UNLCK;
+	ASSERT_EQ(0, fcntl(lfd, F_OFD_SETLK, &fl));
+	ASSERT_EQ(1, read(pfd[0], &r, 1));
+	EXPECT_EQ('y', r);
+	EXPECT_EQ(0, cm_wait(pid));
+	EXPECT_TRUE(file_is(file, "------------ Hexxx World! ------------"));
+	/* Killed while waiting: the merge stops, nothing written, no lock kept. */
+	ASSERT_EQ(1, session_write(fd, 0, "K"));
+	fl.l_type = F_WRLCK;
+	ASSERT_EQ(0, fcntl(lfd, F_OFD_SETLKW, &fl));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		int t = open(path, O_RDWR);
+
+		_exit(t < 0 || merge(fd, t, 0, &m, NULL, 0));
+	}
+	usleep(200000);
+	kill(pid, SIGKILL);
+	EXPECT_EQ(128 + SIGKILL, cm_wait(pid));
+	EXPECT_TRUE(file_is(file, "------------ Hexxx World! ------------"));
+	fl.l_type = F_UNLCK;
+	ASSERT_EQ(0, fcntl(lfd, F_OFD_SETLK, &fl));
+	ASSERT_EQ(0, merge(fd, file, 0, &m, NULL, 0));
+	EXPECT_TRUE(file_is(file, "K----------- Hexxx World! ------------"));
+	close(lfd);
+	close(pfd[0]);
+	close(pfd[1]);
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
+/*
+ * Two processes merge disjoint changes of two sessions into one file at
+ * the same moment, each through its own open: both land, every time.
+ */
+TEST(concurrent_disjoint_merges)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "mconc", 4 * PG, O_RDWR);
+	uint8_t buf[4 * PG], want[4 * PG];
+
+	ASSERT_LE(0, file);
+	for (int round = 0; round < 40; round++) {
+		int s[2] = { cm_session(file), cm_session(file) };
+		pid_t pid[2];
+
+		ASSERT_LE(0, s[0]);
+		ASSERT_LE(0, s[1]);
+		ASSERT_EQ(4 * PG, pread(file, want, sizeof(want), 0));
+		for (int k = 0; k < 2; k++) {
+			uint8_t *mm = cm_map(s[k], 4 * PG, 0);
+
+			ASSERT_NE(MAP_FAILED, mm);
+			/* Session k: bytes in pages 2k and 2k+1 only. */
+			for (size_t i = 2 * k * PG + round; i < (2 * k + 2) * PG; i += 97) {
+				mm[i] ^= 0x5A;
+				want[i] ^= 0x5A;
+			}
+			munmap(mm, 4 * PG);
+			ASSERT_LT(0, cm_commit(s[k], 0));
+		}
+		for (int k = 0; k < 2; k++) {
+			pid[k] = fork();
+			ASSERT_LE(0, pid[k]);
+			if (pid[k] == 0) {
+				struct cowmap_merge m;
+				int t = open(path, O_RDWR);
+
+				_exit(t < 0 || merge(s[k], t, 0, &m, NULL, 0) ||
+				      m.conflicts || !m.applied);
+			}
+		}
+		EXPECT_EQ(0, cm_wait(pid[0]));
+		EXPECT_EQ(0, cm_wait(pid[1]));
+		ASSERT_EQ(4 * PG, pread(file, buf, sizeof(buf), 0));
+		ASSERT_EQ(0, memcmp(buf, want, sizeof(buf)));
+		cm_end(s[0]);
+		cm_end(s[1]);
+	}
 	close(file);
 	unlink(path);
 }

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 
 #include "cowmap_test.h"
 #include "cowmap_harness.h"
@@ -786,6 +787,8 @@ TEST_F(sess, hole_punch_while_mapped)
 		SKIP(return, "hole punch: %s", strerror(errno));
 	}
 	close(wfd);
+	/* Mapped pages show it once the session revalidated: refresh waits. */
+	ASSERT_EQ(0, cm_refresh(self->fd, NULL));
 	for (size_t i = 2 * PG; i < 6 * PG; i++) {
 		if (i >= 3 * PG && i < 4 * PG)
 			continue;
@@ -813,10 +816,145 @@ TEST_F(sess, direct_io_write_while_mapped)
 	cm_fill(buf, 0, 8 * PG, 6);
 	ASSERT_EQ(8 * PG, pwrite(dfd, buf, 8 * PG, 0));
 	close(dfd);
+	ASSERT_EQ(0, cm_refresh(self->fd, NULL));
 	EXPECT_TRUE(cm_is_pat(self->map, 0, 3 * PG, 6));
 	EXPECT_TRUE(cm_is_pat(self->map + 4 * PG, 4 * PG, 4 * PG, 6));
 	EXPECT_EQ(0x33, self->map[3 * PG]);
 	EXPECT_TRUE(cm_is_pat(self->map + 8 * PG, 8 * PG, PG, 0));
+	free(buf);
+}
+
+/*
+ * Direct I/O removes the file's pages from the page cache. The writer only
+ * counts the change (docs/design.md, "When someone else changes the
+ * file"): a page the session maps shows the new bytes once the session's
+ * revalidation ran, a moment later, without any call; a page it had not
+ * mapped shows them at its first fault.
+ */
+TEST_F(sess, direct_io_reaches_mapping_by_itself)
+{
+	volatile uint8_t sum = 0;
+	struct timespec t0, t1;
+	uint8_t *buf;
+	int dfd, ms = 0;
+
+	for (size_t i = 0; i < 16 * PG; i += PG)
+		sum += self->map[i];
+	dfd = open(self->path, O_RDWR | O_DIRECT);
+	if (dfd < 0)
+		SKIP(return, "O_DIRECT: %s", strerror(errno));
+	ASSERT_EQ(0, posix_memalign((void **)&buf, PG, 32 * PG));
+	cm_fill(buf, 0, 32 * PG, 7);
+	ASSERT_EQ(32 * PG, pwrite(dfd, buf, 32 * PG, 0));
+	close(dfd);
+	/* Never mapped before: the fault reads the page cache as it is. */
+	EXPECT_TRUE(cm_is_pat(self->map + 20 * PG, 20 * PG, 12 * PG, 7));
+	/* Mapped before: within a second (the walk runs 50 ms after). */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!cm_is_pat(self->map, 0, 16 * PG, 7) && ms < 5000) {
+		usleep(10000);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ms = (t1.tv_sec - t0.tv_sec) * 1000 +
+		     (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	}
+	TH_LOG("mapped pages showed the direct write after %d ms", ms);
+	EXPECT_TRUE(cm_is_pat(self->map, 0, 16 * PG, 7));
+	EXPECT_GT(1000, ms);
+	free(buf);
+}
+
+/* COWMAP_IOC_REFRESH takes a checked argument, on any session fd. */
+TEST_F(sess, refresh_args)
+{
+	struct cowmap_refresh r;
+	int ro, rofd;
+
+	memset(&r, 0, sizeof(r));
+	r.flags = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_REFRESH, &r));
+	EXPECT_EQ(EINVAL, errno);
+	memset(&r, 0, sizeof(r));
+	r.reserved0 = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_REFRESH, &r));
+	EXPECT_EQ(EINVAL, errno);
+	memset(&r, 0, sizeof(r));
+	r.invalidated = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_REFRESH, &r));
+	EXPECT_EQ(EINVAL, errno);
+	memset(&r, 0, sizeof(r));
+	r.reserved[1] = 1;
+	EXPECT_EQ(-1, ioctl(self->fd, COWMAP_IOC_REFRESH, &r));
+	EXPECT_EQ(EINVAL, errno);
+	/* Nothing changed: nothing to unmap. */
+	memset(&r, 0, sizeof(r));
+	EXPECT_EQ(0, ioctl(self->fd, COWMAP_IOC_REFRESH, &r));
+	EXPECT_EQ(0, r.invalidated);
+	/* Without a session: EINVAL. */
+	rofd = cm_open();
+	ASSERT_LE(0, rofd);
+	ASSERT_EQ(0, cm_handshake(rofd));
+	EXPECT_EQ(-1, cm_refresh(rofd, NULL));
+	EXPECT_EQ(EINVAL, errno);
+	close(rofd);
+	/* A read-only session fd may refresh. */
+	ro = open("/dev/cowmap", O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, ro);
+	ASSERT_EQ(0, cm_handshake(ro));
+	ASSERT_EQ(0, cm_attach(ro, self->file));
+	EXPECT_EQ(0, cm_refresh(ro, NULL));
+	close(ro);
+}
+
+/*
+ * A change no event reports (another NFS client's write, which this
+ * client's page cache learns of only when it revalidates): stood for here
+ * by a direct write while the module ignores events (test_ignore_changes,
+ * root only). The session keeps showing the pages it had mapped until
+ * COWMAP_IOC_REFRESH, which unmaps them; then it shows the file's bytes.
+ * Its own written page stays.
+ */
+TEST_F(sess, refresh_finds_unreported_change)
+{
+	volatile uint8_t sum = 0;
+	uint64_t inval = 0;
+	struct statfs sfs;
+	uint8_t *buf;
+	int dfd;
+
+	if (geteuid())
+		SKIP(return, "needs root (test_ignore_changes)");
+	ASSERT_EQ(0, fstatfs(self->file, &sfs));
+	if (sfs.f_type == TMPFS_MAGIC)
+		SKIP(return, "tmpfs: direct I/O goes through the page cache");
+	/*
+	 * btrfs writes a direct write whose range it cannot invalidate (the
+	 * session holds the pages) through the page cache instead: the
+	 * session sees it at once, there is nothing unreported to find.
+	 */
+	if (sfs.f_type == BTRFS_SUPER_MAGIC)
+		SKIP(return, "btrfs: a direct write into held pages goes through the page cache");
+	for (size_t i = 0; i < 8 * PG; i += PG)
+		sum += self->map[i];
+	self->map[3 * PG] = 0x33;
+	dfd = open(self->path, O_RDWR | O_DIRECT);
+	if (dfd < 0)
+		SKIP(return, "O_DIRECT: %s", strerror(errno));
+	ASSERT_EQ(0, posix_memalign((void **)&buf, PG, 8 * PG));
+	cm_fill(buf, 0, 8 * PG, 8);
+	ASSERT_EQ(0, cm_param_set("test_ignore_changes", 1));
+	EXPECT_EQ(8 * PG, pwrite(dfd, buf, 8 * PG, 0));
+	close(dfd);
+	usleep(200000);	/* longer than any revalidation would wait */
+	/* Unreported: the mapped pages still show the old bytes. */
+	EXPECT_TRUE(cm_is_pat(self->map, 0, 3 * PG, 0));
+	EXPECT_EQ(0, cm_refresh(self->fd, &inval));
+	ASSERT_EQ(0, cm_param_set("test_ignore_changes", 0));
+	/* Pages 0-2 and 4-7 left the page cache; page 3 is the session's. */
+	EXPECT_LE(7, inval);
+	EXPECT_TRUE(cm_is_pat(self->map, 0, 3 * PG, 8));
+	EXPECT_TRUE(cm_is_pat(self->map + 4 * PG, 4 * PG, 4 * PG, 8));
+	EXPECT_EQ(0x33, self->map[3 * PG]);
+	EXPECT_TRUE(cm_is_pat(self->map + 3 * PG + 1, 3 * PG + 1, PG - 1, 0));
 	free(buf);
 }
 
@@ -846,8 +984,13 @@ TEST_F(sess, gup_refused)
 		struct statfs sfs;
 
 		ASSERT_EQ(0, fstatfs(dfd, &sfs));
-		if (sfs.f_type == TMPFS_MAGIC) {
-			/* tmpfs (6.6+) serves O_DIRECT by copying: no GUP. */
+		if (sfs.f_type == TMPFS_MAGIC ||
+		    sfs.f_type == BTRFS_SUPER_MAGIC) {
+			/*
+			 * tmpfs (6.6+) serves O_DIRECT by copying: no GUP.
+			 * btrfs falls back to a buffered read when GUP of
+			 * the buffer fails.
+			 */
 			EXPECT_EQ(PG, pread(dfd, self->map + 8 * PG, PG, 0));
 			EXPECT_TRUE(cm_is_pat(self->map + 8 * PG, 0, PG, 0));
 		} else {
@@ -863,7 +1006,10 @@ TEST_F(sess, gup_refused)
 		struct statfs sfs;
 
 		ASSERT_EQ(0, fstatfs(dfd, &sfs));
-		if (sfs.f_type != TMPFS_MAGIC) {
+		if (sfs.f_type == BTRFS_SUPER_MAGIC) {
+			/* A buffered write, of the bytes the file has. */
+			EXPECT_EQ(PG, pwrite(dfd, self->map + 8 * PG, PG, 0));
+		} else if (sfs.f_type != TMPFS_MAGIC) {
 			EXPECT_EQ(-1, pwrite(dfd, self->map + 8 * PG, PG, 0));
 			EXPECT_EQ(EFAULT, errno);
 		}

@@ -9,7 +9,7 @@ PKGS=(
 	build-essential gcc make bc bison flex libelf-dev libssl-dev
 	kmod cpio xz-utils zstd rsync
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1
-	qemu-system-x86 busybox-static e2fsprogs
+	qemu-system-x86 busybox-static e2fsprogs xfsprogs btrfs-progs
 	libmnl-dev libjson-c-dev pkg-config sparse dkms python3
 	debhelper dh-dkms devscripts lintian fakeroot
 	clang libclang-rt-14-dev

@@ -315,9 +315,20 @@ struct cowmap_conflict {
  * its new bytes (so a merge run again, or interrupted and run again,
  * completes), and conflicts otherwise; bytes past the target's end match
  * nothing. All records are checked against the target as earlier records
- * leave it, then the changed ranges are written at once, under the target
- * inode's lock: merges into one file serialise, and no one sees a partial
- * merge. Default policy: if any record conflicts, nothing is written. With
+ * leave it, then the changed ranges are written through the filesystem's
+ * own write path (as write(2) on @target_fd: permissions, LSMs, immutable
+ * files, quotas, RLIMIT_FSIZE and fsnotify apply) and the size is set as
+ * ftruncate(2) on it would. From the check to the end of the write the
+ * merge holds a whole-file OFD write lock on @target_fd (the lock of
+ * fcntl(F_OFD_SETLKW), which NFS forwards to the server; libcowmap's
+ * offline merge takes it too): merges into one file serialise, here and on
+ * other NFS clients. A lock the caller held on @target_fd's open file
+ * description is released at the end; a lock held elsewhere makes the
+ * merge wait (killable). Writers that take no lock can interleave with a
+ * merge, as with two write(2) calls. A write or resize that fails part-way
+ * writes the target's original bytes back and restores its size (best
+ * effort) before returning the error, and @written is then 0. Default
+ * policy: if any record conflicts, nothing is written. With
  * SKIP, the others are written; with FORCE, every record's new bytes are.
  * The call succeeds (0) whenever the journal could be checked: look at
  * @conflicts. Records applied or already applied are marked merged (see
@@ -325,8 +336,10 @@ struct cowmap_conflict {
  * once in the pages they have not written.
  *
  * Errors: EBADF (not an fd, or not opened O_RDWR), EINVAL (flags, a
- * non-regular target, O_DIRECT or O_APPEND), EOPNOTSUPP (a filesystem that
- * does not write through the page cache), ENOMEM, and I/O errors.
+ * non-regular target or a view, O_DIRECT or O_APPEND), EOPNOTSUPP (a file
+ * that cannot be read or written), EINTR (killed while waiting for the
+ * lock), ENOMEM, and what write(2) and ftruncate(2) on the target return
+ * (EPERM, ENOSPC, EDQUOT, EFBIG, EIO, ...).
  */
 struct cowmap_merge {
 	__s32 target_fd;
@@ -415,6 +428,39 @@ struct cowmap_size {
 	__u64 reserved[2];
 };
 
+/**
+ * struct cowmap_refresh - look at the backing file again (COWMAP_IOC_REFRESH)
+ * @flags: in: must be zero.
+ * @reserved0: must be zero.
+ * @invalidated: out: pages the session showed from the file that were no
+ *	longer the file's and are unmapped now. Must be zero on input.
+ * @reserved: must be zero.
+ *
+ * Changes made through this machine's page cache reach the session by
+ * themselves (docs/design.md, "When someone else changes the file"); a
+ * change no local event reports does not: another NFS client's write
+ * makes this client drop its cached pages only when it next revalidates
+ * the file. This ioctl makes the backing file's filesystem revalidate its
+ * attributes now (as statx(AT_STATX_FORCE_SYNC) does) and read one byte
+ * (NFS drops the pages of a file that changed in its read path), then
+ * unmaps every page the session shows from the file that is no longer in
+ * its page cache, and everything past its end. Afterwards, pages the
+ * session has not written show the file as the server has it; pages it
+ * wrote stay as they are. It also waits for the revalidation local
+ * changes queue (hole punch, direct I/O), so that the session's mapping
+ * shows them once it returns.
+ *
+ * Any session fd may refresh, read-only ones too. Errors: EINVAL (no
+ * session, flags or reserved fields), and the errors of the filesystem's
+ * getattr and read (EIO, EINTR when killed, ESTALE, ...).
+ */
+struct cowmap_refresh {
+	__u32 flags;
+	__u32 reserved0;
+	__u64 invalidated;
+	__u64 reserved[2];
+};
+
 #define COWMAP_IOC_API		_IOWR(COWMAP_IOC_MAGIC, 0x00, struct cowmap_api)
 #define COWMAP_IOC_ATTACH	_IOWR(COWMAP_IOC_MAGIC, 0x01, struct cowmap_attach)
 #define COWMAP_IOC_STATUS	_IOR(COWMAP_IOC_MAGIC, 0x02, struct cowmap_status)
@@ -431,6 +477,7 @@ struct cowmap_size {
 #define COWMAP_IOC_TRIM		_IO(COWMAP_IOC_MAGIC, 0x08)
 #define COWMAP_IOC_VIEW		_IOWR(COWMAP_IOC_MAGIC, 0x09, struct cowmap_view)
 #define COWMAP_IOC_SET_SIZE	_IOWR(COWMAP_IOC_MAGIC, 0x0a, struct cowmap_size)
+#define COWMAP_IOC_REFRESH	_IOWR(COWMAP_IOC_MAGIC, 0x0b, struct cowmap_refresh)
 
 /*
  * The journal format (docs/journal-format.md), for dumps and journal files:

@@ -194,6 +194,24 @@ int cowmap_view(int fd, unsigned int flags);
 int cowmap_set_size(int fd, int64_t size, int64_t *old_size);
 
 /**
+ * cowmap_refresh() - look at the session's file again now
+ * @fd: an attached or adopted session fd (read-only too)
+ * @invalidated: if not NULL, receives how many pages the session showed
+ *	from the file that were no longer the file's and are unmapped now
+ *
+ * For files on NFS (or any filesystem whose file another machine can
+ * change): makes the filesystem revalidate the file and drop cached pages
+ * that are out of date, then unmaps every page the session shows from the
+ * file that left the page cache, so pages the session has not written
+ * show the file as the server has it. Pages it wrote stay. Local changes
+ * need no call (see COWMAP_IOC_REFRESH and cowmap(4)).
+ *
+ * Return: 0 or a negative errno: -EINVAL (not attached), -ENOTTY (a module
+ * without refresh), and the filesystem's errors (-EIO, -ESTALE, -EINTR).
+ */
+int cowmap_refresh(int fd, uint64_t *invalidated);
+
+/**
  * cowmap_commit() - turn the session's writes into journal records
  * @fd: an attached session fd
  * @durable: non-zero to fsync the journal file (COWMAP_COMMIT_DURABLE)

@@ -1348,11 +1348,22 @@ static int write_out(struct ctx *c, int fd, const char *out, const struct stat *
 
 static int lock_fd(int fd, int op)
 {
+	/* The kernel merge's lock, which NFS forwards to the server. */
+	struct flock ofd = { .l_type = op == LOCK_EX ? F_WRLCK : F_RDLCK,
+			     .l_whence = SEEK_SET };
+
 	while (flock(fd, op)) {
 		if (errno == EINTR)
 			continue;
 		if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL)
-			return 0;	/* no locks here: go on without */
+			break;	/* no locks here: go on without */
+		return -errno;
+	}
+	while (fcntl(fd, F_OFD_SETLKW, &ofd)) {
+		if (errno == EINTR)
+			continue;
+		if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL)
+			return 0;
 		return -errno;
 	}
 	return 0;

@@ -145,6 +145,16 @@ API int cowmap_set_size(int fd, int64_t size, int64_t *old_size)
 	return ret;
 }
 
+API int cowmap_refresh(int fd, uint64_t *invalidated)
+{
+	struct cowmap_refresh r = { 0 };
+	int ret = xioctl(fd, COWMAP_IOC_REFRESH, &r);
+
+	if (!ret && invalidated)
+		*invalidated = r.invalidated;
+	return ret;
+}
+
 API int cowmap_status(int fd, struct cowmap_status *st)
 {
 	memset(st, 0, sizeof(*st));

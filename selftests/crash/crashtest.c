@@ -24,6 +24,12 @@
  *       0, no intent file left) and DIR/data is exactly the original with
  *       every write applied; a second run finds everything already applied
  *
+ * Several first halves may share one boot, each in its own directory
+ * (crashtest journal DIR1 kmerge DIR2): all but the last return instead of
+ * cutting the power, and a merge must come last. The checks take the same
+ * form in the second boot (crashtest journal-check DIR1 merge-check DIR2)
+ * and print "crashtest: result CMD DIR ok|fail" for each.
+ *
  * Every record lies inside one 512-byte sector, and records of different
  * sectors never touch: the disk writes whole sectors, so after the cut
  * each record's bytes on disk are all old or all new. The merge scenarios
@@ -43,6 +49,9 @@
 #define NP	64
 #define DURABLE	3	/* durable commits, each of NP / 4 records */
 
+/* Set while another first half follows this one in the same boot. */
+static int more;
+
 static void die(const char *what)
 {
 	fprintf(stderr, "crashtest: %s: %s\n", what, strerror(errno));
@@ -57,6 +66,7 @@ static uint8_t val(int c, int p)
 
 static void power_off(void)
 {
+	printf("crashtest: power off\n");
 	fflush(stdout);
 	reboot(RB_POWER_OFF);	/* no sync: the page cache is lost */
 	die("reboot");
@@ -101,8 +111,10 @@ static int journal(const char *dir, int use_view)
 			if (cm_status(fd, &st) || st.journal_records != (uint64_t)(c + 1) * NP / 4)
 				die("records");
 		}
-		printf("crashtest: %d fsyncs of a view, %d records each, one more commit not durable; power off\n",
+		printf("crashtest: %d fsyncs of a view, %d records each, one more commit not durable\n",
 		       DURABLE, NP / 4);
+		if (more)
+			return 0;
 		power_off();
 		return 1;
 	}
@@ -115,8 +127,10 @@ static int journal(const char *dir, int use_view)
 		if (cm_commit(fd, c < DURABLE ? COWMAP_COMMIT_DURABLE : 0) != NP / 4)
 			die("commit");
 	}
-	printf("crashtest: %d durable commits of %d records, one more not durable; power off\n",
+	printf("crashtest: %d durable commits of %d records, one more not durable\n",
 	       DURABLE, NP / 4);
+	if (more)
+		return 0;
 	power_off();
 	return 1;
 }
@@ -520,20 +534,67 @@ static int merge_check(const char *dir)
 	return 0;
 }
 
+/* A directory for one scenario, durable before anything in it is. */
+static void scenario_dir(const char *dir)
+{
+	char parent[256], *slash;
+	int fd;
+
+	if (!mkdir(dir, 0755)) {
+		snprintf(parent, sizeof(parent), "%s", dir);
+		slash = strrchr(parent, '/');
+		if (slash && slash != parent)
+			*slash = 0;
+		fd = open(parent, O_RDONLY | O_DIRECTORY);
+		if (fd < 0 || fsync(fd))
+			die(parent);
+		close(fd);
+	} else if (errno != EEXIST) {
+		die(dir);
+	}
+}
+
+static int run_one(const char *cmd, const char *dir)
+{
+	if (!strcmp(cmd, "kmerge"))
+		return kmerge(dir);
+	if (!strcmp(cmd, "omerge"))
+		return omerge(dir);
+	if (!strcmp(cmd, "merge-check"))
+		return merge_check(dir);
+	if (!strcmp(cmd, "journal"))
+		return journal(dir, 0);
+	if (!strcmp(cmd, "journal-view"))
+		return journal(dir, 1);
+	if (!strcmp(cmd, "journal-check"))
+		return journal_check(dir);
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc == 3 && !strcmp(argv[1], "kmerge"))
-		return kmerge(argv[2]);
-	if (argc == 3 && !strcmp(argv[1], "omerge"))
-		return omerge(argv[2]);
-	if (argc == 3 && !strcmp(argv[1], "merge-check"))
-		return merge_check(argv[2]);
-	if (argc == 3 && !strcmp(argv[1], "journal"))
-		return journal(argv[2], 0);
-	if (argc == 3 && !strcmp(argv[1], "journal-view"))
-		return journal(argv[2], 1);
-	if (argc == 3 && !strcmp(argv[1], "journal-check"))
-		return journal_check(argv[2]);
-	fprintf(stderr, "usage: crashtest journal|journal-view|journal-check|kmerge|omerge|merge-check DIR\n");
+	int failed = 0;
+
+	if (argc < 3 || argc % 2 == 0)
+		goto usage;
+	for (int i = 1; i < argc; i += 2) {
+		const char *cmd = argv[i], *dir = argv[i + 1];
+		int rc;
+
+		more = i + 2 < argc;
+		/* A merge's power cut comes at a random moment: last only. */
+		if (more && (!strcmp(cmd, "kmerge") || !strcmp(cmd, "omerge")))
+			goto usage;
+		scenario_dir(dir);
+		rc = run_one(cmd, dir);
+		if (rc < 0)
+			goto usage;
+		printf("crashtest: result %s %s %s\n", cmd, dir, rc ? "fail" : "ok");
+		fflush(stdout);
+		failed |= rc;
+	}
+	return failed ? 1 : 0;
+usage:
+	fprintf(stderr, "usage: crashtest {journal|journal-view|journal-check|kmerge|omerge|merge-check DIR}...\n");
 	return 2;
 }
