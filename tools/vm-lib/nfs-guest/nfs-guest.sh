@@ -33,7 +33,7 @@ DEADLINE=${NFS_DEADLINE:-480}
 # sessions make a retransmission exactly-once.  timeo=50,retrans=3 bound
 # the RPC timeout and the reconnect backoff to 5 + 3 * 5 = 20 s instead of
 # 60 + 2 * 60 = 180 s.
-MOPTS=vers=4.2,proto=tcp,hard,timeo=50,retrans=3
+MOPTS=vers=4.2,hard,timeo=50,retrans=3
 E=/mnt/ext4/export
 
 now() { cut -d' ' -f1 /proc/uptime; }
