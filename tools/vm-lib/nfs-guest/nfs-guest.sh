@@ -210,16 +210,17 @@ failed() {
 }
 # Wait for step file $1, at most WAIT seconds, and not for a client that
 # failed.
+# (busybox sh has no local variables: the names here are waitf's own.)
 waitf() {
-	t0=$(secs)
+	wf_t0=$(secs)
 	while [ ! -e "$C/$1" ]; do
-		for r in a b; do
-			if [ $r != "$ROLE" ] && [ -e "$C/$r-failed" ]; then
-				say "client $r failed ($(cat "$C/$r-failed")): not waiting for $1"
+		for wf_r in a b; do
+			if [ $wf_r != "$ROLE" ] && [ -e "$C/$wf_r-failed" ]; then
+				say "client $wf_r failed ($(cat "$C/$wf_r-failed")): not waiting for $1"
 				return 1
 			fi
 		done
-		if [ $(($(secs) - t0)) -ge "$WAIT" ]; then
+		if [ $(($(secs) - wf_t0)) -ge "$WAIT" ]; then
 			say "timed out after ${WAIT}s waiting for $1"
 			return 1
 		fi
