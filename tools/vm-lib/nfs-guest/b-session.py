@@ -32,6 +32,7 @@ REFRESH = Struct("=IIQ2Q")       # struct cowmap_refresh
 IOC_API = iowr(0x00, API.size)
 IOC_ATTACH = iowr(0x01, ATTACH.size)
 IOC_REFRESH = iowr(0x0B, REFRESH.size)
+IOC_DISCARD = (MAGIC << 8) | 0x06       # _IO(COWMAP_IOC_MAGIC, 0x06)
 
 
 def log(msg):
@@ -101,6 +102,8 @@ def main():
     put("b-view-5", "%s %d" % (pages(m), n))
 
     waitf("b-end")
+    # Closed with its page 0, the session would stay as an orphan.
+    fcntl.ioctl(sfd, IOC_DISCARD, 0)
     m.close()
     os.close(sfd)
     os.close(fd)

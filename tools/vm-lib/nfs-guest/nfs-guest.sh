@@ -98,8 +98,8 @@ diag() { # WHY
 		cat /proc/locks
 		echo "-- netstat -tn"
 		netstat -tn
-		echo "-- ip -s link"
-		ip -s link
+		echo "-- /proc/net/dev"
+		cat /proc/net/dev
 		echo "-- processes in D state, their kernel stacks"
 		for s in /proc/[0-9]*/stat; do
 			d=${s%/stat}
@@ -259,7 +259,7 @@ mount_share() { # SERVER
 		n=$((n + 1))
 		sleep 2
 	done
-	say "mounted $1:/ on /mnt/nfs after $(($(secs) - t0))s ($n attempt(s))"
+	say "mounted $1:/ on /mnt/nfs after $(($(secs) - t0))s ($n attempt(s)); device $(stat -c %D /mnt/nfs)"
 	mount_one "$1" /mnt/ctl "$MOPTS,noac,lookupcache=none,nosharecache" || return 1
 	t0=$(secs)
 	until [ -e $C/server-up ]; do
@@ -291,6 +291,15 @@ client() {
 	else
 		say "no ping reply from $SERVER in 20 s"
 	fi
+	# Two machines' NFS mounts get whatever anonymous device comes next on
+	# each: identical guests would get the same one, and a journal's
+	# device:inode would match by chance.  B takes two first, as a machine
+	# with more mounts would.
+	if [ "$ROLE" = b ]; then
+		mkdir -p /mnt/pad1 /mnt/pad2
+		mount -t tmpfs pad1 /mnt/pad1
+		mount -t tmpfs pad2 /mnt/pad2
+	fi
 	if ! mount_share $SERVER; then
 		nok "mount-$ROLE" "cannot mount $SERVER:/ ($(cat /tmp/mount.err))"
 		diag "mount failed"
@@ -298,19 +307,20 @@ client() {
 	fi
 	ok "mount-$ROLE"
 	sig "$ROLE-up"
-	rc=0
+	# (client_a/b set rc of their own: this one is crc.)
+	crc=0
 	if waitf a-up && waitf b-up; then
 		say "both clients up"
-		"client_$ROLE" || rc=1
+		"client_$ROLE" || crc=1
 	else
-		rc=1
+		crc=1
 	fi
-	[ $rc = 0 ] || failed "a step of client $ROLE did not complete (see above)"
+	[ $crc = 0 ] || failed "a step of client $ROLE did not complete (see above)"
 	sig "$ROLE-done"
 	say "done"
 	timeout -s KILL 30 umount /mnt/nfs || umount -l /mnt/nfs
 	timeout -s KILL 30 umount /mnt/ctl || umount -l /mnt/ctl
-	return $rc
+	return $crc
 }
 
 # Client A: changes the file by plain writes and merges, in steps with B.
@@ -376,7 +386,7 @@ disjoint() {
 	[ "$ROLE" = a ] || off=$((off + 8192))
 	other=b
 	[ "$ROLE" = a ] || other=a
-	r=0 fails=0 t0=$(secs)
+	r=0 fails=0 t0=$(secs) mt=0 mmax=0
 	while [ $r -lt "$ROUNDS" ]; do
 		o=$((off + 8 * r))
 		if [ "$ROLE" = b ] && [ $((r % 2)) = 1 ]; then
@@ -385,19 +395,26 @@ disjoint() {
 			cowmapctl map $D --write "$o:$ROLE-r$r" --log "$log" >/tmp/kept.err 2>&1
 			sig "d-$ROLE-$r"
 			waitf "d-$other-$r" || return 1
+			m0=$(now)
 			cowmapctl merge -s $D -l "$log" --in-place >/tmp/kmerge.out 2>&1
 		else
 			id=$(kept $o "$ROLE-r$r")
 			sig "d-$ROLE-$r"
 			waitf "d-$other-$r" || return 1
+			m0=$(now)
 			kmerge "$id"
 		fi || {
 			fails=$((fails + 1))
 			say "round $r: merge failed: $(cat /tmp/kept.err /tmp/kmerge.out)"
 		}
+		# The merge's own time, in ms (uptime has 10 ms steps).
+		m1=$(now)
+		d=$(( (${m1%.*}${m1#*.} - ${m0%.*}${m0#*.}) * 10 ))
+		mt=$((mt + d))
+		[ $d -le $mmax ] || mmax=$d
 		r=$((r + 1))
 	done
-	say "$ROUNDS rounds of merges in $(($(secs) - t0))s"
+	say "$ROUNDS rounds of merges in $(($(secs) - t0))s; the merges took $((mt / ROUNDS)) ms on average, at most $mmax ms"
 	sig "d-$ROLE-end"
 	waitf "d-$other-end" || return 1
 	# Every change of both clients is in the file (read after an open).
