@@ -16,6 +16,7 @@ PKGS=(
 	man-db groff-base
 	mmdebstrap
 	sqlite3 lmdb-utils dash mawk coreutils
+	nfs-kernel-server nfs-common
 )
 
 need=()
