@@ -92,16 +92,32 @@ deps:
 COPY_KMOD_SRCS = mkdir -p $(OBJDIR) && for f in $(KMOD_SRCS); do \
 	cmp -s $$f $(OBJDIR)/$$f || cp --parents $$f $(OBJDIR)/ || exit 1; done
 
+# kbuild takes 3-12 s to find that nothing changed, and tools/vm runs
+# "make module" before every boot: it is skipped when cowmap.ko is newer
+# than every copied source and was built against the same headers (the
+# key: the headers' Makefile and Module.symvers, or the root's pin), with
+# no W=, C= or CHECK=.
+KBUILD_KEY = $(if $(IN_ROOT),root $$(cksum <tools/trixie-root.sh),$(KDIR) \
+	$$(stat -c %Y -- $(KDIR)/Makefile $(wildcard $(KDIR)/Module.symvers)))
+MODULE_FRESH = [ -z "$(W)$(C)$(CHECK)" ] && [ -f $(OBJDIR)/cowmap.ko ] && \
+	[ "$$(cat $(OBJDIR)/.kbuild-key 2>/dev/null)" = "$(KBUILD_KEY)" ] && \
+	[ -z "$$(find $(addprefix $(OBJDIR)/,$(KMOD_SRCS)) -newer $(OBJDIR)/cowmap.ko)" ]
+SAVE_KBUILD_KEY = echo "$(KBUILD_KEY)" >$(OBJDIR)/.kbuild-key
+
 module: $(KMOD_SRCS)
 ifeq ($(IN_ROOT),1)
 	@$(COPY_KMOD_SRCS)
-	tools/trixie-root.sh module $(OBJDIR) $(if $(W),W=$(W)) $(if $(C),C=$(C)) \
-		$(if $(CHECK),"CHECK=$(CHECK)")
+	@if $(MODULE_FRESH); then echo "$(OBJDIR)/cowmap.ko is up to date"; else \
+		rm -f $(OBJDIR)/.kbuild-key && \
+		tools/trixie-root.sh module $(OBJDIR) $(if $(W),W=$(W)) $(if $(C),C=$(C)) \
+		$(if $(CHECK),"CHECK=$(CHECK)") && $(SAVE_KBUILD_KEY); fi
 else
 	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "no kernel build dir: set KDIR=" \
 		"(or apt-get install linux-headers-$$(uname -r))" >&2; exit 1; }
 	@$(COPY_KMOD_SRCS)
-	$(MAKE) -C $(KDIR) M=$(OBJDIR) modules
+	@if $(MODULE_FRESH); then echo "$(OBJDIR)/cowmap.ko is up to date"; else \
+		rm -f $(OBJDIR)/.kbuild-key && \
+		$(MAKE) -C $(KDIR) M=$(OBJDIR) modules && $(SAVE_KBUILD_KEY); fi
 endif
 
 $(BUILD)/include/linux/cowmap.h: uapi/cowmap.h

@@ -19,9 +19,15 @@ PKGS=(
 	nfs-kernel-server nfs-common
 )
 
+# One dpkg-query for all (one per package took 2-8 s, and tools/vm runs
+# this before every boot).
+declare -A have=()
+while read -r p st; do
+	[ "$st" = "install ok installed" ] && have[${p%%:*}]=1
+done < <(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null || true)
 need=()
 for p in "${PKGS[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || need+=("$p")
+	[ -n "${have[$p]:-}" ] || need+=("$p")
 done
 
 have_612() {
