@@ -15,9 +15,13 @@ OUT=build/bench
 BIN=$OUT/cowbench
 [ -x "$BIN" ] || { echo "bench/run.sh: no $BIN (make bench builds it)" >&2; exit 1; }
 
-suffix=$KERNEL
+# COWBENCH_FS=xfs,btrfs: the guest also gets those disks (tools/vm --fs),
+# for rows run there with --dir /mnt/xfs/cowbench; the results' name
+# then says so (results-6.12-xfs,btrfs.json).
+FS=${COWBENCH_FS:-}
+suffix=$KERNEL${FS:+-$FS}
 for a in "$@"; do
-	[ "$a" != --quick ] || suffix=$KERNEL-quick
+	[ "$a" != --quick ] || suffix=$suffix-quick
 done
 LOG=$OUT/run-$suffix.log
 JSON=$OUT/results-$suffix.json
@@ -39,7 +43,7 @@ JSON=$OUT/results-$suffix.json
 # Everything but the JSON block goes to the terminal.
 set +e
 # 4 GiB: row 12's 1,024 sessions own 1.3 GiB (1 % of 64 MiB each, twins).
-tools/vm run --kernel "$KERNEL" --timeout 1500 --mem "${COWBENCH_MEM:-4G}" \
+tools/vm run --kernel "$KERNEL" --timeout 1500 --mem "${COWBENCH_MEM:-4G}" ${FS:+--fs "tmpfs,$FS"} \
 	--include "$BIN" --include "$OUT/host.txt" -- \
 	/cowbench --host-info /host.txt "$@" |
 	tee "$LOG" |
