@@ -323,7 +323,7 @@ int cowmap_trim(int fd);
  * @flags: header flags (zero in version 1)
  * @reserved0: zero (room to grow, see "ABI" above)
  * @file_id: the backing file's id (COWMAP_FILE_ID_XATTR) from an 80-byte
- *	header, all zeros when the log has none (0.3.0; was reserved). The
+ *	header, all zeros when the log has none (new after 0.2.0; was reserved). The
  *	writer writes an 80-byte header when it is not all zeros.
  * @reserved: zero
  *
