@@ -74,8 +74,11 @@ struct cowmap_api {
  *	opened for writing, where every commit appends its records (the
  *	"journal file", see docs/journal-format.md). An empty file gets a log
  *	header first; a non-empty one must already start with a valid header
- *	for the same backing file. It must not be the backing file. Without
- *	the flag, must be zero.
+ *	for the same backing file (the same device and inode, or the same
+ *	file id, COWMAP_FILE_ID_XATTR, and inode). It must not be the backing
+ *	file. Without the flag, must be zero. The backing file's
+ *	COWMAP_FILE_ID_XATTR is read once, here: with it, the session's log
+ *	header is struct cowmap_log_header_id (80 bytes).
  * @reserved0: must be zero.
  * @reserved: must be zero.
  *
