@@ -123,6 +123,9 @@ struct cowmap_session {
 	dev_t dev;
 	u64 ino;
 	u64 created_ns;
+	/* The file's COWMAP_FILE_ID_XATTR at attach: the header then has it. */
+	u8 file_id[COWMAP_FILE_ID_SIZE];
+	bool has_file_id;
 	struct cowmap_notify *notify;
 
 	kuid_t owner_uid;		/* effective uid of the fd that attached */
@@ -209,6 +212,9 @@ struct cowmap_session {
 	struct file *jfile;
 	loff_t jfile_len;	/* bytes of it known good */
 	u64 jfile_seq;		/* last record written to it */
+	/* Its header (64 or 80 bytes), kept for the rewrite to version 2. */
+	struct cowmap_log_header_id jfile_hdr;
+	u32 jfile_hsize;
 };
 
 /*
@@ -320,8 +326,10 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m);
 void cowmap_trim(struct cowmap_session *s);
 
 /* journal.c */
-void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h);
+size_t cowmap_log_header(struct cowmap_session *s,
+			 struct cowmap_log_header_id *h);
 dev_t cowmap_file_dev(struct file *f);
+void cowmap_file_id_read(struct cowmap_session *s, struct file *f);
 int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile);
 int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c);
 int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c);

@@ -27,11 +27,11 @@
 #include <linux/uaccess.h>
 #include <linux/uidgid.h>
 #include <linux/vmalloc.h>
+#include <linux/xattr.h>
 
 #include "compat.h"
 #include "cowmap.h"
 
-#define COWMAP_HDR_SIZE sizeof(struct cowmap_log_header)
 #define COWMAP_REC_HDR	sizeof(struct cowmap_log_record)
 /* The smallest record: one changed byte. A chunk holds at most cap / this. */
 #define COWMAP_REC_MIN	ALIGN(COWMAP_REC_HDR + 2, 8)
@@ -105,49 +105,99 @@ dev_t cowmap_file_dev(struct file *f)
 	return st.dev;
 }
 
-/* Version 1 until the journal holds a size record. */
-static void cowmap_log_header_v(struct cowmap_session *s,
-				struct cowmap_log_header *h, bool v2)
+/**
+ * cowmap_file_id_read() - read the backing file's id at attach
+ * @s: the session, not yet published
+ * @f: its backing file
+ *
+ * The COWMAP_FILE_ID_XATTR xattr, if the file has one of exactly
+ * COWMAP_FILE_ID_SIZE bytes (libcowmap sets it before attach). Any error
+ * (no xattr, no user xattrs on this filesystem, EACCES) leaves the session
+ * without an id: its logs then have the 64-byte header. __vfs_getxattr():
+ * the same in 6.1, 6.12 and 7.3, and the filesystem's own handler (NFS
+ * asks the server) still checks the caller's access. Called with no
+ * session lock held: the filesystem may sleep and take its own locks.
+ */
+void cowmap_file_id_read(struct cowmap_session *s, struct file *f)
 {
-	dev_t dev = s->dev;	/* stat(2)'s, from attach: cowmap_file_dev() */
+	u8 id[COWMAP_FILE_ID_SIZE];
+	ssize_t n;
 
-	memset(h, 0, sizeof(*h));
+	n = __vfs_getxattr(f->f_path.dentry, file_inode(f),
+			   COWMAP_FILE_ID_XATTR, id, sizeof(id));
+	/* An all-zero id is no id: the reader's "none". */
+	if (n != sizeof(id) || !memchr_inv(id, 0, sizeof(id)))
+		return;
+	memcpy(s->file_id, id, sizeof(id));
+	s->has_file_id = true;
+}
+
+/* Version 1 until the journal holds a size record. Returns its size. */
+static size_t cowmap_log_header_v(struct cowmap_session *s,
+				  struct cowmap_log_header_id *hi, bool v2)
+{
+	struct cowmap_log_header *h = &hi->h;
+	dev_t dev = s->dev;	/* stat(2)'s, from attach: cowmap_file_dev() */
+	size_t size = s->has_file_id ? sizeof(*hi) : sizeof(*h);
+
+	memset(hi, 0, sizeof(*hi));
 	memcpy(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic));
 	h->version = cpu_to_le32(v2 ? COWMAP_LOG_VERSION : COWMAP_LOG_VERSION_1);
-	h->header_size = cpu_to_le32(sizeof(*h));
+	h->header_size = cpu_to_le32(size);
 	h->session_id = cpu_to_le64(s->id);
 	h->dev_major = cpu_to_le32(MAJOR(dev));
 	h->dev_minor = cpu_to_le32(MINOR(dev));
 	h->ino = cpu_to_le64(s->ino);
 	h->size_at_attach = cpu_to_le64(s->size_at_attach);
 	h->created_ns = cpu_to_le64(s->created_ns);
-	h->crc = cpu_to_le32(cowmap_crc(h, sizeof(*h)));
+	if (s->has_file_id)
+		memcpy(hi->file_id, s->file_id, sizeof(hi->file_id));
+	h->crc = cpu_to_le32(cowmap_crc(hi, size));
+	return size;
 }
 
-void cowmap_log_header(struct cowmap_session *s, struct cowmap_log_header *h)
+/* The header of @s's dumps: 80 bytes with the file's id, else 64. */
+size_t cowmap_log_header(struct cowmap_session *s,
+			 struct cowmap_log_header_id *h)
 {
-	cowmap_log_header_v(s, h, READ_ONCE(s->log_v2));
+	return cowmap_log_header_v(s, h, READ_ONCE(s->log_v2));
 }
 
 /*
- * Is @h a valid header of a log of @s's backing file? The device may be
- * the superblock's too: what modules up to 0.2.0 wrote on btrfs.
+ * Is @hi (@size bytes read) a valid header of a log of @s's backing file?
+ * Either the device and inode match (the device may be the superblock's
+ * too: what modules up to 0.2.0 wrote on btrfs), or the header has a file
+ * id equal to the file's and the inode matches: a journal file made on
+ * another NFS client or on the server. Returns the header's size, or 0.
  */
-static bool cowmap_header_matches(struct cowmap_session *s,
-				  struct cowmap_log_header *h)
+static size_t cowmap_header_matches(struct cowmap_session *s,
+				    struct cowmap_log_header_id *hi,
+				    size_t size)
 {
+	struct cowmap_log_header *h = &hi->h;
 	u32 crc = le32_to_cpu(h->crc);
 	u32 v = le32_to_cpu(h->version);
+	u32 hsize = le32_to_cpu(h->header_size);
 	dev_t dev = MKDEV(le32_to_cpu(h->dev_major), le32_to_cpu(h->dev_minor));
+	bool id;
 
+	if ((hsize != sizeof(*h) && hsize != sizeof(*hi)) || hsize > size)
+		return 0;
+	id = hsize == sizeof(*hi);
 	h->crc = 0;
-	return crc == cowmap_crc(h, sizeof(*h)) &&
-	       !memcmp(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic)) &&
-	       (v == COWMAP_LOG_VERSION_1 || v == COWMAP_LOG_VERSION) &&
-	       le32_to_cpu(h->header_size) == sizeof(*h) &&
-	       (dev == s->dev ||
-		dev == file_inode(s->backing)->i_sb->s_dev) &&
-	       le64_to_cpu(h->ino) == s->ino;
+	if (crc != cowmap_crc(hi, hsize))
+		return 0;
+	h->crc = cpu_to_le32(crc);
+	if (memcmp(h->magic, COWMAP_LOG_MAGIC, sizeof(h->magic)) ||
+	    (v != COWMAP_LOG_VERSION_1 && v != COWMAP_LOG_VERSION) ||
+	    h->flags || le64_to_cpu(h->ino) != s->ino)
+		return 0;
+	if (dev == s->dev || dev == file_inode(s->backing)->i_sb->s_dev)
+		return hsize;
+	if (id && s->has_file_id &&
+	    !memcmp(hi->file_id, s->file_id, sizeof(s->file_id)))
+		return hsize;
+	return 0;
 }
 
 /*
@@ -177,10 +227,11 @@ static size_t cowmap_rec_size(u32 len);
  * header and the whole records after it, up to the first record that is
  * short, malformed or fails its CRC (a commit torn by a crash).
  */
-static loff_t cowmap_jfile_valid_len(struct file *jfile, loff_t size, bool v2)
+static loff_t cowmap_jfile_valid_len(struct file *jfile, loff_t size, bool v2,
+				     loff_t hsize)
 {
 	size_t max = cowmap_rec_size(COWMAP_LOG_MAX_RUN);
-	loff_t pos = COWMAP_HDR_SIZE, valid = COWMAP_HDR_SIZE;
+	loff_t pos = hsize, valid = hsize;
 	struct cowmap_log_record *h;
 	u8 *buf;
 
@@ -234,27 +285,29 @@ static loff_t cowmap_jfile_valid_len(struct file *jfile, loff_t size, bool v2)
 int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 {
 	loff_t size = i_size_read(file_inode(jfile)), pos = 0, valid;
-	struct cowmap_log_header h;
+	struct cowmap_log_header_id *h = &s->jfile_hdr;
+	size_t hsize;
 	ssize_t n;
 	bool v2;
 	int ret;
 
 	if (size == 0) {
-		cowmap_log_header(s, &h);
-		ret = cowmap_write_all(jfile, &h, sizeof(h), &pos);
+		hsize = cowmap_log_header(s, h);
+		ret = cowmap_write_all(jfile, h, hsize, &pos);
 		if (ret)
 			return ret;
 		s->jfile_len = pos;
 	} else {
 		if (!(jfile->f_mode & FMODE_READ))
 			return -EACCES;
-		n = kernel_read(jfile, &h, sizeof(h), &pos);
+		n = kernel_read(jfile, h, sizeof(*h), &pos);
 		if (n < 0)
 			return n;
-		if (n != sizeof(h) || !cowmap_header_matches(s, &h))
+		hsize = cowmap_header_matches(s, h, n);
+		if (!hsize)
 			return -EINVAL;
-		v2 = le32_to_cpu(h.version) == COWMAP_LOG_VERSION;
-		valid = cowmap_jfile_valid_len(jfile, size, v2);
+		v2 = le32_to_cpu(h->h.version) == COWMAP_LOG_VERSION;
+		valid = cowmap_jfile_valid_len(jfile, size, v2, hsize);
 		if (valid < 0)
 			return valid;
 		if (valid < size) {
@@ -269,6 +322,7 @@ int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile)
 		s->jfile_v2 = v2;
 		s->log_v2 = s->jfile_v2;
 	}
+	s->jfile_hsize = hsize;
 	s->jfile = jfile;
 	return 0;
 }
@@ -287,14 +341,20 @@ static int cowmap_jfile_write(struct cowmap_session *s, bool durable)
 	if (!s->jfile)
 		return 0;
 	if (s->log_v2 && !s->jfile_v2) {
-		struct cowmap_log_header hd;
+		struct cowmap_log_header_id hd = s->jfile_hdr;
 		loff_t pos = 0;
 
-		/* The first size record: the file's header says version 2. */
-		cowmap_log_header_v(s, &hd, true);
-		ret = cowmap_write_all(s->jfile, &hd, sizeof(hd), &pos);
+		/*
+		 * The first size record: the file's header says version 2,
+		 * the rest of it as it was (its size, its device or id).
+		 */
+		hd.h.version = cpu_to_le32(COWMAP_LOG_VERSION);
+		hd.h.crc = 0;
+		hd.h.crc = cpu_to_le32(cowmap_crc(&hd, s->jfile_hsize));
+		ret = cowmap_write_all(s->jfile, &hd, s->jfile_hsize, &pos);
 		if (ret)
 			return ret;
+		s->jfile_hdr = hd;
 		s->jfile_v2 = true;
 	}
 
@@ -890,9 +950,10 @@ int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d)
 {
 	u8 __user *buf = u64_to_user_ptr(d->buf);
 	const struct cowmap_log_record *h;
-	struct cowmap_log_header hd;
+	struct cowmap_log_header_id hd;
 	const u8 *run = NULL;
 	unsigned int run_ci = 0;
+	size_t hsize;
 	struct cowmap_jpos p;
 	u64 seq = d->cursor;
 	u32 used = 0, len = 0;
@@ -904,16 +965,16 @@ int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d)
 
 	down_read(&s->jlock);
 	if (d->cursor == 0) {
-		if (d->buf_size < sizeof(hd)) {
-			d->needed = sizeof(hd);
+		hsize = cowmap_log_header(s, &hd);
+		if (d->buf_size < hsize) {
+			d->needed = hsize;
 			goto out;
 		}
-		cowmap_log_header(s, &hd);
-		if (copy_to_user(buf, &hd, sizeof(hd))) {
+		if (copy_to_user(buf, &hd, hsize)) {
 			ret = -EFAULT;
 			goto out;
 		}
-		used = sizeof(hd);
+		used = hsize;
 		seq = 1;
 		d->cursor = 1;
 	}
@@ -963,8 +1024,8 @@ ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 	struct cowmap_session *s = cowmap_file_session(file);
 	struct cowmap_file *cf = file->private_data;
 	const struct cowmap_log_record *h;
-	struct cowmap_log_header hd;
-	loff_t pos = *ppos, rpos, run_rpos = 0;
+	struct cowmap_log_header_id hd;
+	loff_t pos = *ppos, rpos, run_rpos = 0, hsize;
 	unsigned int run_ci = 0;
 	const u8 *run = NULL;
 	struct cowmap_jpos p;
@@ -979,10 +1040,11 @@ ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 
 	mutex_lock(&cf->lock);
 	down_read(&s->jlock);
-	if (pos < (loff_t)COWMAP_HDR_SIZE && count) {
-		size_t n = min_t(size_t, count, COWMAP_HDR_SIZE - pos);
+	/* Its size is constant: the file's id is read once, at attach. */
+	hsize = cowmap_log_header(s, &hd);
+	if (pos < hsize && count) {
+		size_t n = min_t(size_t, count, hsize - pos);
 
-		cowmap_log_header(s, &hd);
 		if (copy_to_user(buf, (u8 *)&hd + pos, n)) {
 			ret = -EFAULT;
 			goto out;
@@ -996,7 +1058,7 @@ ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 		rpos = cf->rd_pos;
 	} else {
 		seq = 1;
-		rpos = COWMAP_HDR_SIZE;
+		rpos = hsize;
 	}
 	/*
 	 * What is next to each other in a chunk is copied in one go. On a

@@ -286,7 +286,7 @@ static int cowmap_nl_session_dumpit(struct sk_buff *skb, struct netlink_callback
 static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	const struct cowmap_log_record *rec = NULL;
-	struct cowmap_log_header h;
+	struct cowmap_log_header_id h;
 	struct cowmap_session *s;
 	struct cowmap_jpos p;
 	void *hdr;
@@ -316,8 +316,8 @@ static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb
 
 	down_read(&s->jlock);
 	if (!cb->args[1]) {
-		cowmap_log_header(s, &h);
-		if (nla_put(skb, COWMAP_A_LOG_HEADER, sizeof(h), &h)) {
+		if (nla_put(skb, COWMAP_A_LOG_HEADER,
+			    cowmap_log_header(s, &h), &h)) {
 			up_read(&s->jlock);
 			goto cancel;
 		}

@@ -852,6 +852,7 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 	s->size_at_attach = i_size_read(inode);
 	s->dev = cowmap_file_dev(backing);
 	s->ino = inode->i_ino;
+	cowmap_file_id_read(s, backing);
 
 	mutex_lock(&cf->lock);
 	if (cf->s) {

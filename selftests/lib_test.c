@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 
 #include "cowmap_test.h"
 #include "cowmap_harness.h"
@@ -446,6 +447,154 @@ TEST_F(lib, seed_demo_kernel_journal_offline_merge)
 		cowmap_discard(fd);
 		close(fd);
 	}
+}
+
+/* --- journal identity across machines (docs/nfs.md) ----------------------------- */
+
+/* Offline merge of @log into @path: the merger's return value. */
+static int merge_rc(const char *path, const char *log, unsigned int flags,
+		    uint64_t *applied)
+{
+	struct cowmap_merger_stats st;
+	struct cowmap_merger *m;
+	int ret = cowmap_merger_new(NULL, NULL, &m);
+
+	if (ret)
+		return ret;
+	ret = cowmap_merger_add_log(m, log);
+	if (ret == 1)
+		ret = cowmap_merger_run(m, path, NULL, COWMAP_POLICY_ALL_OR_NOTHING,
+					flags, &st);
+	else if (ret >= 0)
+		ret = -ENOENT;
+	cowmap_merger_free(m);
+	if (!ret && applied)
+		*applied = st.applied;
+	return ret;
+}
+
+/*
+ * Rewrite @buf's header (of @len bytes) as another machine's: another
+ * device; @hsize 64 drops the file id (the bytes after the header move).
+ * Writes the result to @path. Returns its length, or 0.
+ */
+static size_t other_machine(const char *path, const uint8_t *buf, size_t len,
+			    uint32_t hsize, uint64_t ino)
+{
+	struct cowmap_log_header h;
+	uint32_t old = ((const struct cowmap_log_header *)buf)->header_size;
+	uint8_t *out = malloc(len);
+	size_t n;
+
+	if (!out)
+		return 0;
+	memcpy(&h, buf, sizeof(h));
+	h.dev_major ^= 0x55;	/* NFS: another anonymous device per client */
+	h.dev_minor += 7;
+	h.ino = ino;
+	h.header_size = hsize;
+	h.crc = 0;
+	memcpy(out, &h, sizeof(h));
+	memcpy(out + sizeof(h), buf + sizeof(h), hsize - sizeof(h));
+	memcpy(out + hsize, buf + old, len - old);
+	n = len - old + hsize;
+	((struct cowmap_log_header *)out)->crc = cowmap_crc32(0, out, hsize);
+	if (cm_put_file(path, out, n))
+		n = 0;
+	free(out);
+	return n;
+}
+
+/*
+ * A journal made through libcowmap names its file by the file's id too, so
+ * that the journal made on one NFS client merges on another client and on
+ * the server (other devices): offline and as the journal file of a new
+ * session. A log of another file (another id, another inode) and a log
+ * without id from another device are still refused.
+ */
+TEST_F(lib, journal_identity_file_id)
+{
+	struct cowmap_log_header_id *hi;
+	uint8_t xid[COWMAP_FILE_ID_SIZE], other[COWMAP_FILE_ID_SIZE];
+	char moved[320], noid[320], copy[320];
+	struct stat st;
+	uint64_t applied = 0;
+	size_t len;
+	uint8_t *buf;
+	ssize_t n;
+	int fd = session_with_write(self->path, self->log, NULL), ret;
+
+	NEED_MODULE();
+	ASSERT_LE(0, fd);
+	ret = cowmap_commit(fd, 1, NULL);
+	SKIP_IF_ENOTTY(ret, "COWMAP_IOC_COMMIT");
+	ASSERT_EQ(1, ret);
+	drop(fd);
+	ASSERT_EQ(0, stat(self->path, &st));
+	buf = (uint8_t *)cm_get_file(self->log, &len);
+	ASSERT_NE(NULL, buf);
+	hi = (struct cowmap_log_header_id *)buf;
+	n = getxattr(self->path, COWMAP_FILE_ID_XATTR, xid, sizeof(xid));
+	if (n < 0 && (errno == EOPNOTSUPP || errno == ENOTSUP)) {
+		/* No user xattrs here (tmpfs before 6.6): today's header. */
+		ASSERT_EQ(sizeof(struct cowmap_log_header), hi->h.header_size);
+		free(buf);
+		SKIP(return, "no user xattrs on %s: the 64-byte header, checked",
+		     cm_dir());
+	}
+	/* cowmap_session_open() gave the file an id before the attach. */
+	ASSERT_EQ(COWMAP_FILE_ID_SIZE, n);
+	ASSERT_EQ(sizeof(*hi), hi->h.header_size);
+	ASSERT_EQ(0, memcmp(hi->file_id, xid, sizeof(xid)));
+	ASSERT_EQ(major(st.st_dev), hi->h.dev_major);
+	ASSERT_EQ((uint64_t)st.st_ino, hi->h.ino);
+
+	snprintf(moved, sizeof(moved), "%s.moved", self->path);
+	snprintf(noid, sizeof(noid), "%s.noid", self->path);
+	snprintf(copy, sizeof(copy), "%s.copy", self->path);
+
+	/* The journal as made on another machine: its device, the same id. */
+	ASSERT_NE(0, other_machine(moved, buf, len, sizeof(*hi), st.st_ino));
+	/* The same without the id (a file that had none): refused as today. */
+	ASSERT_NE(0, other_machine(noid, buf, len, sizeof(hi->h), st.st_ino));
+	ASSERT_EQ(-EXDEV, merge_rc(self->path, noid, COWMAP_MERGER_DRY_RUN, NULL));
+	ASSERT_EQ(0, merge_rc(self->path, noid,
+			      COWMAP_MERGER_DRY_RUN | COWMAP_MERGER_ANY_IDENTITY, NULL));
+
+	/* The same inode with another id: another file. */
+	memcpy(other, xid, sizeof(other));
+	other[0] ^= 1;
+	ASSERT_EQ(0, setxattr(self->path, COWMAP_FILE_ID_XATTR, other, sizeof(other), 0));
+	EXPECT_EQ(-EXDEV, merge_rc(self->path, moved, COWMAP_MERGER_DRY_RUN, NULL));
+	/* ... and the kernel refuses it as the journal file of a session. */
+	fd = cowmap_session_open(self->path, moved, NULL);
+	EXPECT_EQ(-EINVAL, fd);
+	if (fd >= 0)
+		drop(fd);
+	/* An id of another size is no id. */
+	ASSERT_EQ(0, setxattr(self->path, COWMAP_FILE_ID_XATTR, xid, 8, 0));
+	EXPECT_EQ(-EXDEV, merge_rc(self->path, moved, COWMAP_MERGER_DRY_RUN, NULL));
+	ASSERT_EQ(0, setxattr(self->path, COWMAP_FILE_ID_XATTR, xid, sizeof(xid), 0));
+
+	/* The same id on another inode (a copy that kept its xattrs). */
+	ASSERT_EQ(0, cm_put_file(copy, SEED, strlen(SEED)));
+	ASSERT_EQ(0, setxattr(copy, COWMAP_FILE_ID_XATTR, xid, sizeof(xid), 0));
+	EXPECT_EQ(-EXDEV, merge_rc(copy, moved, COWMAP_MERGER_DRY_RUN, NULL));
+	EXPECT_TRUE(file_is(copy, SEED));
+
+	/* The kernel takes it as the journal file: records follow it. */
+	fd = cowmap_session_open(self->path, moved, NULL);
+	ASSERT_LE(0, fd);
+	drop(fd);
+	/* The offline merge applies it. */
+	ASSERT_EQ(0, merge_rc(self->path, moved, 0, &applied));
+	EXPECT_EQ(1u, applied);
+	EXPECT_TRUE(file_is(self->path, SEEDX));
+
+	unlink(moved);
+	unlink(noid);
+	unlink(copy);
+	free(buf);
 }
 
 /* --- cowmapctl end to end -------------------------------------------------------- */

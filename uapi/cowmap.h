@@ -74,8 +74,11 @@ struct cowmap_api {
  *	opened for writing, where every commit appends its records (the
  *	"journal file", see docs/journal-format.md). An empty file gets a log
  *	header first; a non-empty one must already start with a valid header
- *	for the same backing file. It must not be the backing file. Without
- *	the flag, must be zero.
+ *	for the same backing file (the same device and inode, or the same
+ *	file id, COWMAP_FILE_ID_XATTR, and inode). It must not be the backing
+ *	file. Without the flag, must be zero. The backing file's
+ *	COWMAP_FILE_ID_XATTR is read once, here: with it, the session's log
+ *	header is struct cowmap_log_header_id (80 bytes).
  * @reserved0: must be zero.
  * @reserved: must be zero.
  *
@@ -492,10 +495,11 @@ struct cowmap_refresh {
 #define COWMAP_LOG_MAX_RUN	16384		/* longer runs are split */
 
 /**
- * struct cowmap_log_header - first 64 bytes of a log
+ * struct cowmap_log_header - first 64 bytes of a log (see below for 80)
  * @magic: COWMAP_LOG_MAGIC.
  * @version: COWMAP_LOG_VERSION.
- * @header_size: sizeof(struct cowmap_log_header); records start here.
+ * @header_size: records start here: sizeof(struct cowmap_log_header), or
+ *	sizeof(struct cowmap_log_header_id) for a log with the file's id.
  * @session_id: the session that created the log.
  * @dev_major: backing file's device, as statx's stx_dev_major.
  * @dev_minor: backing file's device, as statx's stx_dev_minor.
@@ -503,7 +507,7 @@ struct cowmap_refresh {
  * @size_at_attach: backing file's size when the session attached.
  * @created_ns: when the log was created (CLOCK_REALTIME, ns).
  * @flags: zero.
- * @crc: CRC-32 of the header with @crc zero.
+ * @crc: CRC-32 of the @header_size header bytes with @crc zero.
  */
 struct cowmap_log_header {
 	__u8 magic[8];
@@ -517,6 +521,26 @@ struct cowmap_log_header {
 	__le64 created_ns;
 	__le32 flags;
 	__le32 crc;
+};
+
+/* The backing file's id (docs/nfs.md, "Journal identity across machines"). */
+#define COWMAP_FILE_ID_XATTR	"user.cowmap.id"
+#define COWMAP_FILE_ID_SIZE	16
+
+/**
+ * struct cowmap_log_header_id - an 80-byte log header: with the file's id
+ * @h: the header; @h.header_size is 80, and @h.crc covers all 80 bytes.
+ * @file_id: the backing file's COWMAP_FILE_ID_XATTR xattr (16 bytes) when
+ *	the session attached. A log has this header only if the file had the
+ *	xattr; a log of a file without it has the 64-byte header.
+ *
+ * A log names its file by @h.dev_major, @h.dev_minor and @h.ino, or by
+ * @file_id and @h.ino: the id survives what the device does not (another
+ * NFS client, the NFS server).
+ */
+struct cowmap_log_header_id {
+	struct cowmap_log_header h;
+	__u8 file_id[COWMAP_FILE_ID_SIZE];
 };
 
 /**
@@ -624,7 +648,8 @@ enum cowmap_cmd {
  * @COWMAP_A_JOURNAL_BYTES: u64, their bytes in the journal format
  * @COWMAP_A_MERGED: u64, merged records
  * @COWMAP_A_JOURNAL_PATH: string, the journal file, if any
- * @COWMAP_A_LOG_HEADER: binary, struct cowmap_log_header
+ * @COWMAP_A_LOG_HEADER: binary, struct cowmap_log_header, or struct
+ *	cowmap_log_header_id when the file has an id (its header_size says)
  * @COWMAP_A_RECORD: binary, one journal record
  * @COWMAP_A_EVENT: u32, COWMAP_EV_*
  * @COWMAP_A_APPLIED: u64, merge event

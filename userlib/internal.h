@@ -8,6 +8,8 @@
 
 #include "libcowmap.h"
 
+struct stat;
+
 #define API __attribute__((visibility("default")))
 
 /*
@@ -26,11 +28,13 @@
 
 #define HDR_SIZE	64u
 #define REC_HDR		64u
+#define HDR_ID_SIZE	80u	/* a header with the file's id */
 #define HDR_MAX		4096u	/* the largest header_size a reader accepts */
 #define REC_MAX		(REC_HDR + 2u * COWMAP_LOG_MAX_RUN)
 #define SIZE_REC	96u	/* a size record (version 2): header + struct cowmap_log_size */
 
 _Static_assert(sizeof(struct cowmap_log_header) == HDR_SIZE, "header size");
+_Static_assert(sizeof(struct cowmap_log_header_id) == HDR_ID_SIZE, "id header");
 _Static_assert(sizeof(struct cowmap_log_record) == REC_HDR, "record size");
 _Static_assert(__builtin_offsetof(struct cowmap_log_header, crc) == 60, "hdr crc");
 _Static_assert(__builtin_offsetof(struct cowmap_log_record, crc) == 56, "rec crc");
@@ -103,6 +107,27 @@ static inline int cm_all_zero(const void *p, size_t n)
 #define CM_RESERVED_ZERO(s) \
 	(!(s)->reserved0 && cm_all_zero((s)->reserved, sizeof((s)->reserved)))
 
+
+/* @info's file id, or NULL when the log has none (all zeros). */
+static inline const uint8_t *cm_log_file_id(const struct cowmap_log_info *info)
+{
+	return cm_all_zero(info->file_id, sizeof(info->file_id)) ? NULL :
+	       info->file_id;
+}
+
+/*
+ * Encode @info's header into @out (HDR_ID_SIZE bytes): 80 bytes with its
+ * file id, else 64. Returns the size.
+ */
+size_t cm_encode_header(const struct cowmap_log_info *info, uint8_t *out);
+
+/*
+ * Is @info a log of the file at @fd (or @path when @fd < 0), of stat @st?
+ * Yes when device and inode match, or when the log has a file id, the file
+ * has the same COWMAP_FILE_ID_XATTR and the inode matches.
+ */
+int cm_log_of_file(const struct cowmap_log_info *info, int fd,
+		   const char *path, const struct stat *st);
 
 /* fsync the directory holding @path. */
 int cm_fsync_dir_of(const char *path);

@@ -113,6 +113,12 @@ int cowmap_open(struct cowmap_api *api);
  *
  * Both fds may be closed afterwards: the session keeps its own references.
  *
+ * Before the attach, a file without the COWMAP_FILE_ID_XATTR xattr gets
+ * one (16 random bytes) if the caller may write it, so that the journal
+ * names the file on every machine (docs/nfs.md, "Journal identity across
+ * machines"); where it cannot be set (no user xattrs, no write permission),
+ * nothing changes and the journal names the file by device and inode.
+ *
  * Return: 0 or a negative errno (see COWMAP_IOC_ATTACH).
  */
 int cowmap_attach(int fd, int file_fd, int journal_fd, uint64_t *session_id);
@@ -316,6 +322,9 @@ int cowmap_trim(int fd);
  * @created_ns: creation time (CLOCK_REALTIME, ns)
  * @flags: header flags (zero in version 1)
  * @reserved0: zero (room to grow, see "ABI" above)
+ * @file_id: the backing file's id (COWMAP_FILE_ID_XATTR) from an 80-byte
+ *	header, all zeros when the log has none (new after 0.2.0; was reserved). The
+ *	writer writes an 80-byte header when it is not all zeros.
  * @reserved: zero
  *
  * The writer (cowmap_log_writer_open(), cowmap_log_writer_fd()) refuses
@@ -333,7 +342,8 @@ struct cowmap_log_info {
 	uint64_t created_ns;
 	uint32_t flags;
 	uint32_t reserved0;
-	uint64_t reserved[4];
+	uint8_t file_id[COWMAP_FILE_ID_SIZE];
+	uint64_t reserved[2];
 };
 
 /**
@@ -615,7 +625,8 @@ int cowmap_log_writer_close(struct cowmap_log_writer *w, int commit);
 /**
  * cowmap_log_encode_header() - the 64 header bytes of @info
  * @info: the header (header_size and flags are forced; the version is 2
- *	when @info->version is COWMAP_LOG_VERSION, else 1)
+ *	when @info->version is COWMAP_LOG_VERSION, else 1; @info->file_id is
+ *	not encoded: the writers write the 80-byte header that holds it)
  * @out: 64 bytes
  */
 void cowmap_log_encode_header(const struct cowmap_log_info *info, void *out);

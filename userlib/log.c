@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -94,6 +96,9 @@ enum cowmap_log_err_kind cm_parse_header(const uint8_t *p, size_t avail,
 		return COWMAP_LOGERR_HEADER_CRC;
 	if (info->flags)
 		return COWMAP_LOGERR_BAD_HEADER;
+	/* An 80-byte header (or larger) holds the file's id at 64. */
+	if (hsize >= HDR_ID_SIZE)
+		memcpy(info->file_id, p + HDR_SIZE, sizeof(info->file_id));
 	return COWMAP_LOGERR_NONE;
 }
 
@@ -568,15 +573,14 @@ struct cowmap_log_writer {
 	uint8_t *buf;
 };
 
-API void cowmap_log_encode_header(const struct cowmap_log_info *info, void *out)
+static void encode_header(const struct cowmap_log_info *info, uint8_t *p,
+			  size_t size)
 {
-	uint8_t *p = out;
-
-	memset(p, 0, HDR_SIZE);
+	memset(p, 0, size);
 	memcpy(p, COWMAP_LOG_MAGIC, 8);
 	put_le32(p + 8, info->version == COWMAP_LOG_VERSION ?
 		 COWMAP_LOG_VERSION : COWMAP_LOG_VERSION_1);
-	put_le32(p + 12, HDR_SIZE);
+	put_le32(p + 12, size);
 	put_le64(p + 16, info->session_id);
 	put_le32(p + 24, info->dev_major);
 	put_le32(p + 28, info->dev_minor);
@@ -584,7 +588,42 @@ API void cowmap_log_encode_header(const struct cowmap_log_info *info, void *out)
 	put_le64(p + 40, info->size_at_attach);
 	put_le64(p + 48, info->created_ns);
 	put_le32(p + 56, 0);
-	put_le32(p + 60, cm_crc_skip(p, HDR_SIZE, 60));
+	if (size > HDR_SIZE)
+		memcpy(p + HDR_SIZE, info->file_id, sizeof(info->file_id));
+	put_le32(p + 60, cm_crc_skip(p, size, 60));
+}
+
+API void cowmap_log_encode_header(const struct cowmap_log_info *info, void *out)
+{
+	encode_header(info, out, HDR_SIZE);
+}
+
+size_t cm_encode_header(const struct cowmap_log_info *info, uint8_t *out)
+{
+	size_t size = cm_log_file_id(info) ? HDR_ID_SIZE : HDR_SIZE;
+
+	encode_header(info, out, size);
+	return size;
+}
+
+int cm_log_of_file(const struct cowmap_log_info *info, int fd,
+		   const char *path, const struct stat *st)
+{
+	const uint8_t *id = cm_log_file_id(info);
+	uint8_t x[COWMAP_FILE_ID_SIZE + 1];
+	ssize_t n;
+
+	if (info->ino != (uint64_t)st->st_ino)
+		return 0;
+	if (info->dev_major == major(st->st_dev) &&
+	    info->dev_minor == minor(st->st_dev))
+		return 1;
+	if (!id)
+		return 0;
+	/* One byte more: an xattr of another size is another id. */
+	n = fd >= 0 ? fgetxattr(fd, COWMAP_FILE_ID_XATTR, x, sizeof(x)) :
+		      getxattr(path, COWMAP_FILE_ID_XATTR, x, sizeof(x));
+	return n == COWMAP_FILE_ID_SIZE && !memcmp(x, id, COWMAP_FILE_ID_SIZE);
 }
 
 API int cowmap_log_encode_record(const struct cowmap_rec *rec, void *out)
@@ -665,8 +704,12 @@ static int check_for_append(int fd, const struct cowmap_log_info *info,
 	if (ret)
 		return ret;
 	*version = log->info.version;
-	if (log->info.dev_major != info->dev_major ||
-	    log->info.dev_minor != info->dev_minor || log->info.ino != info->ino)
+	/* The same file: the same device and inode, or id and inode. */
+	if (log->info.ino != info->ino ||
+	    ((log->info.dev_major != info->dev_major ||
+	      log->info.dev_minor != info->dev_minor) &&
+	     (!cm_log_file_id(info) ||
+	      memcmp(log->info.file_id, info->file_id, sizeof(info->file_id)))))
 		ret = -EXDEV;
 	while (!ret && (ret = cowmap_log_next(log, &rec, NULL)) == 1)
 		ret = 0;
@@ -680,7 +723,7 @@ API int cowmap_log_writer_open(const char *path, const struct cowmap_log_info *i
 			       unsigned int flags, struct cowmap_log_writer **wp)
 {
 	struct cowmap_log_writer *w;
-	uint8_t h[HDR_SIZE];
+	uint8_t h[HDR_ID_SIZE];
 	int ret;
 
 	if (flags & ~(COWMAP_LOGW_ATOMIC | COWMAP_LOGW_APPEND | COWMAP_LOGW_NO_SYNC) ||
@@ -735,8 +778,7 @@ API int cowmap_log_writer_open(const char *path, const struct cowmap_log_info *i
 			goto fail;
 		}
 	}
-	cowmap_log_encode_header(info, h);
-	ret = cm_write_full(w->fd, h, sizeof(h));
+	ret = cm_write_full(w->fd, h, cm_encode_header(info, h));
 	if (ret)
 		goto fail;
 	*wp = w;
@@ -750,7 +792,7 @@ API int cowmap_log_writer_fd(int fd, const struct cowmap_log_info *info,
 			     struct cowmap_log_writer **wp)
 {
 	struct cowmap_log_writer *w;
-	uint8_t h[HDR_SIZE];
+	uint8_t h[HDR_ID_SIZE];
 	int ret;
 
 	if (!CM_RESERVED_ZERO(info))
@@ -761,8 +803,7 @@ API int cowmap_log_writer_fd(int fd, const struct cowmap_log_info *info,
 	w->fd = fd;
 	w->version = info->version == COWMAP_LOG_VERSION ? COWMAP_LOG_VERSION :
 		     COWMAP_LOG_VERSION_1;
-	cowmap_log_encode_header(info, h);
-	ret = cm_write_full(fd, h, sizeof(h));
+	ret = cm_write_full(fd, h, cm_encode_header(info, h));
 	if (ret) {
 		cowmap_log_writer_close(w, 0);
 		return ret;

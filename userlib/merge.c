@@ -305,7 +305,7 @@ API int cowmap_merger_add_dir(struct cowmap_merger *m, const char *dir,
 	for (size_t i = 0; i < n; i++) {
 		char magic[8];
 		struct cowmap_log_info info;
-		uint8_t h[HDR_SIZE];
+		uint8_t h[HDR_ID_SIZE];
 		ssize_t got;
 		int fd;
 
@@ -323,11 +323,9 @@ API int cowmap_merger_add_dir(struct cowmap_merger *m, const char *dir,
 			     NULL, "not a cowmap log");
 			continue;
 		}
-		if (got == HDR_SIZE &&
+		if (got >= HDR_SIZE &&
 		    cm_parse_header(h, got, &info) == COWMAP_LOGERR_NONE &&
-		    !any_identity &&
-		    (info.dev_major != major(src.st_dev) ||
-		     info.dev_minor != minor(src.st_dev) || info.ino != src.st_ino)) {
+		    !any_identity && !cm_log_of_file(&info, -1, source, &src)) {
 			emit(m, COWMAP_MEV_LOG_SKIPPED, names[i], NULL, NULL, 0,
 			     NULL, "a log of device %u:%u inode %llu, not of %s",
 			     info.dev_major, info.dev_minor,
@@ -1438,16 +1436,16 @@ API int cowmap_merger_run(struct cowmap_merger *m, const char *source, const cha
 		for (size_t i = 0; i < m->nlogs; i++) {
 			struct mlog *l = &m->logs[i];
 
-			if (l->from_dir || (l->info.dev_major == major(st.st_dev) &&
-					    l->info.dev_minor == minor(st.st_dev) &&
-					    l->info.ino == st.st_ino))
+			if (l->from_dir || cm_log_of_file(&l->info, fd, source, &st))
 				continue;
 			emit(m, COWMAP_MEV_LOG_ERROR, l->path, NULL, NULL, 0, NULL,
-			     "a log of device %u:%u inode %llu, but %s is device %u:%u inode %llu",
+			     "a log of device %u:%u inode %llu%s, but %s is device %u:%u inode %llu%s",
 			     l->info.dev_major, l->info.dev_minor,
-			     (unsigned long long)l->info.ino, source,
-			     major(st.st_dev), minor(st.st_dev),
-			     (unsigned long long)st.st_ino);
+			     (unsigned long long)l->info.ino,
+			     cm_log_file_id(&l->info) ? " with a file id" : "",
+			     source, major(st.st_dev), minor(st.st_dev),
+			     (unsigned long long)st.st_ino,
+			     cm_log_file_id(&l->info) ? " without that id" : "");
 			ret = -EXDEV;
 		}
 		if (ret)

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -55,11 +57,38 @@ API int cowmap_open(struct cowmap_api *api)
 	return fd;
 }
 
+/*
+ * Give the file an id (COWMAP_FILE_ID_XATTR, 16 random bytes) if it has
+ * none, so that its journals name it on every machine that sees it (an NFS
+ * client, the server): docs/nfs.md, "Journal identity across machines".
+ * Before the attach: setting it changes the file's ctime (and NFS's change
+ * attribute), which must not happen under a session. Best effort: without
+ * user xattrs (tmpfs before 6.6, ENOTSUP), without write permission
+ * (EACCES, EPERM), on a read-only mount (EROFS), the journals name the
+ * file by device and inode only. XATTR_CREATE: of two attaching at once,
+ * the first id stays (EEXIST).
+ */
+static void file_id_ensure(int file_fd)
+{
+	uint8_t id[COWMAP_FILE_ID_SIZE];
+	ssize_t n;
+
+	n = fgetxattr(file_fd, COWMAP_FILE_ID_XATTR, NULL, 0);
+	if (n >= 0 || errno != ENODATA)
+		return;
+	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id) ||
+	    cm_all_zero(id, sizeof(id)))
+		return;
+	(void)fsetxattr(file_fd, COWMAP_FILE_ID_XATTR, id, sizeof(id),
+			XATTR_CREATE);
+}
+
 API int cowmap_attach(int fd, int file_fd, int journal_fd, uint64_t *session_id)
 {
 	struct cowmap_attach a = { .fd = file_fd };
 	int ret;
 
+	file_id_ensure(file_fd);
 	if (journal_fd >= 0) {
 		a.flags = COWMAP_ATTACH_JOURNAL;
 		a.journal_fd = journal_fd;

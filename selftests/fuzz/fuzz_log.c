@@ -48,6 +48,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	      info->version == COWMAP_LOG_VERSION);
 	CHECK(info->header_size >= 64 && info->header_size <= size &&
 	      info->header_size % 8 == 0 && info->flags == 0);
+	/* The file id: bytes 64..80 of a header that has them, else none. */
+	if (info->header_size >= 80)
+		CHECK(!memcmp(info->file_id, data + 64, 16));
+	else
+		for (int i = 0; i < 16; i++)
+			CHECK(!info->file_id[i]);
 	/* A 64-byte header encodes back to itself. */
 	if (info->header_size == 64) {
 		cowmap_log_encode_header(info, enc);

@@ -14,8 +14,10 @@ tools/vm run --include selftests/fuzz/corpus-guest.sh -- sh /corpus-guest.sh >"$
 	{ cat "$T/err" >&2; exit 1; }
 sed -n '/^@@corpus-begin/,/^@@corpus-end/p' "$T/out" | sed '1d;$d' | tr -d '\r' |
 	base64 -d | tar xf - -C "$T"
-# size-v2.log was written by hand (docs/journal-format.md): keep it.
+# size-v2.log and id-v1.log (demo.log with an 80-byte header holding a
+# file id) were written by hand (docs/journal-format.md): keep them.
 cp "$C/log/size-v2.log" "$T/size-v2.log"
+cp "$C/log/id-v1.log" "$T/id-v1.log"
 rm -rf "$C"
 mkdir -p "$C/log" "$C/merge"
 cp "$T"/*.log "$C/log/"
@@ -33,6 +35,8 @@ $S "$C/merge/damaged-salvage" 0x09 "$T/bin.src" "$T/bin-torn.log" "$T/bin-flip.l
 # end, shrink with a cut CRC); in place and -o with skip.
 $S "$C/merge/size-v2" 0x00 "$T/demo.src" "$T/size-v2.log"
 $S "$C/merge/size-v2-out-skip" 0x11 "$T/demo.src" "$T/size-v2.log"
+# An 80-byte header (the file id) in front of the demo's record.
+$S "$C/merge/id-v1" 0x00 "$T/demo.src" "$T/id-v1.log"
 # An intent file: one run of the demo (offset 15, "llo" -> "xxx"), laid
 # out as merge.c writes it; fuzz_merge fixes its identity and CRC (0x40).
 le64() {	# VALUE: 8 little-endian bytes

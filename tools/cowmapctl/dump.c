@@ -50,6 +50,15 @@ struct dump_out {
  */
 static void print_info(const struct cowmap_log_info *h)
 {
+	char fid[2 * sizeof(h->file_id) + 1] = "";
+	size_t i;
+
+	/* An 80-byte header: the file's id (docs/journal-format.md). */
+	for (i = 0; i < sizeof(h->file_id) && !h->file_id[i]; i++)
+		;
+	if (i < sizeof(h->file_id))
+		for (i = 0; i < sizeof(h->file_id); i++)
+			sprintf(fid + 2 * i, "%02x", h->file_id[i]);
 	if (json_out) {
 		struct json_object *o = jobj();
 
@@ -60,6 +69,8 @@ static void print_info(const struct cowmap_log_info *h)
 		jput_id(o, "ino", h->ino);
 		jput_id(o, "size_at_attach", h->size_at_attach);
 		jput_id(o, "created_ns", h->created_ns);
+		if (*fid)
+			jput_str(o, "file_id", fid);
 		printf("{\"header\":%s,\n\"records\":[", jtext(o));
 		jfree(o);
 		return;
@@ -68,6 +79,8 @@ static void print_info(const struct cowmap_log_info *h)
 	       " size_at_attach=%" PRIu64 " created=", h->version, h->session_id,
 	       h->dev_major, h->dev_minor, h->ino, h->size_at_attach);
 	put_time(stdout, h->created_ns);
+	if (*fid)
+		printf(" file_id=%s", fid);
 	putchar('\n');
 }
 
