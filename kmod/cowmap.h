@@ -108,7 +108,9 @@ struct cowmap_session {
 	 * teardown. Order: mmap_lock -> @lock -> i_mmap_rwsem of @inode -> PTL.
 	 * Never held across copy_{to,from}_user() or file I/O (a fault
 	 * reads the file's page before it takes @lock; it reads under it
-	 * only if the page went from the page cache in between).
+	 * only if the page went from the page cache in between). A write
+	 * fault allocates and copies before it takes @lock, and checks
+	 * the copy under it (fault.c, cowmap_take_precopy()).
 	 */
 	struct mutex lock;
 	bool dead;
@@ -145,6 +147,12 @@ struct cowmap_session {
 
 	struct xarray pages;	/* pgoff -> struct cowmap_page * */
 	struct xarray base;	/* pgoff -> struct page *, one folio ref each */
+
+	/*
+	 * Private pages and twins allocated, with those of copies faults
+	 * make before they take @lock (max_session_pages counts these).
+	 */
+	atomic_long_t held;
 
 	/* Under @lock. */
 	unsigned long nr_private;

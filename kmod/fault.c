@@ -72,37 +72,53 @@ static void cowmap_test_fault_delay(void)
 
 /*
  * Allocate a page for @s, within the limits, charged to the memory cgroup of
- * the process that opened the session (not of whoever faults).
+ * the process that opened the session (not of whoever faults). Needs no
+ * lock: every limit is an atomic counter (@s->held for max_session_pages),
+ * so faults of several threads allocate at once. *@limit: a limit refused
+ * it (not a failed allocation).
  */
-static struct page *cowmap_alloc_page(struct cowmap_session *s)
+static struct page *cowmap_try_alloc_page(struct cowmap_session *s,
+					  bool *limit)
 {
 	struct mem_cgroup *old;
 	struct page *page;
 
-	if (s->nr_private + s->nr_twins >= READ_ONCE(cowmap_max_session_pages))
-		goto limit;
+	*limit = true;
+	if ((unsigned long)atomic_long_inc_return(&s->held) >
+	    READ_ONCE(cowmap_max_session_pages))
+		goto no_held;
 	if (!cowmap_acct_page(s))	/* the owner's max_user_pages */
-		goto limit;
+		goto no_held;
 	if (atomic_long_inc_return(&cowmap_total_pages) >
-	    READ_ONCE(cowmap_max_total_pages)) {
-		atomic_long_dec(&cowmap_total_pages);
-		cowmap_unacct_page(s);
-		goto limit;
-	}
+	    READ_ONCE(cowmap_max_total_pages))
+		goto no_total;
+	*limit = false;
 
 	old = set_active_memcg(s->memcg);
 	page = alloc_page(COWMAP_GFP);
 	set_active_memcg(old);
-	if (!page) {
-		atomic_long_dec(&cowmap_total_pages);
-		cowmap_unacct_page(s);
+	if (page)
+		return page;
+no_total:
+	atomic_long_dec(&cowmap_total_pages);
+	cowmap_unacct_page(s);
+no_held:
+	atomic_long_dec(&s->held);
+	return NULL;
+}
+
+/* The same, under @lock: a limit hit is counted and reported. */
+static struct page *cowmap_alloc_page(struct cowmap_session *s)
+{
+	struct page *page;
+	bool limit;
+
+	page = cowmap_try_alloc_page(s, &limit);
+	if (limit) {
+		s->limit_hits++;
+		cowmap_nl_limit_hit(s);
 	}
 	return page;
-
-limit:
-	s->limit_hits++;
-	cowmap_nl_limit_hit(s);
-	return NULL;
 }
 
 static void cowmap_free_page(struct cowmap_session *s, struct page *page)
@@ -110,6 +126,7 @@ static void cowmap_free_page(struct cowmap_session *s, struct page *page)
 	put_page(page);
 	atomic_long_dec(&cowmap_total_pages);
 	cowmap_unacct_page(s);
+	atomic_long_dec(&s->held);
 }
 
 void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
@@ -278,15 +295,132 @@ static struct cowmap_page *cowmap_copy_base(struct cowmap_session *s,
 }
 
 /*
+ * A private copy and its twin made by a write fault before it takes @lock
+ * (docs/design.md, "Locks"): the allocations and the copy are most of a
+ * first write's cost, and made under @lock they would serialise every
+ * thread writing the session. @src is the base page copied (its folio
+ * referenced by the caller until @lock is dropped), NULL for zeros; @gen
+ * is @mod_gen before the copy. Under @lock, cowmap_take_precopy() uses the
+ * copy only if the page would be copied from the same source now; else it
+ * is freed and the copy is made again, under @lock, as without it.
+ */
+struct cowmap_precopy {
+	struct cowmap_page *cp;
+	struct page *src;
+	int gen;
+};
+
+/* Not under @lock: the pages were never counted in @nr_private. */
+static void cowmap_free_precopy(struct cowmap_session *s,
+				struct cowmap_precopy *pc)
+{
+	struct cowmap_page *cp = pc->cp;
+
+	if (!cp)
+		return;
+	pc->cp = NULL;
+	cowmap_free_page(s, cp->priv);
+	cowmap_free_page(s, cp->twin);
+	kfree(cp);
+}
+
+/*
+ * Without @lock: copy @pgoff for a first write, from @folio (the backing
+ * file's, referenced and up to date) or, past the base's end of a session
+ * with its own size, zeros. Nothing if the session has the page already,
+ * the file's page is not at hand, or a limit is reached: the fault then
+ * does it all under @lock, where a limit hit is counted.
+ */
+static void cowmap_precopy(struct cowmap_session *s, pgoff_t pgoff,
+			   struct folio *folio, struct cowmap_precopy *pc)
+{
+	struct cowmap_page *cp;
+	bool limit;
+
+	pc->cp = NULL;
+	pc->src = NULL;
+	pc->gen = atomic_read(&s->mod_gen);
+	/* The copy reads the file after the count: a change before it counts. */
+	smp_rmb();
+	if (xa_load(&s->pages, pgoff))
+		return;
+	if (folio)
+		pc->src = folio_file_page(folio, pgoff);
+	else if (!READ_ONCE(s->own_size) || pgoff < cowmap_base_pgoff(s))
+		return;
+	cp = kzalloc(sizeof(*cp), GFP_KERNEL_ACCOUNT);
+	if (!cp)
+		return;
+	cp->twin = cowmap_try_alloc_page(s, &limit);
+	if (cp->twin)
+		cp->priv = cowmap_try_alloc_page(s, &limit);
+	if (!cp->priv) {
+		if (cp->twin)
+			cowmap_free_page(s, cp->twin);
+		kfree(cp);
+		return;
+	}
+	if (pc->src) {
+		cowmap_copy_twice(cp->twin, cp->priv, pc->src);
+	} else {
+		clear_highpage(cp->twin);
+		clear_highpage(cp->priv);
+	}
+	pc->cp = cp;
+}
+
+/*
+ * Under @lock, for @pgoff that has no private page: @pc's copy if the file
+ * did not change since it was made (@mod_gen, which every write, truncate
+ * and merge moves) and the page is still to be copied from the same
+ * source: the same base page, still the file's and inside the base, or
+ * zeros past the base's end (a SET_SIZE since moves that end). Anything
+ * else that changes what a page shows (discard, commit, the shrinker, the
+ * walk of pinned pages) leaves both of those alone. NULL: make it again.
+ * *@zeros: the copy is of zeros.
+ */
+static struct cowmap_page *cowmap_take_precopy(struct cowmap_session *s,
+					       pgoff_t pgoff,
+					       struct cowmap_precopy *pc,
+					       bool *zeros)
+{
+	struct cowmap_page *cp = pc ? pc->cp : NULL;
+	pgoff_t bpg;
+	bool same;
+
+	if (!cp)
+		return NULL;
+	bpg = cowmap_base_pgoff(s);
+	if (atomic_read(&s->mod_gen) != pc->gen)
+		same = false;
+	else if (pc->src)
+		same = pgoff < bpg && cowmap_base_valid(s, pc->src);
+	else
+		same = s->own_size && pgoff >= bpg;
+	if (!same) {
+		cowmap_free_precopy(s, pc);
+		return NULL;
+	}
+	pc->cp = NULL;
+	s->nr_twins++;
+	s->nr_private++;
+	*zeros = !pc->src;
+	return cp;
+}
+
+/*
  * Get @pgoff ready to be written by the session: a private copy exists and
  * it has a twin of its content as of before this write. Unmaps the base
- * page from every VMA of the session when it makes the private copy.
+ * page from every VMA of the session when it makes the private copy. @pc:
+ * a copy made before @lock was taken, or NULL.
  */
 static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
-						pgoff_t pgoff)
+						pgoff_t pgoff,
+						struct cowmap_precopy *pc)
 {
 	struct cowmap_page *cp = xa_load(&s->pages, pgoff);
 	struct page *base;
+	bool zeros;
 	int err;
 
 	if (cp) {
@@ -301,14 +435,18 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 		return cp;
 	}
 
-	base = cowmap_base_or_zero(s, pgoff);
-	if (IS_ERR(base))
-		return ERR_CAST(base);
-	cp = cowmap_copy_base(s, base);
-	if (base)
-		cowmap_put_base(base);
-	if (!cp)
-		return ERR_PTR(-ENOMEM);
+	cp = cowmap_take_precopy(s, pgoff, pc, &zeros);
+	if (!cp) {
+		base = cowmap_base_or_zero(s, pgoff);
+		if (IS_ERR(base))
+			return ERR_CAST(base);
+		zeros = !base;
+		cp = cowmap_copy_base(s, base);
+		if (base)
+			cowmap_put_base(base);
+		if (!cp)
+			return ERR_PTR(-ENOMEM);
+	}
 
 	err = xa_err(xa_store(&s->pages, pgoff, cp, GFP_KERNEL_ACCOUNT));
 	if (err) {
@@ -325,7 +463,7 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 	if (xa_load(&s->base, pgoff)) {
 		cowmap_zap(s, pgoff, 1);
 		cowmap_forget_base(s, pgoff);
-	} else if (!base) {
+	} else if (zeros) {
 		/* A page of zeros may show it (past the base's end). */
 		cowmap_zap(s, pgoff, 1);
 	}
@@ -855,11 +993,14 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	struct cowmap_session *s = vma->vm_private_data;
 	bool write = vmf->flags & FAULT_FLAG_WRITE;
 	struct folio *pre = cowmap_prefetch_base(s, vmf->pgoff);
+	struct cowmap_precopy pc = {};
 	struct cowmap_page *cp;
 	vm_fault_t ret;
 	pgoff_t eof;
 	int gen;
 
+	if (write)
+		cowmap_precopy(s, vmf->pgoff, pre, &pc);
 	mutex_lock(&s->lock);
 	s->faults++;
 	cowmap_revalidate(s, false);
@@ -873,7 +1014,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	}
 	cowmap_test_fault_delay();
 	if (write) {
-		cp = cowmap_prepare_write(s, vmf->pgoff);
+		cp = cowmap_prepare_write(s, vmf->pgoff, &pc);
 		if (IS_ERR(cp)) {
 			ret = VM_FAULT_SIGBUS;
 		} else {
@@ -901,6 +1042,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 		cowmap_fault_recheck(s, vmf->pgoff);
 out:
 	mutex_unlock(&s->lock);
+	cowmap_free_precopy(s, &pc);
 	if (pre)
 		folio_put(pre);
 	return ret;
@@ -910,10 +1052,27 @@ out:
 static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 {
 	struct cowmap_session *s = vmf->vma->vm_private_data;
+	struct cowmap_precopy pc = {};
 	bool was_private, created;
+	struct folio *folio = NULL;
 	struct cowmap_page *cp;
 	vm_fault_t ret;
 
+	/*
+	 * The PTE shows the base page (or zeros, or the private copy): copy
+	 * the file's page if it is cached and up to date, before @lock.
+	 */
+	if (!xa_load(&s->pages, vmf->pgoff)) {
+		if (vmf->pgoff < cowmap_base_pgoff(s))
+			folio = cowmap_filemap_get_folio(s->backing->f_mapping,
+							 vmf->pgoff);
+		if (folio && !folio_test_uptodate(folio)) {
+			folio_put(folio);
+			folio = NULL;
+		}
+		if (folio || READ_ONCE(s->own_size))
+			cowmap_precopy(s, vmf->pgoff, folio, &pc);
+	}
 	mutex_lock(&s->lock);
 	s->faults++;
 	cowmap_revalidate(s, false);
@@ -928,7 +1087,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	created = !cp;
 	was_private = cp && pte_pfn(vmf->orig_pte) == page_to_pfn(cp->priv);
 
-	cp = cowmap_prepare_write(s, vmf->pgoff);
+	cp = cowmap_prepare_write(s, vmf->pgoff, &pc);
 	if (IS_ERR(cp)) {
 		ret = VM_FAULT_SIGBUS;
 	} else if (was_private) {
@@ -948,6 +1107,9 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	}
 out:
 	mutex_unlock(&s->lock);
+	cowmap_free_precopy(s, &pc);
+	if (folio)
+		folio_put(folio);
 	return ret;
 }
 
@@ -1223,7 +1385,7 @@ int cowmap_cut_page(struct cowmap_session *s, loff_t pos)
 		/* Past the base, the page shows zeros already. */
 		if (pgoff >= cowmap_base_pgoff(s))
 			return 0;
-		cp = cowmap_prepare_write(s, pgoff);
+		cp = cowmap_prepare_write(s, pgoff, NULL);
 		if (IS_ERR(cp))
 			return PTR_ERR(cp);
 	}
@@ -1276,7 +1438,7 @@ struct page *cowmap_write_page(struct cowmap_session *s, pgoff_t pgoff)
 	cowmap_revalidate(s, false);
 	if (pgoff >= cowmap_eof_pgoff(s))
 		return ERR_PTR(-ENXIO);
-	cp = cowmap_prepare_write(s, pgoff);
+	cp = cowmap_prepare_write(s, pgoff, NULL);
 	if (IS_ERR(cp))
 		return ERR_PTR(s->limit_hits != hits ? -ENOSPC : PTR_ERR(cp));
 	/* It holds the session's bytes now, not only the file's. */

@@ -19,6 +19,9 @@
  * At the end the file must hold exactly what the rewriter wrote: no session
  * byte ever reached it, and no page is still counted as held or pinned.
  * COWMAP_STRESS_SECONDS sets the duration (default 4).
+ *
+ * threads_first_write_same_pages: threads of one session race their first
+ * writes to the same pages (copies made before the session's lock).
  */
 #include <pthread.h>
 #include <time.h>
@@ -321,6 +324,96 @@ TEST(writers_against_rewriter)
 	EXPECT_EQ(pinned, cm_param_get("base_pages_in_use"));
 	close(file);
 	unlink(path);
+}
+
+/*
+ * Threads of one session make the first write to the same pages at once:
+ * each fault copies the page before it takes the session's lock, and all
+ * but one copy of a page must go. Half of the pages are read first, so
+ * their writes come through ->pfn_mkwrite. Every thread's bytes must be in
+ * the page the session keeps, the rest of it must be the file's, and the
+ * session must own exactly one copy and one twin per page.
+ */
+#define RACE_NP		64
+#define RACE_THREADS	4
+#define RACE_ROUNDS	16
+
+struct racer {
+	uint8_t *map;
+	int tid;
+	unsigned int *go;
+};
+
+static void *racer_thread(void *arg)
+{
+	struct racer *r = arg;
+
+	__atomic_sub_fetch(r->go, 1, __ATOMIC_SEQ_CST);
+	while (__atomic_load_n(r->go, __ATOMIC_SEQ_CST))
+		;
+	for (size_t i = 0; i < RACE_NP; i++) {
+		/* Each thread starts elsewhere and goes the other way round. */
+		size_t p = r->tid % 2 ? RACE_NP - 1 - i : i;
+		uint64_t v = (uint64_t)(r->tid + 1) << 32 | (p + 1);
+
+		memcpy(r->map + p * PG + 512 + r->tid * 8, &v, 8);
+	}
+	return NULL;
+}
+
+TEST(threads_first_write_same_pages)
+{
+	long base = cm_param_get("pages_in_use");
+	struct racer r[RACE_THREADS];
+	pthread_t t[RACE_THREADS];
+	static uint8_t want[PG];
+	struct cowmap_status cs;
+	volatile uint8_t sink = 0;
+	unsigned int go;
+	char path[256];
+	uint8_t *map;
+	int file, fd;
+
+	file = cm_mkfile(path, sizeof(path), "race", RACE_NP * PG, O_RDONLY);
+	ASSERT_LE(0, file);
+	for (int round = 0; round < RACE_ROUNDS; round++) {
+		fd = cm_session(file);
+		ASSERT_LE(0, fd);
+		map = cm_map(fd, RACE_NP * PG, 0);
+		ASSERT_NE(MAP_FAILED, map);
+		for (size_t p = round % 2; p < RACE_NP; p += 2)
+			sink += map[p * PG];
+		go = RACE_THREADS;
+		for (int i = 0; i < RACE_THREADS; i++) {
+			r[i] = (struct racer){ .map = map, .tid = i, .go = &go };
+			ASSERT_EQ(0, pthread_create(&t[i], NULL, racer_thread, &r[i]));
+		}
+		for (int i = 0; i < RACE_THREADS; i++)
+			pthread_join(t[i], NULL);
+		for (size_t p = 0; p < RACE_NP; p++) {
+			cm_fill(want, p * PG, PG, 0);
+			for (int i = 0; i < RACE_THREADS; i++) {
+				uint64_t v = (uint64_t)(i + 1) << 32 | (p + 1);
+
+				memcpy(want + 512 + i * 8, &v, 8);
+			}
+			ASSERT_EQ(0, memcmp(want, map + p * PG, PG))
+				TH_LOG("round %d: page %zu lost a write", round, p);
+		}
+		ASSERT_EQ(0, cm_status(fd, &cs));
+		EXPECT_EQ(RACE_NP, cs.cow_copies) TH_LOG("round %d", round);
+		EXPECT_EQ(RACE_NP, cs.private_pages) TH_LOG("round %d", round);
+		EXPECT_EQ(RACE_NP, cs.twin_pages) TH_LOG("round %d", round);
+		munmap(map, RACE_NP * PG);
+		cm_end(fd);
+	}
+	/* Sessions go when their last reference does: allow a moment. */
+	for (int i = 0; i < 50 && cm_param_get("pages_in_use") != base; i++)
+		usleep(100000);
+	EXPECT_EQ(base, cm_param_get("pages_in_use"));
+	close(file);
+	unlink(path);
+	(void)sink;
 }
 
 TEST_HARNESS_MAIN
