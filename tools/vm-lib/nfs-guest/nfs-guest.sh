@@ -125,6 +125,7 @@ server() {
 	: >/var/lib/nfs/etab
 	: >/var/lib/nfs/rmtab
 	mount -t nfsd nfsd /proc/fs/nfsd || return 1
+	trace_on
 	if [ ! -d $E ]; then
 		# First boot: the files the clients share.
 		mkdir -p $E/ctl $E/j
@@ -177,6 +178,7 @@ server() {
 			[ -e "$f" ] && say "client $(grep -E '^(address|name):' "$f" | tr '\n' ' ')"
 		done
 	fi
+	trace_dump
 	$P/rpc.nfsd 0
 	$P/exportfs -ua
 	[ -z "$why" ]
@@ -226,6 +228,32 @@ waitf() {
 		fi
 		sleep 0.1
 	done
+}
+
+# NFS_TRACE=1: the lock and callback tracepoints of this guest, on from
+# here, printed as lines "trace-ROLE| ..." by trace_dump (docs/nfs.md,
+# "Lock waits").
+trace_on() {
+	[ "${NFS_TRACE:-0}" = 1 ] || return 0
+	T=/sys/kernel/tracing
+	[ -e $T/trace ] || mount -t tracefs tracefs $T || T=/sys/kernel/debug/tracing
+	echo 4096 >$T/buffer_size_kb
+	if [ "$ROLE" = server ]; then
+		evs="nfsd/nfsd_cb_notify_lock nfsd/nfsd_cb_notify_lock_done nfsd/nfsd_cb_queue
+			nfsd/nfsd_cb_start nfsd/nfsd_cb_lost nfsd/nfsd_cb_new_state nfsd/nfsd_cb_seq_status
+			nfsd/nfsd_cb_setup nfsd/nfsd_cb_setup_err nfsd/nfsd_cb_probe"
+	else
+		evs="nfs4/nfs4_set_lock nfs4/nfs4_unlock nfs4/nfs4_cb_sequence"
+	fi
+	for e in $evs; do
+		echo 1 >$T/events/$e/enable || say "trace: no event $e"
+	done
+	echo 1 >$T/tracing_on
+	say "tracing on"
+}
+trace_dump() {
+	[ "${NFS_TRACE:-0}" = 1 ] || return 0
+	sed "s/^/trace-$ROLE| /" $T/trace
 }
 
 # Bytes [OFF, OFF+LEN) of FILE, read by busybox (static: never routed).
@@ -306,6 +334,7 @@ client() {
 		return 1
 	fi
 	ok "mount-$ROLE"
+	trace_on
 	sig "$ROLE-up"
 	# (client_a/b set rc of their own: this one is crc.)
 	crc=0
@@ -316,6 +345,7 @@ client() {
 		crc=1
 	fi
 	[ $crc = 0 ] || failed "a step of client $ROLE did not complete (see above)"
+	trace_dump
 	sig "$ROLE-done"
 	say "done"
 	timeout -s KILL 30 umount /mnt/nfs || umount -l /mnt/nfs
@@ -411,6 +441,7 @@ disjoint() {
 		m1=$(now)
 		d=$(( (${m1%.*}${m1#*.} - ${m0%.*}${m0#*.}) * 10 ))
 		mt=$((mt + d))
+		[ "${NFS_TRACE:-0}" != 1 ] || say "round $r: merge from $m0 s took $d ms"
 		[ $d -le $mmax ] || mmax=$d
 		r=$((r + 1))
 	done
