@@ -178,7 +178,7 @@ server() {
 			power_off_mid_merge
 		fi
 		if [ -e $E/ctl/server-check-big ] && [ ! -e $E/ctl/server-checked-big ]; then
-			out=$($PY $G/nfs-big.py check $E/big $BIG_PAGES $BIG_REC $BIG_STRIDE 0 2>&1)
+			out=$($PY "$G"/nfs-big.py check $E/big $BIG_PAGES $BIG_REC $BIG_STRIDE 0 2>&1)
 			check reboot-nothing-lost-server "$?" 0 "$E/big on the server's disk after the reboot ($out)"
 			: >$E/ctl/server-checked-big
 		fi
@@ -295,14 +295,14 @@ trace_on() {
 		evs="nfs4/nfs4_set_lock nfs4/nfs4_unlock nfs4/nfs4_cb_sequence"
 	fi
 	for e in $evs; do
-		echo 1 >$T/events/$e/enable || say "trace: no event $e"
+		echo 1 >"$T/events/$e/enable" || say "trace: no event $e"
 	done
 	echo 1 >$T/tracing_on
 	say "tracing on"
 }
 trace_dump() {
 	[ "${NFS_TRACE:-0}" = 1 ] || return 0
-	sed "s/^/trace-$ROLE| /" $T/trace
+	sed "s/^/trace-$ROLE| /" "$T/trace"
 }
 
 # Bytes [OFF, OFF+LEN) of FILE, read by busybox (static: never routed).
@@ -455,8 +455,8 @@ client_a() {
 
 	# 7. The benchmark row of issue 15: a kernel merge of 64 records of
 	# 4 KiB against pwrite of the same bytes, on this client (not judged).
-	if ! { $PY $G/nfs-big.py make /mnt/nfs/bench $BIG_PAGES &&
-		$PY $G/nfs-big.py bench /mnt/nfs/bench $BIG_REC $BIG_STRIDE 3; }; then
+	if ! { $PY "$G"/nfs-big.py make /mnt/nfs/bench $BIG_PAGES &&
+		$PY "$G"/nfs-big.py bench /mnt/nfs/bench $BIG_REC $BIG_STRIDE 3; }; then
 		say "the benchmark failed (see above)"
 	fi
 	rm -f /mnt/nfs/bench
@@ -482,8 +482,8 @@ hung_wait() { # SECONDS
 reboot_a() {
 	big=/mnt/nfs/big
 	hung_wait 600
-	if ! $PY $G/nfs-big.py make $big $BIG_PAGES ||
-		! id=$($PY $G/nfs-big.py keep $big $BIG_REC $BIG_STRIDE 0); then
+	if ! $PY "$G"/nfs-big.py make $big $BIG_PAGES ||
+		! id=$($PY "$G"/nfs-big.py keep $big $BIG_REC $BIG_STRIDE 0); then
 		nok reboot-mid-merge "cannot make $big and a session changing it"
 		return 1
 	fi
@@ -510,7 +510,7 @@ reboot_a() {
 	timeout -s KILL 300 cowmapctl merge "$id" --into $big --fsync >/tmp/rmerge.out 2>&1
 	check reboot-merge-rerun "$?" 0 "the merge run again ($(tr '\n' ' ' </tmp/rmerge.out))"
 	cowmapctl discard "$id" >/dev/null 2>&1
-	out=$($PY $G/nfs-big.py check $big $BIG_PAGES $BIG_REC $BIG_STRIDE 0 2>&1)
+	out=$($PY "$G"/nfs-big.py check $big $BIG_PAGES $BIG_REC $BIG_STRIDE 0 2>&1)
 	check reboot-nothing-lost-a "$?" 0 "$big on A after the merge ($out)"
 	sig server-check-big
 	sig a-big-done
@@ -650,7 +650,7 @@ client_b() {
 	waitf reboot-arm 600 || return 1
 	hung_wait 600
 	waitf a-big-done 600 || return 1
-	out=$($PY $G/nfs-big.py check /mnt/nfs/big $BIG_PAGES $BIG_REC $BIG_STRIDE 0 2>&1)
+	out=$($PY "$G"/nfs-big.py check /mnt/nfs/big $BIG_PAGES $BIG_REC $BIG_STRIDE 0 2>&1)
 	check reboot-nothing-lost-b "$?" 0 "/mnt/nfs/big on B after A's merge ($out)"
 	sig b-big-checked
 	hung_wait 120
