@@ -700,6 +700,38 @@ static int cowmap_write_extents(struct cowmap_merger *mg)
 }
 
 /*
+ * A filesystem with its own ->lock (NFS, SMB, Ceph, FUSE, ...) forwards
+ * the lock and decides how a blocked request waits. The NFSv4.1+ client
+ * resends a denied LOCK when the server's CB_NOTIFY_LOCK comes or after
+ * 30 s (NFS4_LOCK_MAXTIMEOUT), and nfsd of 6.12 (not of 6.1) sends none
+ * for a filesystem without EXPORT_OP_ASYNC_LOCK (all but GFS2 and OCFS2),
+ * so a merge waited up to 30 s for a lock released in milliseconds
+ * (docs/nfs.md, "Lock waits"). There the lock is tried
+ * without blocking (F_OFD_SETLK's) and tried again after a backoff that
+ * doubles from COWMAP_LOCK_POLL_MIN_MS to COWMAP_LOCK_POLL_MAX_MS. Local
+ * locks keep the kernel's blocking wait, which is woken at the unlock.
+ */
+#define COWMAP_LOCK_POLL_MIN_MS	4
+#define COWMAP_LOCK_POLL_MAX_MS	200
+
+static int cowmap_lock_target_poll(struct file *f, struct file_lock *fl)
+{
+	unsigned int ms = COWMAP_LOCK_POLL_MIN_MS;
+	int ret;
+
+	cowmap_flc(fl)->cowmap_fl_flags &= ~FL_SLEEP;
+	for (;;) {
+		ret = vfs_lock_file(f, F_SETLK, fl, NULL);
+		if (ret != -EAGAIN)
+			return ret;
+		schedule_timeout_killable(msecs_to_jiffies(ms));
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		ms = min_t(unsigned int, 2 * ms, COWMAP_LOCK_POLL_MAX_MS);
+	}
+}
+
+/*
  * The whole-file OFD write lock of F_OFD_SETLKW on @f (killable): merges
  * here, offline merges (libcowmap takes the same lock) and, over NFS,
  * merges on other machines serialise on it. A filesystem without locks
@@ -713,16 +745,20 @@ static int cowmap_lock_target(struct file *f, bool *held)
 	*held = false;
 	if (!fl)
 		return -ENOMEM;
-	for (;;) {
-		ret = vfs_lock_file(f, F_SETLKW, fl, NULL);
-		if (ret != FILE_LOCK_DEFERRED)
-			break;
-		ret = wait_event_killable(*cowmap_ofd_lock_wq(fl),
-					  cowmap_ofd_lock_unblocked(fl));
-		if (ret)
-			break;
+	if (f->f_op->lock) {
+		ret = cowmap_lock_target_poll(f, fl);
+	} else {
+		for (;;) {
+			ret = vfs_lock_file(f, F_SETLKW, fl, NULL);
+			if (ret != FILE_LOCK_DEFERRED)
+				break;
+			ret = wait_event_killable(*cowmap_ofd_lock_wq(fl),
+						  cowmap_ofd_lock_unblocked(fl));
+			if (ret)
+				break;
+		}
+		locks_delete_block(fl);
 	}
-	locks_delete_block(fl);
 	locks_free_lock(fl);
 	if (ret == -ENOLCK || ret == -EOPNOTSUPP)
 		return 0;

@@ -29,8 +29,12 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <linux/magic.h>
 
 #include "internal.h"
 
@@ -1344,20 +1348,70 @@ static int write_out(struct ctx *c, int fd, const char *out, const struct stat *
 	return ret;
 }
 
+/*
+ * Filesystems whose locks another machine grants. There a blocked lock's
+ * wait is the filesystem's: the NFSv4.1+ client resends a denied LOCK when
+ * the server's CB_NOTIFY_LOCK comes or after 30 s, and nfsd of 6.12 sends
+ * none for an ext4 or XFS export (docs/nfs.md, "Lock waits"). So there the
+ * locks are tried without blocking and tried again after a backoff, like
+ * the kernel merge does wherever the filesystem has its own ->lock.
+ */
+static int remote_locks(int fd)
+{
+	static const unsigned long magic[] = {
+		NFS_SUPER_MAGIC, SMB_SUPER_MAGIC, CIFS_SUPER_MAGIC, SMB2_SUPER_MAGIC,
+		CEPH_SUPER_MAGIC, OCFS2_SUPER_MAGIC, 0x01161970 /* GFS2 */,
+		V9FS_MAGIC, AFS_FS_MAGIC, FUSE_SUPER_MAGIC,
+	};
+	struct statfs sf;
+	size_t i;
+
+	if (fstatfs(fd, &sf))
+		return 0;
+	for (i = 0; i < sizeof(magic) / sizeof(magic[0]); i++)
+		if ((unsigned long)sf.f_type == magic[i])
+			return 1;
+	return 0;
+}
+
+/* The kernel merge's backoff (kmod/merge.c): 4 ms, doubling to 200 ms. */
+#define LOCK_POLL_MIN_MS	4
+#define LOCK_POLL_MAX_MS	200
+
+static void lock_backoff(unsigned int *ms)
+{
+	struct timespec ts = { .tv_sec = *ms / 1000,
+			       .tv_nsec = (long)(*ms % 1000) * 1000000 };
+
+	nanosleep(&ts, NULL);	/* a signal only shortens it */
+	*ms = *ms * 2 > LOCK_POLL_MAX_MS ? LOCK_POLL_MAX_MS : *ms * 2;
+}
+
 static int lock_fd(int fd, int op)
 {
 	/* The kernel merge's lock, which NFS forwards to the server. */
 	struct flock ofd = { .l_type = op == LOCK_EX ? F_WRLCK : F_RDLCK,
 			     .l_whence = SEEK_SET };
+	int poll = remote_locks(fd);
+	unsigned int ms = LOCK_POLL_MIN_MS;
 
-	while (flock(fd, op)) {
+	while (flock(fd, op | (poll ? LOCK_NB : 0))) {
+		if (poll && errno == EWOULDBLOCK) {
+			lock_backoff(&ms);
+			continue;
+		}
 		if (errno == EINTR)
 			continue;
 		if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL)
 			break;	/* no locks here: go on without */
 		return -errno;
 	}
-	while (fcntl(fd, F_OFD_SETLKW, &ofd)) {
+	ms = LOCK_POLL_MIN_MS;
+	while (fcntl(fd, poll ? F_OFD_SETLK : F_OFD_SETLKW, &ofd)) {
+		if (poll && (errno == EAGAIN || errno == EACCES)) {
+			lock_backoff(&ms);
+			continue;
+		}
 		if (errno == EINTR)
 			continue;
 		if (errno == ENOLCK || errno == EOPNOTSUPP || errno == EINVAL)

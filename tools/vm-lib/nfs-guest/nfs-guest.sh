@@ -16,7 +16,12 @@
 # waiting for it, and the server prints its diagnostics.  Diagnostics are
 # lines "diag-ROLE| ..." (left in the guest's output file by tools/vm-nfs).
 #
-# Environment: NFS_ROUNDS (rounds of simultaneous merges, default 20),
+# At the end, client A times a kernel merge against pwrite of the same bytes
+# (lines "bench| ", nfs-big.py), then the server powers off in the middle
+# of a kernel merge from A (sysrq o, once it sees A's lock in /proc/locks)
+# and tools/vm-nfs boots it again on the same disk, addresses and ports.
+#
+# Environment: NFS_ROUNDS (rounds of simultaneous merges, default 10),
 # NFS_WAIT (a client's longest wait for one step of the other, seconds,
 # default 180), NFS_DEADLINE (the server stops serving at this uptime,
 # seconds, default 480).
@@ -25,7 +30,7 @@ P=/cowmap/progs
 G=$(dirname "$0")
 PAGE=4096
 NPAGES=16
-ROUNDS=${NFS_ROUNDS:-20}
+ROUNDS=${NFS_ROUNDS:-10}
 WAIT=${NFS_WAIT:-180}
 DEADLINE=${NFS_DEADLINE:-480}
 # Mount options (docs/nfs.md, "Mount options"): hard, so that no write,
@@ -35,6 +40,12 @@ DEADLINE=${NFS_DEADLINE:-480}
 # 60 + 2 * 60 = 180 s.
 MOPTS=vers=4.2,hard,timeo=50,retrans=3
 E=/mnt/ext4/export
+PY="$P/python3.11 -I -S"
+# The benchmark's and the reboot case's file: BIG_PAGES pages, a change of
+# one page in BIG_STRIDE from page 1 (nfs-big.py): 64 records of 4 KiB.
+BIG_PAGES=256
+BIG_STRIDE=4
+BIG_REC=64
 
 now() { cut -d' ' -f1 /proc/uptime; }
 secs() {
@@ -125,7 +136,10 @@ server() {
 	: >/var/lib/nfs/etab
 	: >/var/lib/nfs/rmtab
 	mount -t nfsd nfsd /proc/fs/nfsd || return 1
-	if [ ! -d $E ]; then
+	trace_on
+	if [ -d $E ]; then
+		say "booted again on the same disk (the reboot case)"
+	else
 		# First boot: the files the clients share.
 		mkdir -p $E/ctl $E/j
 		dd if=/dev/zero bs=$PAGE count=$NPAGES 2>/dev/null | tr '\0' '.' >$E/data
@@ -138,6 +152,10 @@ server() {
 	# least nfsd takes (90 s by default).  Only settable while nfsd is down.
 	echo 10 >/proc/fs/nfsd/nfsv4leasetime
 	echo 10 >/proc/fs/nfsd/nfsv4gracetime
+	# The clients' records (which of them may reclaim their state in the
+	# grace period after a reboot) on the disk, as /var/lib/nfs would be.
+	mkdir -p /mnt/ext4/v4recovery
+	echo /mnt/ext4/v4recovery >/proc/fs/nfsd/nfsv4recoverydir
 	$P/rpc.mountd -N 3 -u || return 1
 	$P/rpc.nfsd -p 2049 -N 3 -V 4.2 -N 4.0 -N 4.1 -U 4 || return 1
 	say "serving; versions: $(cat /proc/fs/nfsd/versions); lease $(cat /proc/fs/nfsd/nfsv4leasetime) s"
@@ -154,6 +172,15 @@ server() {
 		if [ -e $E/ctl/server-merge ] && [ ! -e $E/ctl/server-merged ]; then
 			server_merge
 			: >$E/ctl/server-merged
+		fi
+		if [ -e $E/ctl/reboot-arm ] && [ ! -e $E/ctl/server-powered-off ] &&
+			[ ! -e $E/ctl/server-missed ]; then
+			power_off_mid_merge
+		fi
+		if [ -e $E/ctl/server-check-big ] && [ ! -e $E/ctl/server-checked-big ]; then
+			out=$($PY "$G"/nfs-big.py check $E/big $BIG_PAGES $BIG_REC $BIG_STRIDE 0 2>&1)
+			check reboot-nothing-lost-server "$?" 0 "$E/big on the server's disk after the reboot ($out)"
+			: >$E/ctl/server-checked-big
 		fi
 		for r in a b; do
 			if [ -e $E/ctl/$r-failed ] && [ ! -e /tmp/diag-$r ]; then
@@ -177,9 +204,33 @@ server() {
 			[ -e "$f" ] && say "client $(grep -E '^(address|name):' "$f" | tr '\n' ' ')"
 		done
 	fi
+	trace_dump
 	$P/rpc.nfsd 0
 	$P/exportfs -ua
 	[ -z "$why" ]
+}
+
+# The reboot case: once client A's kernel merge into big holds its lock
+# (nfsd's lock on big's inode in /proc/locks), power off at once, as a
+# power cut would: what nfsd acknowledged is on the disk (the export is
+# sync), the rest of its memory is lost.  tools/vm-nfs boots the server
+# again.  If the merge ends before its lock is seen, say so and go on.
+power_off_mid_merge() {
+	ino=$(stat -c %i $E/big)
+	: >$E/ctl/server-armed
+	t0=$(secs)
+	while [ $(($(secs) - t0)) -lt 120 ] && [ ! -e $E/ctl/a-big-merged ]; do
+		if grep -qE " WRITE +[0-9]+ [0-9a-f]+:[0-9a-f]+:$ino 0 EOF" /proc/locks; then
+			say "client A's merge holds its lock on big (inode $ino): power off (sysrq o)"
+			now >$E/ctl/server-powered-off
+			sync
+			echo o >/proc/sysrq-trigger
+			sleep 60
+		fi
+		sleep 0.02
+	done
+	say "no lock of A's merge seen on big (inode $ino): not powering off"
+	: >$E/ctl/server-missed
 }
 
 # The server merges a journal that client A wrote, into its own ext4 file.
@@ -208,8 +259,8 @@ failed() {
 	timeout -s KILL 60 sh -c "echo '$1' >'$C/$ROLE-failed'" || say "cannot create $C/$ROLE-failed"
 	diag "$1"
 }
-# Wait for step file $1, at most WAIT seconds, and not for a client that
-# failed.
+# Wait for step file $1, at most $2 or WAIT seconds, and not for a client
+# that failed.
 # (busybox sh has no local variables: the names here are waitf's own.)
 waitf() {
 	wf_t0=$(secs)
@@ -220,12 +271,38 @@ waitf() {
 				return 1
 			fi
 		done
-		if [ $(($(secs) - wf_t0)) -ge "$WAIT" ]; then
-			say "timed out after ${WAIT}s waiting for $1"
+		if [ $(($(secs) - wf_t0)) -ge "${2:-$WAIT}" ]; then
+			say "timed out after ${2:-$WAIT}s waiting for $1"
 			return 1
 		fi
 		sleep 0.1
 	done
+}
+
+# NFS_TRACE=1: the lock and callback tracepoints of this guest, on from
+# here, printed as lines "trace-ROLE| ..." by trace_dump (docs/nfs.md,
+# "Lock waits").
+trace_on() {
+	[ "${NFS_TRACE:-0}" = 1 ] || return 0
+	T=/sys/kernel/tracing
+	[ -e $T/trace ] || mount -t tracefs tracefs $T || T=/sys/kernel/debug/tracing
+	echo 4096 >$T/buffer_size_kb
+	if [ "$ROLE" = server ]; then
+		evs="nfsd/nfsd_cb_notify_lock nfsd/nfsd_cb_notify_lock_done nfsd/nfsd_cb_queue
+			nfsd/nfsd_cb_start nfsd/nfsd_cb_lost nfsd/nfsd_cb_new_state nfsd/nfsd_cb_seq_status
+			nfsd/nfsd_cb_setup nfsd/nfsd_cb_setup_err nfsd/nfsd_cb_probe"
+	else
+		evs="nfs4/nfs4_set_lock nfs4/nfs4_unlock nfs4/nfs4_cb_sequence"
+	fi
+	for e in $evs; do
+		echo 1 >"$T/events/$e/enable" || say "trace: no event $e"
+	done
+	echo 1 >$T/tracing_on
+	say "tracing on"
+}
+trace_dump() {
+	[ "${NFS_TRACE:-0}" = 1 ] || return 0
+	sed "s/^/trace-$ROLE| /" "$T/trace"
 }
 
 # Bytes [OFF, OFF+LEN) of FILE, read by busybox (static: never routed).
@@ -306,6 +383,7 @@ client() {
 		return 1
 	fi
 	ok "mount-$ROLE"
+	trace_on
 	sig "$ROLE-up"
 	# (client_a/b set rc of their own: this one is crc.)
 	crc=0
@@ -316,6 +394,7 @@ client() {
 		crc=1
 	fi
 	[ $crc = 0 ] || failed "a step of client $ROLE did not complete (see above)"
+	trace_dump
 	sig "$ROLE-done"
 	say "done"
 	timeout -s KILL 30 umount /mnt/nfs || umount -l /mnt/nfs
@@ -373,6 +452,71 @@ client_a() {
 	sig server-merge
 	waitf b-id-checked || return 1
 	waitf server-merged || return 1
+
+	# 7. The benchmark row of issue 15: a kernel merge of 64 records of
+	# 4 KiB against pwrite of the same bytes, on this client (not judged).
+	if ! { $PY "$G"/nfs-big.py make /mnt/nfs/bench $BIG_PAGES &&
+		$PY "$G"/nfs-big.py bench /mnt/nfs/bench $BIG_REC $BIG_STRIDE 3; }; then
+		say "the benchmark failed (see above)"
+	fi
+	rm -f /mnt/nfs/bench
+
+	# 8. The server powers off in the middle of a kernel merge and boots
+	# again.
+	reboot_a
+}
+
+# A client's tasks wait in D state while the server is away (hard mount):
+# longer than the hung-task warning's 120 s if the host is slow to boot
+# the server again.  The reboot case bounds its waits itself.
+HUNG=/proc/sys/kernel/hung_task_timeout_secs
+hung_wait() { # SECONDS
+	[ ! -w $HUNG ] || echo "$1" >$HUNG
+}
+
+# The reboot case, on A: a kernel merge (with fsync) of 64 records of 4
+# KiB into big; the server powers off while it holds its lock and boots
+# again.  The merge must return (an error or success), a re-run must
+# complete, and every page of big must be as the change makes it, here, on
+# B and on the server's disk.
+reboot_a() {
+	big=/mnt/nfs/big
+	hung_wait 600
+	if ! $PY "$G"/nfs-big.py make $big $BIG_PAGES ||
+		! id=$($PY "$G"/nfs-big.py keep $big $BIG_REC $BIG_STRIDE 0); then
+		nok reboot-mid-merge "cannot make $big and a session changing it"
+		return 1
+	fi
+	sig reboot-arm
+	waitf server-armed || return 1
+	m0=$(now)
+	timeout -s KILL 500 cowmapctl merge "$id" --into $big --fsync >/tmp/rmerge.out 2>&1
+	rc=$?
+	m1=$(now)
+	say "the kernel merge during the server's reboot: exit status $rc after $((${m1%.*} - ${m0%.*})) s: $(tr '\n' ' ' </tmp/rmerge.out)"
+	sig a-big-merged
+	t0=$(secs)
+	while [ ! -e $C/server-powered-off ] && [ ! -e $C/server-missed ]; do
+		[ $(($(secs) - t0)) -lt 60 ] || break
+		sleep 0.1
+	done
+	if [ ! -e $C/server-powered-off ]; then
+		nok reboot-mid-merge "the server did not power off during the merge (exit status $rc)"
+	elif [ $rc = 0 ] || [ $rc = 1 ]; then
+		ok reboot-mid-merge
+	else
+		nok reboot-mid-merge "the merge during the reboot: exit status $rc ($(cat /tmp/rmerge.out))"
+	fi
+	timeout -s KILL 300 cowmapctl merge "$id" --into $big --fsync >/tmp/rmerge.out 2>&1
+	check reboot-merge-rerun "$?" 0 "the merge run again ($(tr '\n' ' ' </tmp/rmerge.out))"
+	cowmapctl discard "$id" >/dev/null 2>&1
+	out=$($PY "$G"/nfs-big.py check $big $BIG_PAGES $BIG_REC $BIG_STRIDE 0 2>&1)
+	check reboot-nothing-lost-a "$?" 0 "$big on A after the merge ($out)"
+	sig server-check-big
+	sig a-big-done
+	waitf server-checked-big 300 || return 1
+	waitf b-big-checked 300 || return 1
+	hung_wait 120
 }
 
 # Rounds of disjoint merges: A changes BASE + 8 * round, B BASE + 8192 +
@@ -411,6 +555,7 @@ disjoint() {
 		m1=$(now)
 		d=$(( (${m1%.*}${m1#*.} - ${m0%.*}${m0#*.}) * 10 ))
 		mt=$((mt + d))
+		[ "${NFS_TRACE:-0}" != 1 ] || say "round $r: merge from $m0 s took $d ms"
 		[ $d -le $mmax ] || mmax=$d
 		r=$((r + 1))
 	done
@@ -500,6 +645,15 @@ client_b() {
 	out=$(cowmapctl merge -s /mnt/nfs/other -l $J/id.log --dry-run 2>&1)
 	check identity-other-refused-b "$?" 1 "A's journal of data merged into other ($out)"
 	sig b-id-checked
+
+	# The reboot case (reboot_a): B waits through it, then reads big.
+	waitf reboot-arm 600 || return 1
+	hung_wait 600
+	waitf a-big-done 600 || return 1
+	out=$($PY "$G"/nfs-big.py check /mnt/nfs/big $BIG_PAGES $BIG_REC $BIG_STRIDE 0 2>&1)
+	check reboot-nothing-lost-b "$?" 0 "/mnt/nfs/big on B after A's merge ($out)"
+	sig b-big-checked
+	hung_wait 120
 }
 
 case "$ROLE" in
