@@ -863,7 +863,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	mutex_lock(&s->lock);
 	s->faults++;
 	cowmap_revalidate(s, false);
-	gen = atomic_read(&s->mod_gen);
+	gen = cowmap_mod_gen(s);
 	eof = cowmap_eof_pgoff(s);
 	if (vmf->pgoff >= eof) {
 		if (write)
@@ -897,7 +897,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	 * PTEs set above and unmaps them, or this sees its count.
 	 */
 	smp_mb();
-	if (atomic_read(&s->mod_gen) != gen)
+	if (cowmap_mod_gen(s) != gen)
 		cowmap_fault_recheck(s, vmf->pgoff);
 out:
 	mutex_unlock(&s->lock);
@@ -1062,13 +1062,14 @@ static void cowmap_walk_bases(struct cowmap_session *s)
  */
 void cowmap_revalidate(struct cowmap_session *s, bool full)
 {
-	int gen = atomic_read(&s->mod_gen);
 	struct cowmap_page *cp;
 	unsigned long idx;
+	int gen;
 
 	lockdep_assert_held(&s->lock);
 	if (s->dead)
 		return;
+	gen = cowmap_mod_gen(s);
 	if (gen != s->gen_seen) {
 		s->gen_seen = gen;
 		cowmap_sync_size(s);
@@ -1081,7 +1082,7 @@ void cowmap_revalidate(struct cowmap_session *s, bool full)
 	}
 }
 
-/* The work item queued by a change of the file. */
+/* For the work item queued by a change of the file (session.c). */
 void cowmap_invalidate_base(struct cowmap_session *s)
 {
 	mutex_lock(&s->lock);
@@ -1090,21 +1091,25 @@ void cowmap_invalidate_base(struct cowmap_session *s)
 }
 
 /*
- * In the fsnotify handler, without @lock: if the base's end moved down
- * (a truncation), unmap the session's pages from there on at once, so an
- * access past the new end gets SIGBUS as with any mapping of the file.
- * The cost is the unmapped range's, not the pinned pages'. In a session
- * with its own size the pages around the base's end change either way
- * (zeros past it). A fault that mapped pages while this ran catches it
+ * Without @lock, in the fsnotify handler when the file shrank (@shrunk) or
+ * for COWMAP_IOC_REFRESH: if the base's end moved down (a truncation),
+ * unmap the session's pages from there on at once, so an access past the
+ * new end gets SIGBUS as with any mapping of the file. The cost is the
+ * unmapped range's, not the pinned pages'. @shrunk: the file's end moved
+ * down since the handler last looked, whatever this session last saw (it
+ * is not told of growth: pages past its @end_seen may be mapped). In a
+ * session with its own size the pages around the base's end change either
+ * way (zeros past it). A fault that mapped pages while this ran catches it
  * itself (cowmap_fault_recheck()); the pins themselves go in the walk.
- * @inode: the session's inode (the mark holds a reference).
+ * @inode: the session's inode (a reference held by the caller).
  */
-void cowmap_notice_size(struct cowmap_session *s, struct inode *inode)
+void cowmap_notice_size(struct cowmap_session *s, struct inode *inode,
+			bool shrunk)
 {
 	pgoff_t bpg = cowmap_base_pgoff(s);
 	pgoff_t old = atomic_long_xchg(&s->end_seen, bpg);
 
-	if (bpg < old || (bpg != old && READ_ONCE(s->own_size)))
+	if (bpg < old || shrunk || (bpg != old && READ_ONCE(s->own_size)))
 		unmap_mapping_pages(inode->i_mapping, min(bpg, old), 0, false);
 }
 
@@ -1161,7 +1166,8 @@ int cowmap_refresh(struct cowmap_session *s, u64 *invalidated)
 			return n;
 	}
 	atomic_inc(&s->mod_gen);
-	cowmap_notice_size(s, s->inode);
+	smp_mb__after_atomic();	/* as in the fsnotify handler */
+	cowmap_notice_size(s, s->inode, false);
 	mutex_lock(&s->lock);
 	before = s->base_invalidations;
 	cowmap_revalidate(s, true);
