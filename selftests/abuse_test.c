@@ -1178,6 +1178,72 @@ TEST(writer_cost_independent_of_sessions)
 	unlink(path);
 }
 
+/*
+ * The sessions on a file share its fsnotify mark, but a truncation still
+ * unmaps every session's tail before ftruncate(2) returns, also pages
+ * mapped after the file grew, and also after some sessions left the mark.
+ */
+#define TRUNC_SESSIONS	8
+
+TEST(truncate_reaches_every_session)
+{
+	int fds[TRUNC_SESSIONS];
+	uint8_t *maps[TRUNC_SESSIONS];
+	volatile uint8_t sum = 0;
+	char path[256], buf[PG];
+	int file = cm_mkfile(path, sizeof(path), "trall", 16 * PG, O_RDONLY);
+	int wfd = open(path, O_RDWR | O_CLOEXEC);
+
+	ASSERT_LE(0, file);
+	ASSERT_LE(0, wfd);
+	for (int i = 0; i < TRUNC_SESSIONS; i++) {
+		fds[i] = cm_session(file);
+		ASSERT_LE(0, fds[i]);
+		maps[i] = cm_map(fds[i], 32 * PG, 0);
+		ASSERT_NE(MAP_FAILED, maps[i]);
+		for (int p = 0; p < 16; p++)
+			sum += maps[i][p * PG];
+	}
+	/* The file grows: the pages past the old end are mapped now. */
+	memset(buf, 0x31, sizeof(buf));
+	for (int p = 16; p < 32; p++)
+		ASSERT_EQ(PG, pwrite(wfd, buf, PG, (off_t)p * PG));
+	for (int i = 0; i < TRUNC_SESSIONS; i++) {
+		for (int p = 0; p < 32; p++)
+			sum += maps[i][p * PG];
+		EXPECT_EQ(0x31, maps[i][20 * PG]);
+	}
+	/* Half the sessions go: the others keep the mark. */
+	for (int i = 0; i < TRUNC_SESSIONS / 2; i++) {
+		munmap(maps[i], 32 * PG);
+		close(fds[i]);
+	}
+	ASSERT_EQ(0, ftruncate(wfd, 4 * PG));
+	for (int i = TRUNC_SESSIONS / 2; i < TRUNC_SESSIONS; i++) {
+		EXPECT_EQ(SIGBUS, cm_try_read(maps[i] + 8 * PG));
+		EXPECT_EQ(SIGBUS, cm_try_read(maps[i] + 20 * PG));
+		EXPECT_EQ(0, cm_try_read(maps[i] + 3 * PG));
+	}
+	/* A new session on the file joins the same mark and sees the end. */
+	fds[0] = cm_session(file);
+	ASSERT_LE(0, fds[0]);
+	maps[0] = cm_map(fds[0], 32 * PG, 0);
+	ASSERT_NE(MAP_FAILED, maps[0]);
+	EXPECT_EQ(0, cm_try_read(maps[0] + 3 * PG));
+	ASSERT_EQ(0, ftruncate(wfd, 2 * PG));
+	for (int i = TRUNC_SESSIONS / 2; i < TRUNC_SESSIONS; i++) {
+		EXPECT_EQ(SIGBUS, cm_try_read(maps[i] + 3 * PG));
+		munmap(maps[i], 32 * PG);
+		close(fds[i]);
+	}
+	EXPECT_EQ(SIGBUS, cm_try_read(maps[0] + 3 * PG));
+	munmap(maps[0], 32 * PG);
+	close(fds[0]);
+	close(wfd);
+	close(file);
+	unlink(path);
+}
+
 static int three_sessions(void *arg)
 {
 	const char *path = arg;
