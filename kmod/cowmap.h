@@ -315,7 +315,7 @@ unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 				   struct cowmap_session *skip,
 				   unsigned long nr, bool wait);
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
-bool cowmap_invalidate_base(struct cowmap_session *s);
+void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_revalidate(struct cowmap_session *s, bool full);
 void cowmap_notice_size(struct cowmap_session *s, struct inode *inode,
 			bool shrunk);

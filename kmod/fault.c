@@ -1082,19 +1082,12 @@ void cowmap_revalidate(struct cowmap_session *s, bool full)
 	}
 }
 
-/*
- * For the work item queued by a change of the file (session.c), which
- * serves all the sessions on the file: it does not wait for a session whose
- * lock is held (a fault stuck in a slow filesystem), so that one session
- * cannot hold up the others' walks. False: busy, try again later.
- */
-bool cowmap_invalidate_base(struct cowmap_session *s)
+/* For the work item queued by a change of the file (session.c). */
+void cowmap_invalidate_base(struct cowmap_session *s)
 {
-	if (!mutex_trylock(&s->lock))
-		return false;
+	mutex_lock(&s->lock);
 	cowmap_revalidate(s, true);
 	mutex_unlock(&s->lock);
-	return true;
 }
 
 /*

@@ -158,15 +158,12 @@ static int cowmap_handle_event(struct fsnotify_mark *mark, u32 mask,
  * sessions are taken with a reference first, so that the walks run without
  * @lock (a shrink's handler takes it) and sessions may leave meanwhile.
  * @reval_node is this work's only: a work item never runs twice at once.
- * A session whose lock is busy is walked in the next run, which the others
- * skip (they caught up with the count already).
  */
 static void cowmap_reval_fn(struct work_struct *work)
 {
 	struct cowmap_watch *w = container_of(to_delayed_work(work),
 					      struct cowmap_watch, work);
 	struct cowmap_session *s, *tmp;
-	bool busy = false;
 	LIST_HEAD(todo);
 
 	mutex_lock(&w->lock);
@@ -177,14 +174,10 @@ static void cowmap_reval_fn(struct work_struct *work)
 	mutex_unlock(&w->lock);
 	list_for_each_entry_safe(s, tmp, &todo, reval_node) {
 		list_del(&s->reval_node);
-		if (!cowmap_invalidate_base(s))
-			busy = true;
+		cowmap_invalidate_base(s);
 		cowmap_session_put(s);
 		cond_resched();
 	}
-	if (busy)
-		queue_delayed_work(system_unbound_wq, &w->work,
-				   COWMAP_REVAL_DELAY);
 }
 
 static void cowmap_free_mark(struct fsnotify_mark *mark)
