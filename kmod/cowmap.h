@@ -18,7 +18,7 @@
 #include "../uapi/cowmap.h"
 
 struct mem_cgroup;
-struct cowmap_notify;
+struct cowmap_watch;
 
 /*
  * What one user's sessions hold (account.c), keyed by the effective uid of
@@ -87,7 +87,8 @@ struct cowmap_jpos {
 /*
  * One session: an isolated view of one file, created by attach. Freed when
  * the last reference goes: the fd that attached or adopted it, the orphan
- * registry, and the fsnotify mark on the backing inode each hold one.
+ * registry, and the work item of the backing inode's watch while it
+ * revalidates the session each hold one.
  */
 struct cowmap_session {
 	struct kref ref;
@@ -128,7 +129,14 @@ struct cowmap_session {
 	/* The file's COWMAP_FILE_ID_XATTR at attach: the header then has it. */
 	u8 file_id[COWMAP_FILE_ID_SIZE];
 	bool has_file_id;
-	struct cowmap_notify *notify;
+	/*
+	 * The watch of the backing inode, shared by its sessions (set at
+	 * attach, a reference until the session is freed); @watch_node on
+	 * its list of sessions, @reval_node on its work's (session.c).
+	 */
+	struct cowmap_watch *watch;
+	struct list_head watch_node;
+	struct list_head reval_node;
 
 	kuid_t owner_uid;		/* effective uid of the fd that attached */
 	pid_t owner_pid;		/* the process that attached */
@@ -185,10 +193,13 @@ struct cowmap_session {
 	pgoff_t base_pg_seen;	/* cowmap_base_pgoff() at the last look */
 	/*
 	 * Changes of the backing file (docs/design.md, "When someone else
-	 * changes the file"): @mod_gen counts them (the fsnotify handler);
-	 * @gen_seen is the count the session last caught up with, @gen_walked
-	 * the one its last walk of the pinned pages started from (both under
-	 * @lock); @end_seen is the base's end in pages the handler last saw.
+	 * changes the file"): the watch shared by the file's sessions counts
+	 * them (the fsnotify handler), @mod_gen counts those the session
+	 * looked for itself (COWMAP_IOC_REFRESH); cowmap_mod_gen() is their
+	 * sum. @gen_seen is the sum the session last caught up with,
+	 * @gen_walked the one its last walk of the pinned pages started from
+	 * (both under @lock); @end_seen is the base's end in pages the session
+	 * last unmapped from (cowmap_notice_size()).
 	 */
 	atomic_t mod_gen;
 	int gen_seen;
@@ -320,7 +331,10 @@ unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_revalidate(struct cowmap_session *s, bool full);
-void cowmap_notice_size(struct cowmap_session *s, struct inode *inode);
+void cowmap_notice_size(struct cowmap_session *s, struct inode *inode,
+			bool shrunk);
+int cowmap_mod_gen(struct cowmap_session *s);
+int cowmap_mod_gen_nolock(struct cowmap_session *s);
 int cowmap_refresh(struct cowmap_session *s, u64 *invalidated);
 struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff);
 void cowmap_free_pages(struct cowmap_session *s);

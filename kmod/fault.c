@@ -300,9 +300,10 @@ static struct cowmap_page *cowmap_copy_base(struct cowmap_session *s,
  * first write's cost, and made under @lock they would serialise every
  * thread writing the session. @src is the base page copied (its folio
  * referenced by the caller until @lock is dropped), NULL for zeros; @gen
- * is @mod_gen before the copy. Under @lock, cowmap_take_precopy() uses the
- * copy only if the page would be copied from the same source now; else it
- * is freed and the copy is made again, under @lock, as without it.
+ * is cowmap_mod_gen() before the copy. Under @lock,
+ * cowmap_take_precopy() uses the copy only if the page would be copied
+ * from the same source now; else it is freed and the copy is made again,
+ * under @lock, as without it.
  */
 struct cowmap_precopy {
 	struct cowmap_page *cp;
@@ -339,7 +340,7 @@ static void cowmap_precopy(struct cowmap_session *s, pgoff_t pgoff,
 
 	pc->cp = NULL;
 	pc->src = NULL;
-	pc->gen = atomic_read(&s->mod_gen);
+	pc->gen = cowmap_mod_gen_nolock(s);
 	/* The copy reads the file after the count: a change before it counts. */
 	smp_rmb();
 	if (xa_load(&s->pages, pgoff))
@@ -371,9 +372,9 @@ static void cowmap_precopy(struct cowmap_session *s, pgoff_t pgoff,
 
 /*
  * Under @lock, for @pgoff that has no private page: @pc's copy if the file
- * did not change since it was made (@mod_gen, which every write, truncate
- * and merge moves) and the page is still to be copied from the same
- * source: the same base page, still the file's and inside the base, or
+ * did not change since it was made (cowmap_mod_gen(), which every write,
+ * truncate and merge moves) and the page is still to be copied from the
+ * same source: the same base page, still the file's and inside the base, or
  * zeros past the base's end (a SET_SIZE since moves that end). Anything
  * else that changes what a page shows (discard, commit, the shrinker, the
  * walk of pinned pages) leaves both of those alone. NULL: make it again.
@@ -391,7 +392,7 @@ static struct cowmap_page *cowmap_take_precopy(struct cowmap_session *s,
 	if (!cp)
 		return NULL;
 	bpg = cowmap_base_pgoff(s);
-	if (atomic_read(&s->mod_gen) != pc->gen)
+	if (cowmap_mod_gen(s) != pc->gen)
 		same = false;
 	else if (pc->src)
 		same = pgoff < bpg && cowmap_base_valid(s, pc->src);
@@ -1004,7 +1005,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	mutex_lock(&s->lock);
 	s->faults++;
 	cowmap_revalidate(s, false);
-	gen = atomic_read(&s->mod_gen);
+	gen = cowmap_mod_gen(s);
 	eof = cowmap_eof_pgoff(s);
 	if (vmf->pgoff >= eof) {
 		if (write)
@@ -1038,7 +1039,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	 * PTEs set above and unmaps them, or this sees its count.
 	 */
 	smp_mb();
-	if (atomic_read(&s->mod_gen) != gen)
+	if (cowmap_mod_gen(s) != gen)
 		cowmap_fault_recheck(s, vmf->pgoff);
 out:
 	mutex_unlock(&s->lock);
@@ -1224,13 +1225,14 @@ static void cowmap_walk_bases(struct cowmap_session *s)
  */
 void cowmap_revalidate(struct cowmap_session *s, bool full)
 {
-	int gen = atomic_read(&s->mod_gen);
 	struct cowmap_page *cp;
 	unsigned long idx;
+	int gen;
 
 	lockdep_assert_held(&s->lock);
 	if (s->dead)
 		return;
+	gen = cowmap_mod_gen(s);
 	if (gen != s->gen_seen) {
 		s->gen_seen = gen;
 		cowmap_sync_size(s);
@@ -1243,7 +1245,7 @@ void cowmap_revalidate(struct cowmap_session *s, bool full)
 	}
 }
 
-/* The work item queued by a change of the file. */
+/* For the work item queued by a change of the file (session.c). */
 void cowmap_invalidate_base(struct cowmap_session *s)
 {
 	mutex_lock(&s->lock);
@@ -1252,21 +1254,25 @@ void cowmap_invalidate_base(struct cowmap_session *s)
 }
 
 /*
- * In the fsnotify handler, without @lock: if the base's end moved down
- * (a truncation), unmap the session's pages from there on at once, so an
- * access past the new end gets SIGBUS as with any mapping of the file.
- * The cost is the unmapped range's, not the pinned pages'. In a session
- * with its own size the pages around the base's end change either way
- * (zeros past it). A fault that mapped pages while this ran catches it
+ * Without @lock, in the fsnotify handler when the file shrank (@shrunk) or
+ * for COWMAP_IOC_REFRESH: if the base's end moved down (a truncation),
+ * unmap the session's pages from there on at once, so an access past the
+ * new end gets SIGBUS as with any mapping of the file. The cost is the
+ * unmapped range's, not the pinned pages'. @shrunk: the file's end moved
+ * down since the handler last looked, whatever this session last saw (it
+ * is not told of growth: pages past its @end_seen may be mapped). In a
+ * session with its own size the pages around the base's end change either
+ * way (zeros past it). A fault that mapped pages while this ran catches it
  * itself (cowmap_fault_recheck()); the pins themselves go in the walk.
- * @inode: the session's inode (the mark holds a reference).
+ * @inode: the session's inode (a reference held by the caller).
  */
-void cowmap_notice_size(struct cowmap_session *s, struct inode *inode)
+void cowmap_notice_size(struct cowmap_session *s, struct inode *inode,
+			bool shrunk)
 {
 	pgoff_t bpg = cowmap_base_pgoff(s);
 	pgoff_t old = atomic_long_xchg(&s->end_seen, bpg);
 
-	if (bpg < old || (bpg != old && READ_ONCE(s->own_size)))
+	if (bpg < old || shrunk || (bpg != old && READ_ONCE(s->own_size)))
 		unmap_mapping_pages(inode->i_mapping, min(bpg, old), 0, false);
 }
 
@@ -1323,7 +1329,8 @@ int cowmap_refresh(struct cowmap_session *s, u64 *invalidated)
 			return n;
 	}
 	atomic_inc(&s->mod_gen);
-	cowmap_notice_size(s, s->inode);
+	smp_mb__after_atomic();	/* as in the fsnotify handler */
+	cowmap_notice_size(s, s->inode, false);
 	mutex_lock(&s->lock);
 	before = s->base_invalidations;
 	cowmap_revalidate(s, true);

@@ -10,12 +10,13 @@
  * (committed records or written pages) is kept as an orphan, within the
  * orphan limits, until a new fd adopts it.
  *
- * An fsnotify mark on the backing inode tells the session when the file was
- * modified by someone else (write, truncate, hole punch, direct I/O): base
- * pages that left the page cache are then unmapped, so the next access sees
- * the file as it is now, or gets SIGBUS past its new end. The handler runs
- * in the writer's context and only counts the change (and unmaps a shrunk
- * tail); the session catches up lazily and a work item walks its pins.
+ * An fsnotify mark on the backing inode, one shared by all the sessions on
+ * it, tells them when the file was modified by someone else (write,
+ * truncate, hole punch, direct I/O): base pages that left the page cache
+ * are then unmapped, so the next access sees the file as it is now, or gets
+ * SIGBUS past its new end. The handler runs in the writer's context and
+ * only counts the change (and unmaps a shrunk tail); each session catches
+ * up lazily and one work item walks the sessions' pins.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -24,6 +25,7 @@
 #include <linux/highmem.h>
 #include <linux/fs_context.h>
 #include <linux/fsnotify_backend.h>
+#include <linux/hashtable.h>
 #include <linux/magic.h>
 #include <linux/memcontrol.h>
 #include <linux/module.h>
@@ -42,19 +44,35 @@
 #define COWMAP_FS_MAGIC 0x636f776d	/* "cowm" */
 
 /*
- * The fsnotify mark of a session. @work revalidates the session's pinned
- * pages after a change, outside the writer's context; it is cancelled
- * before the mark is freed, which no handler can outlive (fsnotify frees
- * marks after an SRCU grace period), so it never runs on a freed session.
- * @inode keeps the session's inode for the handler's zap, which runs
- * without the session lock and may race with teardown.
+ * The watch of a backing inode: one fsnotify mark shared by every session
+ * on the inode, so that a change of the file costs its writer the same
+ * whatever the number of sessions (issue 16, item 4). Found by the inode in
+ * cowmap_watches while attached; @sessions lists its sessions (under
+ * @lock). The handler counts changes in @gen, which the sessions compare
+ * with what they last saw, and @work revalidates each session's pinned
+ * pages after a change, outside the writer's context.
+ *
+ * Lifetime: the hash table holds the mark's reference; a session points to
+ * the watch (->watch, under the session's lock) from attach to teardown.
+ * The last session to leave detaches the mark and drops that reference;
+ * fsnotify frees the mark after an SRCU grace period, which no handler can
+ * outlive, and cowmap_free_mark() cancels @work, so it never runs on a
+ * freed watch. @inode (the key) is pinned while the mark is attached.
  */
-struct cowmap_notify {
+struct cowmap_watch {
 	struct fsnotify_mark mark;
-	struct cowmap_session *s;	/* holds a session reference */
-	struct inode *inode;		/* holds an inode reference */
+	struct inode *inode;
+	struct hlist_node hnode;	/* in cowmap_watches */
+	atomic_t gen;
+	atomic_long_t end_seen;		/* the file's end in pages, last seen */
+	struct mutex lock;
+	struct list_head sessions;
 	struct delayed_work work;
 };
+
+/* Attached watches by inode; add and detach under cowmap_watch_lock. */
+static DEFINE_HASHTABLE(cowmap_watches, 8);
+static DEFINE_MUTEX(cowmap_watch_lock);
 
 /*
  * How long after a change of the file the walk of the pinned pages runs:
@@ -84,14 +102,15 @@ static struct file_system_type cowmap_fs_type = {
 
 /*
  * The backing file was modified (write, truncate, hole punch, direct I/O).
- * This runs in the modifier's context, for every session on the file, so
- * it must not cost what the session holds: no session lock, no walk of the
- * pinned pages (issue 16, item 4). It counts the change, so that the
- * session's next fault, view access or status catches up under its own
- * lock; unmaps at once what a shrink of the file removed (only the range
- * that changed, cowmap_notice_size()); and queues the walk that unmaps
- * pinned pages other changes removed from the page cache (hole punch,
- * direct I/O) to a work item, which runs COWMAP_REVAL_DELAY later.
+ * This runs in the modifier's context, once for all the sessions on the
+ * file (they share the mark), so it must not cost what they hold: no
+ * session lock, no walk of the pinned pages, no loop over the sessions
+ * (issue 16, item 4). It counts the change, so that each session's next
+ * fault, view access or status catches up under its own lock, and queues
+ * the work item that walks the sessions' pinned pages COWMAP_REVAL_DELAY
+ * later. One exception: when the file shrank, the sessions' mappings of
+ * what is gone are unmapped at once (cowmap_notice_size()), as the kernel
+ * unmaps every mapping of a truncated file in the truncating task.
  */
 /*
  * For the selftests: ignore changes of backing files, so that a local
@@ -103,41 +122,96 @@ module_param_named(test_ignore_changes, cowmap_test_ignore_changes, bool, 0600);
 MODULE_PARM_DESC(test_ignore_changes,
 		 "Testing only: ignore fsnotify events of backing files");
 
+/* The file's end in pages. */
+static pgoff_t cowmap_watch_end(struct cowmap_watch *w)
+{
+	return (pgoff_t)DIV_ROUND_UP_ULL(i_size_read(w->inode), PAGE_SIZE);
+}
+
 static int cowmap_handle_event(struct fsnotify_mark *mark, u32 mask,
 			       struct inode *inode, struct inode *dir,
 			       const struct qstr *name, u32 cookie)
 {
-	struct cowmap_notify *n = container_of(mark, struct cowmap_notify, mark);
-	struct cowmap_session *s = n->s;
+	struct cowmap_watch *w = container_of(mark, struct cowmap_watch, mark);
+	pgoff_t end, old;
+	struct cowmap_session *s;
 
 	if (unlikely(READ_ONCE(cowmap_test_ignore_changes)))
 		return 0;
-	atomic_inc(&s->mod_gen);
+	atomic_inc(&w->gen);
 	/* Pairs with cowmap_fault(): it sees the count or we see its PTEs. */
 	smp_mb__after_atomic();
-	cowmap_notice_size(s, n->inode);
-	queue_delayed_work(system_unbound_wq, &n->work, COWMAP_REVAL_DELAY);
+	end = cowmap_watch_end(w);
+	old = atomic_long_xchg(&w->end_seen, end);
+	if (unlikely(end < old)) {
+		mutex_lock(&w->lock);
+		list_for_each_entry(s, &w->sessions, watch_node)
+			cowmap_notice_size(s, s->inode, true);
+		mutex_unlock(&w->lock);
+	}
+	queue_delayed_work(system_unbound_wq, &w->work, COWMAP_REVAL_DELAY);
 	return 0;
 }
 
+/*
+ * A change's walk of every session's pinned pages, in a kworker. The
+ * sessions are taken with a reference first, so that the walks run without
+ * @lock (a shrink's handler takes it) and sessions may leave meanwhile.
+ * @reval_node is this work's only: a work item never runs twice at once.
+ */
 static void cowmap_reval_fn(struct work_struct *work)
 {
-	struct cowmap_notify *n = container_of(to_delayed_work(work),
-					       struct cowmap_notify, work);
+	struct cowmap_watch *w = container_of(to_delayed_work(work),
+					      struct cowmap_watch, work);
+	struct cowmap_session *s, *tmp;
+	LIST_HEAD(todo);
 
-	cowmap_invalidate_base(n->s);
+	mutex_lock(&w->lock);
+	list_for_each_entry(s, &w->sessions, watch_node) {
+		kref_get(&s->ref);
+		list_add_tail(&s->reval_node, &todo);
+	}
+	mutex_unlock(&w->lock);
+	list_for_each_entry_safe(s, tmp, &todo, reval_node) {
+		list_del(&s->reval_node);
+		cowmap_invalidate_base(s);
+		cowmap_session_put(s);
+		cond_resched();
+	}
 }
 
 static void cowmap_free_mark(struct fsnotify_mark *mark)
 {
-	struct cowmap_notify *n = container_of(mark, struct cowmap_notify, mark);
+	struct cowmap_watch *w = container_of(mark, struct cowmap_watch, mark);
 
 	/* No handler runs any more (SRCU): nothing queues the work again. */
-	cancel_delayed_work_sync(&n->work);
-	if (n->inode)
-		iput(n->inode);
-	cowmap_session_put(n->s);
-	kfree(n);
+	cancel_delayed_work_sync(&w->work);
+	mutex_destroy(&w->lock);
+	kfree(w);
+}
+
+/*
+ * The changes of the backing file the session has to catch up with: the
+ * file's and its own refreshes. Under @s->lock (->watch).
+ */
+int cowmap_mod_gen(struct cowmap_session *s)
+{
+	lockdep_assert_held(&s->lock);
+	return cowmap_mod_gen_nolock(s);
+}
+
+/*
+ * The same without @s->lock, for a write fault's snapshot before it takes
+ * the lock (cowmap_precopy()): ->watch changes only in
+ * cowmap_session_destroy(), which no fault can overlap (its VMA holds
+ * the session's file).
+ */
+int cowmap_mod_gen_nolock(struct cowmap_session *s)
+{
+	struct cowmap_watch *w = READ_ONCE(s->watch);
+	int gen = atomic_read(&s->mod_gen);
+
+	return w ? gen + atomic_read(&w->gen) : gen;
 }
 
 static const struct fsnotify_ops cowmap_fsnotify_ops = {
@@ -157,7 +231,7 @@ int cowmap_session_init(void)
 	if (IS_ERR(cowmap_mnt))
 		return PTR_ERR(cowmap_mnt);
 
-	/* DUPS: several sessions may watch one file. */
+	/* DUPS: a detached watch may linger while a new one is added. */
 	cowmap_group = fsnotify_alloc_group(&cowmap_fsnotify_ops,
 					    FSNOTIFY_GROUP_DUPS);
 	if (IS_ERR(cowmap_group)) {
@@ -291,6 +365,7 @@ static struct cowmap_session *cowmap_session_alloc(struct file *file)
 	inode->i_mode |= S_IFREG;
 	kref_init(&s->ref);
 	INIT_LIST_HEAD(&s->node);
+	INIT_LIST_HEAD(&s->watch_node);
 	mutex_init(&s->lock);
 	init_rwsem(&s->jlock);
 	xa_init(&s->pages);
@@ -332,13 +407,15 @@ void cowmap_session_put(struct cowmap_session *s)
 	kref_put(&s->ref, cowmap_session_free);
 }
 
+static void cowmap_unwatch(struct cowmap_session *s, struct cowmap_watch *w);
+
 /*
  * Free everything the session holds and drop the caller's reference. No fd
  * and no VMA is left (every VMA holds the file that holds the session).
  */
 static void cowmap_session_destroy(struct cowmap_session *s)
 {
-	struct cowmap_notify *n;
+	struct cowmap_watch *w;
 
 	if (s->id)
 		cowmap_nl_event(s, COWMAP_EV_CLOSE, 0, 0, 0);
@@ -349,18 +426,15 @@ static void cowmap_session_destroy(struct cowmap_session *s)
 	down_write(&s->jlock);
 	mutex_lock(&s->lock);
 	s->dead = true;
-	n = s->notify;
-	s->notify = NULL;
+	w = s->watch;
+	s->watch = NULL;
 	cowmap_free_pages(s);
 	cowmap_journal_free(s);
 	mutex_unlock(&s->lock);
 	up_write(&s->jlock);
 
-	/* An event handler may still run: it sees ->dead and does nothing. */
-	if (n) {
-		fsnotify_destroy_mark(&n->mark, cowmap_group);
-		fsnotify_put_mark(&n->mark);
-	}
+	/* Off the watch's list: no handler unmaps its pages any more. */
+	cowmap_unwatch(s, w);
 	iput(s->inode);
 	mem_cgroup_put(s->memcg);
 	cowmap_acct_session_end(s);
@@ -777,30 +851,83 @@ static int cowmap_check_roles(struct file *backing, struct file *jfile)
 	return 0;
 }
 
-static int cowmap_watch(struct cowmap_session *s, struct inode *inode)
+/* A new watch of @inode, attached and in cowmap_watches, or an ERR_PTR. */
+static struct cowmap_watch *cowmap_watch_new(struct inode *inode)
 {
-	struct cowmap_notify *n;
+	struct cowmap_watch *w;
 	int ret;
 
-	n = kzalloc(sizeof(*n), GFP_KERNEL_ACCOUNT);
-	if (!n)
-		return -ENOMEM;
-	/* From here on, putting the mark frees it and drops this reference. */
-	fsnotify_init_mark(&n->mark, cowmap_group);
-	n->mark.mask = FS_MODIFY;
-	INIT_DELAYED_WORK(&n->work, cowmap_reval_fn);
-	kref_get(&s->ref);
-	n->s = s;
-	ihold(s->inode);
-	n->inode = s->inode;
-	atomic_long_set(&s->end_seen, cowmap_base_pgoff(s));
-	ret = fsnotify_add_inode_mark(&n->mark, inode, 0);
+	lockdep_assert_held(&cowmap_watch_lock);
+	w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
+	if (!w)
+		return ERR_PTR(-ENOMEM);
+	/* From here on, putting the mark frees the watch. */
+	fsnotify_init_mark(&w->mark, cowmap_group);
+	w->mark.mask = FS_MODIFY;
+	w->inode = inode;
+	mutex_init(&w->lock);
+	INIT_LIST_HEAD(&w->sessions);
+	INIT_DELAYED_WORK(&w->work, cowmap_reval_fn);
+	atomic_long_set(&w->end_seen, cowmap_watch_end(w));
+	ret = fsnotify_add_inode_mark(&w->mark, inode, 0);
 	if (ret) {
-		fsnotify_put_mark(&n->mark);
-		return ret;
+		fsnotify_put_mark(&w->mark);
+		return ERR_PTR(ret);
 	}
-	s->notify = n;
+	hash_add(cowmap_watches, &w->hnode, (unsigned long)inode);
+	return w;
+}
+
+/* Join the watch of the backing @inode, made if it has none yet. */
+static int cowmap_watch(struct cowmap_session *s, struct inode *inode)
+{
+	struct cowmap_watch *w;
+
+	mutex_lock(&cowmap_watch_lock);
+	hash_for_each_possible(cowmap_watches, w, hnode, (unsigned long)inode)
+		if (w->inode == inode)
+			break;
+	if (!w)
+		w = cowmap_watch_new(inode);
+	if (IS_ERR(w)) {
+		mutex_unlock(&cowmap_watch_lock);
+		return PTR_ERR(w);
+	}
+	mutex_lock(&w->lock);
+	atomic_long_set(&s->end_seen, cowmap_base_pgoff(s));
+	/* From here on, a shrink's handler unmaps this session's tail too. */
+	list_add_tail(&s->watch_node, &w->sessions);
+	mutex_unlock(&w->lock);
+	mutex_unlock(&cowmap_watch_lock);
+	/* Not nested in @w->lock: a handler takes it under the file's locks. */
+	mutex_lock(&s->lock);
+	s->watch = w;
+	mutex_unlock(&s->lock);
 	return 0;
+}
+
+/*
+ * Leave the watch @w at teardown (the session's lock cleared ->watch): no
+ * handler looks at the session any more. The last session detaches the
+ * mark.
+ */
+static void cowmap_unwatch(struct cowmap_session *s, struct cowmap_watch *w)
+{
+	bool last;
+
+	if (!w)
+		return;
+	mutex_lock(&cowmap_watch_lock);
+	mutex_lock(&w->lock);
+	list_del_init(&s->watch_node);
+	last = list_empty(&w->sessions);
+	mutex_unlock(&w->lock);
+	if (last) {
+		hash_del(&w->hnode);
+		fsnotify_destroy_mark(&w->mark, cowmap_group);
+		fsnotify_put_mark(&w->mark);	/* the hash table's */
+	}
+	mutex_unlock(&cowmap_watch_lock);
 }
 
 /* Make @s the session of @file: its VMAs will link to the session's inode. */
