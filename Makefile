@@ -98,11 +98,14 @@ COPY_KMOD_SRCS = mkdir -p $(OBJDIR) && for f in $(KMOD_SRCS); do \
 # key: the headers' Makefile and Module.symvers, or the root's pin), with
 # no W=, C= or CHECK=.
 KBUILD_KEY = $(if $(IN_ROOT),root $$(cksum <tools/trixie-root.sh),$(KDIR) \
-	$$(stat -c %Y -- $(KDIR)/Makefile $(wildcard $(KDIR)/Module.symvers)))
+	$$(stat -c %Y -- $(KDIR)/Makefile $(wildcard $(KDIR)/Module.symvers))) \
+	CC=$(CC) LLVM=$(LLVM) KCFLAGS=$(KCFLAGS)
 MODULE_FRESH = [ -z "$(W)$(C)$(CHECK)" ] && [ -f $(OBJDIR)/cowmap.ko ] && \
 	[ "$$(cat $(OBJDIR)/.kbuild-key 2>/dev/null)" = "$(KBUILD_KEY)" ] && \
 	[ -z "$$(find $(addprefix $(OBJDIR)/,$(KMOD_SRCS)) -newer $(OBJDIR)/cowmap.ko)" ]
-SAVE_KBUILD_KEY = echo "$(KBUILD_KEY)" >$(OBJDIR)/.kbuild-key
+# kbuild may leave cowmap.ko as it was (a change no object depends on):
+# touched, so that it is newer than the sources and the next run skips.
+SAVE_KBUILD_KEY = touch $(OBJDIR)/cowmap.ko && echo "$(KBUILD_KEY)" >$(OBJDIR)/.kbuild-key
 
 module: $(KMOD_SRCS)
 ifeq ($(IN_ROOT),1)

@@ -335,6 +335,7 @@ void cowmap_notice_size(struct cowmap_session *s, struct inode *inode,
 			bool shrunk);
 int cowmap_mod_gen(struct cowmap_session *s);
 int cowmap_mod_gen_nolock(struct cowmap_session *s);
+void cowmap_watch_saw_end(struct cowmap_session *s);
 int cowmap_refresh(struct cowmap_session *s, u64 *invalidated);
 struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff);
 void cowmap_free_pages(struct cowmap_session *s);

@@ -311,7 +311,7 @@ struct cowmap_precopy {
 	int gen;
 };
 
-/* Not under @lock: the pages were never counted in @nr_private. */
+/* With or without @lock: the pages were never counted in @nr_private. */
 static void cowmap_free_precopy(struct cowmap_session *s,
 				struct cowmap_precopy *pc)
 {
@@ -425,6 +425,12 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 	int err;
 
 	if (cp) {
+		/*
+		 * Another thread's copy won: ours goes now, before a twin
+		 * is allocated against the same limits.
+		 */
+		if (pc)
+			cowmap_free_precopy(s, pc);
 		if (!cp->twin) {
 			cp->twin = cowmap_alloc_page(s);
 			if (!cp->twin)
@@ -1330,6 +1336,7 @@ int cowmap_refresh(struct cowmap_session *s, u64 *invalidated)
 	}
 	atomic_inc(&s->mod_gen);
 	smp_mb__after_atomic();	/* as in the fsnotify handler */
+	cowmap_watch_saw_end(s);
 	cowmap_notice_size(s, s->inode, false);
 	mutex_lock(&s->lock);
 	before = s->base_invalidations;

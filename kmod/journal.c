@@ -115,7 +115,9 @@ dev_t cowmap_file_dev(struct file *f)
  * (no xattr, no user xattrs on this filesystem, EACCES) leaves the session
  * without an id: its logs then have the 64-byte header. __vfs_getxattr():
  * the same in 6.1, 6.12 and 7.3, and the filesystem's own handler (NFS
- * asks the server) still checks the caller's access. Called with no
+ * asks the server) still checks the caller's access; it skips
+ * xattr_permission() and the LSM hook, which for a user.* name of a file
+ * the caller opened for reading allow it anyway. Called with no
  * session lock held: the filesystem may sleep and take its own locks.
  */
 void cowmap_file_id_read(struct cowmap_session *s, struct file *f)
@@ -165,10 +167,10 @@ size_t cowmap_log_header(struct cowmap_session *s,
 
 /*
  * Is @hi (@size bytes read) a valid header of a log of @s's backing file?
- * Either the device and inode match (the device may be the superblock's
- * too: what modules up to 0.2.0 wrote on btrfs), or the header has a file
- * id equal to the file's and the inode matches: a journal file made on
- * another NFS client or on the server. Returns the header's size, or 0.
+ * The inode matches, and: when both the header and the file have an id,
+ * the ids are equal (a journal file made on another NFS client or on the
+ * server); else the device matches (it may be the superblock's too: what
+ * modules up to 0.2.0 wrote on btrfs). Returns the header's size, or 0.
  */
 static size_t cowmap_header_matches(struct cowmap_session *s,
 				    struct cowmap_log_header_id *hi,
@@ -192,10 +194,14 @@ static size_t cowmap_header_matches(struct cowmap_session *s,
 	    (v != COWMAP_LOG_VERSION_1 && v != COWMAP_LOG_VERSION) ||
 	    h->flags || le64_to_cpu(h->ino) != s->ino)
 		return 0;
+	/*
+	 * Both have an id: the id decides (a reused inode number, or equal
+	 * anonymous devices of two NFS mounts, would match the device).
+	 */
+	if (id && s->has_file_id)
+		return memcmp(hi->file_id, s->file_id, sizeof(s->file_id)) ?
+		       0 : hsize;
 	if (dev == s->dev || dev == file_inode(s->backing)->i_sb->s_dev)
-		return hsize;
-	if (id && s->has_file_id &&
-	    !memcmp(hi->file_id, s->file_id, sizeof(s->file_id)))
 		return hsize;
 	return 0;
 }

@@ -722,7 +722,8 @@ static int cowmap_lock_target_poll(struct file *f, struct file_lock *fl)
 	cowmap_flc(fl)->cowmap_fl_flags &= ~FL_SLEEP;
 	for (;;) {
 		ret = vfs_lock_file(f, F_SETLK, fl, NULL);
-		if (ret != -EAGAIN)
+		/* A conflict: EAGAIN, or EACCES (fcntl(2) allows it; SMB). */
+		if (ret != -EAGAIN && ret != -EACCES)
 			return ret;
 		schedule_timeout_killable(msecs_to_jiffies(ms));
 		if (fatal_signal_pending(current))

@@ -128,6 +128,30 @@ static pgoff_t cowmap_watch_end(struct cowmap_watch *w)
 	return (pgoff_t)DIV_ROUND_UP_ULL(i_size_read(w->inode), PAGE_SIZE);
 }
 
+/*
+ * Raise @w->end_seen to @end if it is lower. A file that grew with no
+ * event (another NFS client's write, found by a refresh or an attach)
+ * must not leave it low: a later shrink to a size in between would not
+ * be seen as one.
+ */
+static void cowmap_watch_raise_end(struct cowmap_watch *w, pgoff_t end)
+{
+	long old = atomic_long_read(&w->end_seen);
+
+	while ((long)end > old &&
+	       !atomic_long_try_cmpxchg(&w->end_seen, &old, end))
+		;
+}
+
+/* The same for @s's watch, after a refresh (fault.c). */
+void cowmap_watch_saw_end(struct cowmap_session *s)
+{
+	struct cowmap_watch *w = READ_ONCE(s->watch);
+
+	if (w)
+		cowmap_watch_raise_end(w, cowmap_watch_end(w));
+}
+
 static int cowmap_handle_event(struct fsnotify_mark *mark, u32 mask,
 			       struct inode *inode, struct inode *dir,
 			       const struct qstr *name, u32 cookie)
@@ -142,11 +166,22 @@ static int cowmap_handle_event(struct fsnotify_mark *mark, u32 mask,
 	/* Pairs with cowmap_fault(): it sees the count or we see its PTEs. */
 	smp_mb__after_atomic();
 	end = cowmap_watch_end(w);
-	old = atomic_long_xchg(&w->end_seen, end);
-	if (unlikely(end < old)) {
+	old = atomic_long_read(&w->end_seen);
+	if (likely(end >= old)) {
+		/* Growth or none: raise @end_seen (too high is only safe). */
+		cowmap_watch_raise_end(w, end);
+	} else {
+		/*
+		 * A shrink. The new end is published after every session's
+		 * tail is unmapped, so that a truncating task whose handler
+		 * comes second waits here for the first one's unmaps and
+		 * ftruncate() returns with no PTE past the end. Read again
+		 * at the end: a growth's handler meanwhile raised it.
+		 */
 		mutex_lock(&w->lock);
 		list_for_each_entry(s, &w->sessions, watch_node)
 			cowmap_notice_size(s, s->inode, true);
+		atomic_long_set(&w->end_seen, cowmap_watch_end(w));
 		mutex_unlock(&w->lock);
 	}
 	queue_delayed_work(system_unbound_wq, &w->work, COWMAP_REVAL_DELAY);
@@ -202,9 +237,9 @@ int cowmap_mod_gen(struct cowmap_session *s)
 
 /*
  * The same without @s->lock, for a write fault's snapshot before it takes
- * the lock (cowmap_precopy()): ->watch changes only in
- * cowmap_session_destroy(), which no fault can overlap (its VMA holds
- * the session's file).
+ * the lock (cowmap_precopy()): ->watch is set at attach, before the
+ * session has an fd, and cleared in cowmap_session_destroy(), which no
+ * fault can overlap (its VMA holds the session's file).
  */
 int cowmap_mod_gen_nolock(struct cowmap_session *s)
 {
@@ -427,7 +462,7 @@ static void cowmap_session_destroy(struct cowmap_session *s)
 	mutex_lock(&s->lock);
 	s->dead = true;
 	w = s->watch;
-	s->watch = NULL;
+	WRITE_ONCE(s->watch, NULL);
 	cowmap_free_pages(s);
 	cowmap_journal_free(s);
 	mutex_unlock(&s->lock);
@@ -894,6 +929,7 @@ static int cowmap_watch(struct cowmap_session *s, struct inode *inode)
 		return PTR_ERR(w);
 	}
 	mutex_lock(&w->lock);
+	cowmap_watch_raise_end(w, cowmap_watch_end(w));
 	atomic_long_set(&s->end_seen, cowmap_base_pgoff(s));
 	/* From here on, a shrink's handler unmaps this session's tail too. */
 	list_add_tail(&s->watch_node, &w->sessions);
@@ -901,7 +937,7 @@ static int cowmap_watch(struct cowmap_session *s, struct inode *inode)
 	mutex_unlock(&cowmap_watch_lock);
 	/* Not nested in @w->lock: a handler takes it under the file's locks. */
 	mutex_lock(&s->lock);
-	s->watch = w;
+	WRITE_ONCE(s->watch, w);
 	mutex_unlock(&s->lock);
 	return 0;
 }

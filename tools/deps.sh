@@ -23,7 +23,8 @@ PKGS=(
 # this before every boot).
 declare -A have=()
 while read -r p st; do
-	[ "$st" = "install ok installed" ] && have[${p%%:*}]=1
+	# "install ok installed", or "hold ok installed" (apt-mark hold)
+	[[ $st == *" ok installed" ]] && have[${p%%:*}]=1
 done < <(dpkg-query -W -f='${Package} ${Status}\n' "${PKGS[@]}" 2>/dev/null || true)
 need=()
 for p in "${PKGS[@]}"; do

@@ -613,17 +613,27 @@ int cm_log_of_file(const struct cowmap_log_info *info, int fd,
 	uint8_t x[COWMAP_FILE_ID_SIZE + 1];
 	ssize_t n;
 
+	int same_dev;
+
 	if (info->ino != (uint64_t)st->st_ino)
 		return 0;
-	if (info->dev_major == major(st->st_dev) &&
-	    info->dev_minor == minor(st->st_dev))
-		return 1;
+	same_dev = info->dev_major == major(st->st_dev) &&
+		   info->dev_minor == minor(st->st_dev);
 	if (!id)
-		return 0;
+		return same_dev;
 	/* One byte more: an xattr of another size is another id. */
 	n = fd >= 0 ? fgetxattr(fd, COWMAP_FILE_ID_XATTR, x, sizeof(x)) :
 		      getxattr(path, COWMAP_FILE_ID_XATTR, x, sizeof(x));
-	return n == COWMAP_FILE_ID_SIZE && !memcmp(x, id, COWMAP_FILE_ID_SIZE);
+	/*
+	 * Both have an id: the id decides (an inode number reused after an
+	 * unlink, or anonymous devices equal on two NFS mounts, would match
+	 * device and inode). The file has none (xattr removed, or a
+	 * filesystem without user xattrs): device and inode.
+	 */
+	if (n >= 0)
+		return n == COWMAP_FILE_ID_SIZE &&
+		       !memcmp(x, id, COWMAP_FILE_ID_SIZE);
+	return same_dev;
 }
 
 API int cowmap_log_encode_record(const struct cowmap_rec *rec, void *out)

@@ -309,7 +309,8 @@ API int cowmap_merger_add_dir(struct cowmap_merger *m, const char *dir,
 	for (size_t i = 0; i < n; i++) {
 		char magic[8];
 		struct cowmap_log_info info;
-		uint8_t h[HDR_ID_SIZE];
+		uint8_t h[HDR_MAX];
+		int checked = 0;
 		ssize_t got;
 		int fd;
 
@@ -327,17 +328,23 @@ API int cowmap_merger_add_dir(struct cowmap_merger *m, const char *dir,
 			     NULL, "not a cowmap log");
 			continue;
 		}
-		if (got >= HDR_SIZE &&
-		    cm_parse_header(h, got, &info) == COWMAP_LOGERR_NONE &&
-		    !any_identity && !cm_log_of_file(&info, -1, source, &src)) {
-			emit(m, COWMAP_MEV_LOG_SKIPPED, names[i], NULL, NULL, 0,
-			     NULL, "a log of device %u:%u inode %llu, not of %s",
-			     info.dev_major, info.dev_minor,
-			     (unsigned long long)info.ino, source);
-			continue;
+		if (got >= HDR_SIZE && !any_identity &&
+		    cm_parse_header(h, got, &info) == COWMAP_LOGERR_NONE) {
+			if (!cm_log_of_file(&info, -1, source, &src)) {
+				emit(m, COWMAP_MEV_LOG_SKIPPED, names[i], NULL,
+				     NULL, 0, NULL,
+				     "a log of device %u:%u inode %llu, not of %s",
+				     info.dev_major, info.dev_minor,
+				     (unsigned long long)info.ino, source);
+				continue;
+			}
+			checked = 1;
 		}
-		/* Bad headers are reported (and counted) by add_log. */
-		ret = add_log(m, names[i], !any_identity);
+		/*
+		 * Bad headers are reported (and counted) by add_log; a log
+		 * whose identity was not checked here is checked at the run.
+		 */
+		ret = add_log(m, names[i], checked);
 		if (ret >= 0)
 			added++;
 		else if (ret == -ENOMEM)
@@ -1396,7 +1403,8 @@ static int lock_fd(int fd, int op)
 	unsigned int ms = LOCK_POLL_MIN_MS;
 
 	while (flock(fd, op | (poll ? LOCK_NB : 0))) {
-		if (poll && errno == EWOULDBLOCK) {
+		if (poll && (errno == EWOULDBLOCK || errno == EAGAIN ||
+			     errno == EACCES)) {
 			lock_backoff(&ms);
 			continue;
 		}
