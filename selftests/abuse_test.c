@@ -999,10 +999,12 @@ static int pin_many(void *arg)
 }
 
 /*
- * Mean µs of @n appends of a page to @path, the best of three rounds, in
+ * Mean µs of @n appends of a page to @path, the best of five rounds, in
  * the writer's own CPU time: the fsnotify handlers run in its context,
  * while the sessions' revalidation walks run in kworkers (which, on a slow
- * kernel, compete for the CPUs: wall time would count them).
+ * kernel, compete for the CPUs: wall time would count them). Under TCG a
+ * guest thread's CPU time also counts the time the host took its vCPU
+ * away: the best round is the one the host left alone.
  */
 static long append_us(const char *path, int n)
 {
@@ -1013,7 +1015,7 @@ static long append_us(const char *path, int n)
 	if (fd < 0)
 		return -1;
 	memset(buf, 0x24, sizeof(buf));
-	for (int r = 0; r < 3; r++) {
+	for (int r = 0; r < 5; r++) {
 		struct timespec t0, t1;
 		long us;
 
@@ -1072,9 +1074,12 @@ TEST(writer_cost_independent_of_pins)
 	ASSERT_LT(0, many);
 	/*
 	 * The old handler walked every pin: 256 times the pins, 50x the time
-	 * (1.9 ms and 102 ms on 6.12). A timing check, with a wide margin.
+	 * (1.9 ms and 102 ms on 6.12). A timing check, with a wide margin,
+	 * against the larger of the two small cases (on a loaded host one of
+	 * them reads a few µs less than the other: 28 us alone, 3 us with
+	 * few pins, 66 us with many, in one 6.1 run at load 8).
 	 */
-	EXPECT_GT(5 * few, many);
+	EXPECT_GT(5 * (few > none ? few : none), many);
 	close(file);
 	unlink(path);
 }
@@ -1110,7 +1115,7 @@ static int sessions_many(void *arg)
 }
 
 /*
- * Mean ns of thread CPU time of a pwrite(2) of 64 bytes, best of three
+ * Mean ns of thread CPU time of a pwrite(2) of 64 bytes, best of five
  * rounds of at least @n writes and 20 ms: a kernel whose clock ticks in
  * jiffies (the debug kernel under TCG) shows no time for a short round.
  */
@@ -1123,7 +1128,7 @@ static long pwrite_ns(const char *path, int n)
 	if (fd < 0)
 		return -1;
 	memset(buf, 0x5a, sizeof(buf));
-	for (int r = 0; r < 3; r++) {
+	for (int r = 0; r < 5; r++) {
 		struct timespec t0, t1;
 		long ns, count = 0;
 
