@@ -14,25 +14,13 @@ import mmap
 import os
 import sys
 import time
-from _struct import Struct  # struct.py is not in the guest; _struct is built in
+# The uapi, shared with the other script (-I leaves this directory out).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cowmap_uapi import (  # noqa: E402
+    PAGE, API, ATTACH, REFRESH, IOC_API, IOC_ATTACH, IOC_REFRESH, IOC_DISCARD)
 
 CTL, DATA = sys.argv[1], sys.argv[2]
 NPAGES, WAIT = int(sys.argv[3]), float(sys.argv[4])
-PAGE = 4096
-MAGIC = 0xC7
-
-
-def iowr(nr, size):
-    return (3 << 30) | (size << 16) | (MAGIC << 8) | nr
-
-
-API = Struct("=IIQQ4Q")          # struct cowmap_api
-ATTACH = Struct("=iIQiI3Q")      # struct cowmap_attach
-REFRESH = Struct("=IIQ2Q")       # struct cowmap_refresh
-IOC_API = iowr(0x00, API.size)
-IOC_ATTACH = iowr(0x01, ATTACH.size)
-IOC_REFRESH = iowr(0x0B, REFRESH.size)
-IOC_DISCARD = (MAGIC << 8) | 0x06       # _IO(COWMAP_IOC_MAGIC, 0x06)
 
 
 def log(msg):

@@ -29,26 +29,11 @@ import mmap
 import os
 import sys
 import time
-from _struct import Struct  # struct.py is not in the guest; _struct is built in
-
-PAGE = 4096
-MAGIC = 0xC7
-
-
-def iowr(nr, size):
-    return (3 << 30) | (size << 16) | (MAGIC << 8) | nr
-
-
-API = Struct("=IIQQ4Q")          # struct cowmap_api
-ATTACH = Struct("=iIQiI3Q")      # struct cowmap_attach
-COMMIT = Struct("=IIQQQ4Q")      # struct cowmap_commit
-MERGE = Struct("=iIQIIQQQQQ4Q")  # struct cowmap_merge
-IOC_API = iowr(0x00, API.size)
-IOC_ATTACH = iowr(0x01, ATTACH.size)
-IOC_COMMIT = iowr(0x03, COMMIT.size)
-IOC_MERGE = iowr(0x07, MERGE.size)
-IOC_DISCARD = (MAGIC << 8) | 0x06       # _IO(COWMAP_IOC_MAGIC, 0x06)
-MERGE_FSYNC = 1 << 3
+# The uapi, shared with the other script (-I leaves this directory out).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cowmap_uapi import (  # noqa: E402
+    PAGE, API, ATTACH, COMMIT, MERGE, IOC_API, IOC_ATTACH, IOC_COMMIT, IOC_MERGE,
+    IOC_DISCARD, MERGE_FSYNC)
 
 
 def base(p):
