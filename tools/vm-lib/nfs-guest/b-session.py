@@ -17,7 +17,7 @@ import time
 # The uapi, shared with the other script (-I leaves this directory out).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowmap_uapi import (  # noqa: E402
-    PAGE, API, ATTACH, REFRESH, IOC_API, IOC_ATTACH, IOC_REFRESH, IOC_DISCARD)
+    PAGE, REFRESH, IOC_REFRESH, IOC_DISCARD, attach)
 
 CTL, DATA = sys.argv[1], sys.argv[2]
 NPAGES, WAIT = int(sys.argv[3]), float(sys.argv[4])
@@ -59,12 +59,7 @@ def refresh(sfd):
 
 def main():
     fd = os.open(DATA, os.O_RDONLY)
-    sfd = os.open("/dev/cowmap", os.O_RDWR)
-    buf = bytearray(API.pack(1, 0, 0, 0, 0, 0, 0, 0))
-    fcntl.ioctl(sfd, IOC_API, buf, True)
-    buf = bytearray(ATTACH.pack(fd, 0, 0, 0, 0, 0, 0, 0))
-    fcntl.ioctl(sfd, IOC_ATTACH, buf, True)
-    sid = ATTACH.unpack(buf)[2]
+    sfd, sid = attach(fd)
     m = mmap.mmap(sfd, NPAGES * PAGE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     # Page 0 is the session's own; pages 1 to 3 are mapped from B's page
     # cache (and pinned by the session) before A changes them.

@@ -32,8 +32,7 @@ import time
 # The uapi, shared with the other script (-I leaves this directory out).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cowmap_uapi import (  # noqa: E402
-    PAGE, API, ATTACH, COMMIT, MERGE, IOC_API, IOC_ATTACH, IOC_COMMIT, IOC_MERGE,
-    IOC_DISCARD, MERGE_FSYNC)
+    PAGE, COMMIT, MERGE, IOC_COMMIT, IOC_MERGE, IOC_DISCARD, MERGE_FSYNC, attach)
 
 
 def base(p):
@@ -63,12 +62,7 @@ def session(path, nrec, stride, n):
     """A session on PATH whose change is committed: (session fd, file fd)."""
     fd = os.open(path, os.O_RDONLY)
     size = os.fstat(fd).st_size
-    sfd = os.open("/dev/cowmap", os.O_RDWR)
-    buf = bytearray(API.pack(1, 0, 0, 0, 0, 0, 0, 0))
-    fcntl.ioctl(sfd, IOC_API, buf, True)
-    buf = bytearray(ATTACH.pack(fd, 0, 0, 0, 0, 0, 0, 0))
-    fcntl.ioctl(sfd, IOC_ATTACH, buf, True)
-    sid = ATTACH.unpack(buf)[2]
+    sfd, sid = attach(fd)
     m = mmap.mmap(sfd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
     for p in pages_of(nrec, stride):
         m[p * PAGE:(p + 1) * PAGE] = changed(n, p)
