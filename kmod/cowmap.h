@@ -53,6 +53,13 @@ struct cowmap_page {
 	struct page *priv;
 	struct page *twin;
 	bool fresh;	/* made for a write that has not reached it yet */
+	/*
+	 * Made (or made writable) for a write by a fault that mapped it
+	 * writable: a truncation can unmap it before the store lands, and
+	 * until the page differs from @twin nothing says the store did.
+	 * Cleared when the twin goes or is rewritten (commit, cut).
+	 */
+	bool unconfirmed;
 };
 
 /*

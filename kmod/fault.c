@@ -71,6 +71,23 @@ static void cowmap_test_fault_delay(void)
 }
 
 /*
+ * The same right after a write fault mapped its copy writable, before the
+ * store can land: a test truncates the file there (cowmap_drop_unwritten()).
+ */
+static unsigned int cowmap_test_map_delay_ms;
+module_param_named(test_map_delay_ms, cowmap_test_map_delay_ms, uint, 0600);
+MODULE_PARM_DESC(test_map_delay_ms,
+		 "Testing only: sleep after a write fault mapped its copy (ms)");
+
+static void cowmap_test_map_delay(void)
+{
+	unsigned int ms = READ_ONCE(cowmap_test_map_delay_ms);
+
+	if (unlikely(ms))
+		msleep(min(ms, 10000U));
+}
+
+/*
  * Allocate a page for @s, within the limits, charged to the memory cgroup of
  * the process that opened the session (not of whoever faults). Needs no
  * lock: every limit is an atomic counter (@s->held for max_session_pages),
@@ -941,6 +958,46 @@ static void cowmap_drop_fresh(struct cowmap_session *s, pgoff_t pgoff)
 	s->cow_copies--;
 }
 
+/* Does @cp hold exactly its twin, the file's bytes as of its copy? */
+static bool cowmap_same_as_twin(struct cowmap_page *cp)
+{
+	const u8 *a = kmap_local_page(cp->priv);
+	const u8 *b = kmap_local_page(cp->twin);
+	bool same = !memcmp(a, b, PAGE_SIZE);
+
+	kunmap_local(b);
+	kunmap_local(a);
+	return same;
+}
+
+/*
+ * A write past the end of the file fails (SIGBUS). The copy a fault made
+ * and mapped writable for it (cp->unconfirmed) may never have seen the
+ * store: a truncation unmapped it first, and the write came back here.
+ * If the page still holds what was copied, no write reached it: drop it as
+ * a fresh copy is dropped, else it would show the file's old bytes when
+ * the file grows again. Unmapped first, so no store lands meanwhile.
+ */
+static void cowmap_drop_unwritten(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct cowmap_page *cp = xa_load(&s->pages, pgoff);
+
+	if (!cp || cp->fresh) {
+		cowmap_drop_fresh(s, pgoff);
+		return;
+	}
+	if (!cp->unconfirmed || !cp->twin)
+		return;
+	cowmap_zap(s, pgoff, 1);
+	if (!cowmap_same_as_twin(cp)) {
+		cp->unconfirmed = false;
+		return;
+	}
+	xa_erase(&s->pages, pgoff);
+	cowmap_destroy_page(s, cp);
+	s->cow_copies--;
+}
+
 /*
  * Read the file's page at @pgoff into the page cache before the fault
  * takes s->lock, so that file I/O (a slow or hung NFS or FUSE server)
@@ -1015,12 +1072,14 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	eof = cowmap_eof_pgoff(s);
 	if (vmf->pgoff >= eof) {
 		if (write)
-			cowmap_drop_fresh(s, vmf->pgoff);
+			cowmap_drop_unwritten(s, vmf->pgoff);
 		ret = VM_FAULT_SIGBUS;
 		goto out;
 	}
 	cowmap_test_fault_delay();
 	if (write) {
+		bool made = !xa_load(&s->pages, vmf->pgoff);
+
 		cp = cowmap_prepare_write(s, vmf->pgoff, &pc);
 		if (IS_ERR(cp)) {
 			ret = VM_FAULT_SIGBUS;
@@ -1030,12 +1089,18 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 			ret = cowmap_map_one(vmf, page_to_pfn(cp->priv), true,
 					     &set);
 			/*
-			 * The write goes there now. If a PTE was there already
-			 * (a reader mapped the copy read-only meanwhile), the
-			 * write comes back through ->pfn_mkwrite instead.
+			 * The write goes there now, unless a truncation
+			 * unmaps it first (cowmap_drop_unwritten()). If a PTE
+			 * was there already (a reader mapped the copy
+			 * read-only meanwhile), the write comes back through
+			 * ->pfn_mkwrite instead.
 			 */
-			if (ret == VM_FAULT_NOPAGE && set)
+			if (ret == VM_FAULT_NOPAGE && set) {
+				if (made || cp->fresh)
+					cp->unconfirmed = true;
 				cowmap_set_fresh(s, vmf->pgoff, cp, false);
+				cowmap_test_map_delay();
+			}
 		}
 	} else {
 		ret = cowmap_read_fault(s, vmf, eof);
@@ -1085,7 +1150,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	cowmap_revalidate(s, false);
 	if (vmf->pgoff >= cowmap_eof_pgoff(s)) {
 		/* As in cowmap_fault(): a copy made for this write must go. */
-		cowmap_drop_fresh(s, vmf->pgoff);
+		cowmap_drop_unwritten(s, vmf->pgoff);
 		ret = VM_FAULT_SIGBUS;
 		goto out;
 	}
@@ -1098,7 +1163,9 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	if (IS_ERR(cp)) {
 		ret = VM_FAULT_SIGBUS;
 	} else if (was_private) {
-		/* The core makes this PTE writable. */
+		/* The core makes this PTE writable; the store may not land. */
+		if (cp->fresh)
+			cp->unconfirmed = true;
 		cowmap_set_fresh(s, vmf->pgoff, cp, false);
 		ret = 0;
 	} else {
@@ -1416,6 +1483,7 @@ int cowmap_cut_page(struct cowmap_session *s, loff_t pos)
 	 */
 	if (cp->fresh)
 		cowmap_set_fresh(s, pgoff, cp, false);
+	cp->unconfirmed = false;
 	return 0;
 }
 
@@ -1458,6 +1526,7 @@ struct page *cowmap_write_page(struct cowmap_session *s, pgoff_t pgoff)
 	/* It holds the session's bytes now, not only the file's. */
 	if (cp->fresh)
 		cowmap_set_fresh(s, pgoff, cp, false);
+	cp->unconfirmed = false;
 	return cp->priv;
 }
 
@@ -1468,6 +1537,7 @@ void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp)
 	cowmap_free_page(s, cp->twin);
 	cp->twin = NULL;
 	s->nr_twins--;
+	cp->unconfirmed = false;
 }
 
 /* Teardown: no VMA is left, so no PTE points at any of these pages. */

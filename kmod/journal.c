@@ -759,6 +759,7 @@ static void cowmap_clean_written(struct cowmap_session *s, loff_t eof)
 			p = kmap_local_page(cp->twin);
 			memcpy_from_page(p, cp->priv, 0, n);
 			kunmap_local(p);
+			cp->unconfirmed = false;
 			continue;
 		}
 		cowmap_drop_twin(s, cp);

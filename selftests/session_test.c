@@ -706,15 +706,15 @@ static int eofwin_thread_in_d(pid_t tid)
  * Access @off in a thread whose fault sleeps after its EOF check; truncate
  * the file to @new_size pages while it sleeps. Returns the thread's signal.
  */
-static int eofwin_race(struct __test_metadata *_metadata,
-		       FIXTURE_DATA(eofwin) *self, size_t off, int write,
-		       size_t new_pages)
+static int eofwin_race_at(struct __test_metadata *_metadata,
+			  FIXTURE_DATA(eofwin) *self, const char *knob,
+			  size_t off, int write, size_t new_pages)
 {
 	struct eofwin_access a = { self->map + off, write, 0, -1 };
 	pthread_t t;
 	int i;
 
-	EXPECT_EQ(0, cm_param_set("test_fault_delay_ms", 1500));
+	EXPECT_EQ(0, cm_param_set(knob, 1500));
 	EXPECT_EQ(0, pthread_create(&t, NULL, eofwin_thread, &a));
 	for (i = 0; i < 1000 && !(a.tid && eofwin_thread_in_d(a.tid)); i++)
 		usleep(1000);
@@ -722,8 +722,16 @@ static int eofwin_race(struct __test_metadata *_metadata,
 	/* Returns once the module's invalidation ran, after the fault. */
 	EXPECT_EQ(0, ftruncate(self->wfd, new_pages * PG));
 	pthread_join(t, NULL);
-	EXPECT_EQ(0, cm_param_set("test_fault_delay_ms", 0));
+	EXPECT_EQ(0, cm_param_set(knob, 0));
 	return a.sig;
+}
+
+static int eofwin_race(struct __test_metadata *_metadata,
+		       FIXTURE_DATA(eofwin) *self, size_t off, int write,
+		       size_t new_pages)
+{
+	return eofwin_race_at(_metadata, self, "test_fault_delay_ms", off,
+			      write, new_pages);
 }
 
 /* A first write whose page is cut off in the window. */
@@ -742,6 +750,59 @@ TEST_F(eofwin, first_write_truncated_in_window)
 	ASSERT_EQ(0, cm_commit(self->fd, 0));
 	ASSERT_EQ(0, cm_status(self->fd, &st));
 	EXPECT_EQ(0, st.journal_records) TH_LOG("the session committed a change it never made");
+}
+
+/*
+ * A first write whose copy is mapped writable, then cut off before the
+ * store lands (test_map_delay_ms): the truncation unmaps the copy, the
+ * store faults again, past the end now, and gets SIGBUS. The copy holds
+ * the file's old bytes and no write: it must go, or the page would show
+ * them when the file grows again (the stress test's "not the file's
+ * data").
+ */
+TEST_F(eofwin, first_write_unmapped_before_store)
+{
+	struct cowmap_status st;
+	size_t i;
+
+	if (cm_param_get("test_map_delay_ms") < 0)
+		SKIP(return, "no test_map_delay_ms parameter");
+	EXPECT_EQ(SIGBUS, eofwin_race_at(_metadata, self, "test_map_delay_ms",
+					 5 * PG + 3, 1, 2));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(0, st.private_pages) TH_LOG("the unwritten copy stayed");
+	EXPECT_EQ(0, st.cow_copies);
+
+	/* The file grows back with zeros: the session shows them. */
+	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
+	for (i = 2 * PG; i < EOFWIN_PAGES * PG; i++)
+		if (self->map[i])
+			break;
+	EXPECT_EQ(EOFWIN_PAGES * PG, i) TH_LOG("byte %zu shows the old file", i);
+	ASSERT_EQ(0, file_write_gen(self->path, 0, EOFWIN_PAGES * PG, 5));
+	EXPECT_TRUE(cm_is_pat(self->map, 0, EOFWIN_PAGES * PG, 5));
+	ASSERT_EQ(0, cm_commit(self->fd, 0));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(0, st.journal_records);
+}
+
+/*
+ * The same with a store that did land before the truncation: the page
+ * holds the session's byte and stays (kept past the end, shown again when
+ * the file grows back).
+ */
+TEST_F(eofwin, written_page_kept_past_end)
+{
+	struct cowmap_status st;
+
+	self->map[5 * PG + 3] = 0x5a;
+	ASSERT_EQ(0, ftruncate(self->wfd, 2 * PG));
+	EXPECT_EQ(SIGBUS, cm_try_write(self->map + 5 * PG + 4, 0x5b));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(1, st.private_pages);
+	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
+	EXPECT_EQ(0x5a, self->map[5 * PG + 3]);
+	EXPECT_EQ(cm_pat(5 * PG + 4, 0), self->map[5 * PG + 4]);
 }
 
 /* A read of a page never read before, cut off in the window. */
