@@ -34,8 +34,14 @@ static inline void cowmap_vm_flags_set(struct vm_area_struct *vma,
 {
 	vma->vm_flags |= flags;
 }
+static inline void cowmap_vm_flags_clear(struct vm_area_struct *vma,
+					 vm_flags_t flags)
+{
+	vma->vm_flags &= ~flags;
+}
 #else
 #define cowmap_vm_flags_set(vma, flags) vm_flags_set(vma, flags)
+#define cowmap_vm_flags_clear(vma, flags) vm_flags_clear(vma, flags)
 #endif
 
 /* 6.3: filemap_get_folio() returns ERR_PTR(-ENOENT) instead of NULL. */

@@ -1242,6 +1242,18 @@ int cowmap_mmap_session(struct cowmap_session *s, struct vm_area_struct *vma)
 
 	if (!s)
 		return -ENODEV;
+	/*
+	 * The mapping shows the backing file's bytes: they must not run from
+	 * a file on a noexec mount, as with mmap(2) of the file itself
+	 * (do_mmap(); path_noexec() is not exported). Nor later: no
+	 * mprotect(PROT_EXEC) either.
+	 */
+	if ((s->backing->f_path.mnt->mnt_flags & MNT_NOEXEC) ||
+	    (s->backing->f_path.mnt->mnt_sb->s_iflags & SB_I_NOEXEC)) {
+		if (vma->vm_flags & VM_EXEC)
+			return -EPERM;
+		cowmap_vm_flags_clear(vma, VM_MAYEXEC);
+	}
 
 	cowmap_vm_flags_set(vma, VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &cowmap_vm_ops;

@@ -591,6 +591,85 @@ TEST(journal_fs_full_enospc)
 	unlink(path);
 }
 
+/*
+ * Item 8: a session shows the backing file's bytes, so it must not let them
+ * run when the file itself could not (a noexec mount): no PROT_EXEC mapping
+ * of the session or of a view, and no mprotect() to it later. The same
+ * file on an exec mount maps executable, so the refusal is the mount's.
+ */
+static int exec_map(const char *path, int *mprot)
+{
+	struct cowmap_view v = { .flags = COWMAP_VIEW_CLOEXEC };
+	int file = open(path, O_RDONLY | O_CLOEXEC), fd, ret = 0;
+	void *m;
+
+	if (file < 0)
+		return -100;
+	fd = cm_session(file);
+	if (fd < 0)
+		return -101;
+	m = mmap(NULL, PG, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		ret = errno;
+	else
+		munmap(m, PG);
+	m = cm_map(fd, PG, 0);
+	if (m == MAP_FAILED)
+		return -102;
+	*mprot = mprotect(m, PG, PROT_READ | PROT_EXEC) ? errno : 0;
+	munmap(m, PG);
+	if (ioctl(fd, COWMAP_IOC_VIEW, &v))
+		return -103;
+	m = mmap(NULL, PG, PROT_READ | PROT_EXEC, MAP_SHARED, v.fd, 0);
+	if (m == MAP_FAILED) {
+		if (errno != ret)
+			ret = -104;
+	} else {
+		munmap(m, PG);
+		if (ret)
+			ret = -105;
+	}
+	close(v.fd);
+	cm_end(fd);
+	close(file);
+	return ret;
+}
+
+TEST(noexec_file_not_executable)
+{
+	char dir[256], path[300], xpath[256];
+	int wfd, x = cm_mkfile(xpath, sizeof(xpath), "exec", PG, O_RDONLY);
+	int mprot = -1;
+
+	ASSERT_LE(0, x);
+	close(x);
+	snprintf(dir, sizeof(dir), "%s/noexec.%d", cm_dir(), getpid());
+	ASSERT_EQ(0, mkdir(dir, 0755));
+	ASSERT_EQ(0, mount("tmpfs", dir, "tmpfs", MS_NOEXEC, "size=64k"));
+	snprintf(path, sizeof(path), "%s/f", dir);
+	wfd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	ASSERT_LE(0, wfd);
+	ASSERT_EQ(0, ftruncate(wfd, PG));
+	close(wfd);
+	/* The file itself, as the kernel maps it. */
+	wfd = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, wfd);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, PG, PROT_READ | PROT_EXEC,
+				   MAP_SHARED, wfd, 0));
+	EXPECT_EQ(EPERM, errno);
+	close(wfd);
+
+	EXPECT_EQ(EPERM, exec_map(path, &mprot));
+	EXPECT_EQ(EACCES, mprot);
+	EXPECT_EQ(0, exec_map(xpath, &mprot));
+	EXPECT_EQ(0, mprot);
+
+	unlink(path);
+	EXPECT_EQ(0, umount2(dir, MNT_DETACH));
+	rmdir(dir);
+	unlink(xpath);
+}
+
 /* --------------------------------------------------- bounded journal --- */
 
 /*
