@@ -716,6 +716,30 @@ static int cowmap_cut_crc(struct cowmap_session *s, loff_t from, loff_t to,
 }
 
 /*
+ * Before a shrink to @size takes @lock: read the base pages it cuts (their
+ * CRC goes in the size record) and the one its new end falls in, so that
+ * a slow or hung server (NFS, FUSE) holds up this call alone, killably,
+ * not the faults, status and netlink lookups of the session. Only a hint:
+ * a page evicted or changed meanwhile is read again under the lock.
+ */
+static int cowmap_prefetch_cut(struct cowmap_session *s, loff_t size)
+{
+	pgoff_t pg = size >> PAGE_SHIFT;
+	pgoff_t end = min(cowmap_eof_pgoff(s), cowmap_base_pgoff(s));
+	struct folio *folio;
+
+	for (; pg < end; pg++) {
+		folio = cowmap_prefetch_base(s, pg);
+		if (folio)
+			folio_put(folio);
+		if (fatal_signal_pending(current))
+			return -EINTR;
+		cond_resched();
+	}
+	return 0;
+}
+
+/*
  * Set the session's size (COWMAP_IOC_SET_SIZE, ftruncate(2) of a view, a
  * write or fallocate(2) past its end). The first change makes the size
  * the session's own. A growth is journalled by the next commit, ahead of
@@ -738,6 +762,9 @@ int cowmap_set_size(struct cowmap_session *s, loff_t size, loff_t *old)
 	if (size > file_inode(s->backing)->i_sb->s_maxbytes)
 		return -EFBIG;
 	ret = inode_newsize_ok(s->inode, size);
+	if (ret)
+		return ret;
+	ret = cowmap_prefetch_cut(s, size);
 	if (ret)
 		return ret;
 
