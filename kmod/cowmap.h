@@ -140,10 +140,13 @@ struct cowmap_session {
 	 * The watch of the backing inode, shared by its sessions (set at
 	 * attach, a reference until the session is freed); @watch_node on
 	 * its list of sessions, @reval_node on its work's (session.c).
+	 * @reval_work: this session's walk alone, when the shared walk found
+	 * its lock held (it holds a reference while queued).
 	 */
 	struct cowmap_watch *watch;
 	struct list_head watch_node;
 	struct list_head reval_node;
+	struct work_struct reval_work;
 
 	kuid_t owner_uid;		/* effective uid of the fd that attached */
 	pid_t owner_pid;		/* the process that attached */
@@ -316,6 +319,7 @@ struct cowmap_session *cowmap_session_next(u64 after);
 /* netlink.c */
 int cowmap_nl_init(void);
 void cowmap_nl_exit(void);
+bool cowmap_queue_work(struct work_struct *work);
 void cowmap_nl_init_session(struct cowmap_session *s);
 void cowmap_nl_event(struct cowmap_session *s, enum cowmap_event ev, u64 a,
 		     u64 b, u64 c);

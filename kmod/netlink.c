@@ -428,6 +428,16 @@ void cowmap_nl_limit_hit(struct cowmap_session *s)
 	queue_work(cowmap_wq, &s->limit_work);
 }
 
+/*
+ * Queue @work on the module's workqueue, which module unload drains: a
+ * work item that holds a session reference must never outlive the module.
+ * False if it was queued already.
+ */
+bool cowmap_queue_work(struct work_struct *work)
+{
+	return queue_work(cowmap_wq, work);
+}
+
 void cowmap_nl_init_session(struct cowmap_session *s)
 {
 	INIT_WORK(&s->limit_work, cowmap_limit_work);

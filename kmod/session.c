@@ -188,11 +188,24 @@ static int cowmap_handle_event(struct fsnotify_mark *mark, u32 mask,
 	return 0;
 }
 
+/* One session's walk, queued by the shared one; drops its reference. */
+static void cowmap_reval_session_fn(struct work_struct *work)
+{
+	struct cowmap_session *s = container_of(work, struct cowmap_session,
+						reval_work);
+
+	cowmap_invalidate_base(s);
+	cowmap_session_put(s);
+}
+
 /*
  * A change's walk of every session's pinned pages, in a kworker. The
  * sessions are taken with a reference first, so that the walks run without
  * @lock (a shrink's handler takes it) and sessions may leave meanwhile.
  * @reval_node is this work's only: a work item never runs twice at once.
+ * A session whose lock is held (a long commit, a fault waiting for a slow
+ * server) is not waited for: its walk goes to a work item of its own,
+ * which may wait, so that it delays no other session's (issue 16, item 4).
  */
 static void cowmap_reval_fn(struct work_struct *work)
 {
@@ -209,7 +222,12 @@ static void cowmap_reval_fn(struct work_struct *work)
 	mutex_unlock(&w->lock);
 	list_for_each_entry_safe(s, tmp, &todo, reval_node) {
 		list_del(&s->reval_node);
-		cowmap_invalidate_base(s);
+		if (mutex_trylock(&s->lock)) {
+			cowmap_revalidate(s, true);
+			mutex_unlock(&s->lock);
+		} else if (cowmap_queue_work(&s->reval_work)) {
+			continue;	/* the reference goes with it */
+		}
 		cowmap_session_put(s);
 		cond_resched();
 	}
@@ -414,6 +432,7 @@ static struct cowmap_session *cowmap_session_alloc(struct file *file)
 	s->fd_pid = s->owner_pid;
 	s->memcg = get_mem_cgroup_from_mm(current->mm);
 	cowmap_nl_init_session(s);
+	INIT_WORK(&s->reval_work, cowmap_reval_session_fn);
 	s->created_ns = ktime_get_real_ns();
 	return s;
 }

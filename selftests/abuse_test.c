@@ -7,6 +7,8 @@
  * Module parameters are set by the parent (root) and restored.
  */
 #include <grp.h>
+#include <pthread.h>
+#include <sys/syscall.h>
 #include <libmnl/libmnl.h>
 #include <linux/genetlink.h>
 #include <sys/mount.h>
@@ -1335,6 +1337,99 @@ TEST(truncate_reaches_every_session)
 	close(wfd);
 	close(file);
 	unlink(path);
+}
+
+/*
+ * Item 4: the walk of the sessions' pinned pages after a change of the file
+ * (here a hole punch, which takes pages out of the page cache) does not
+ * wait for a session whose lock is held, here by a fault that sleeps 4 s
+ * (test_fault_delay_ms): session B is walked, and stops showing the
+ * punched bytes, while A's lock is still held. A joins the file's watch
+ * first, so the walk comes to it before B.
+ */
+struct busy_fault {
+	uint8_t *addr;
+	volatile pid_t tid;
+	int sig;
+};
+
+static void *busy_fault_thread(void *arg)
+{
+	struct busy_fault *f = arg;
+
+	f->tid = syscall(SYS_gettid);
+	f->sig = cm_try_read(f->addr);
+	return NULL;
+}
+
+TEST(walk_not_held_by_busy_session)
+{
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "busy", 16 * PG, O_RDONLY);
+	int wfd = open(path, O_RDWR | O_CLOEXEC), a, b, punched, perr, i;
+	struct busy_fault f = { 0 };
+	volatile uint8_t sum = 0;
+	bool a_held = false, walked = false;
+	long pins;
+	uint8_t *ma, *mb;
+	pthread_t t;
+
+	ASSERT_LE(0, file);
+	ASSERT_LE(0, wfd);
+	if (cm_param_get("test_fault_delay_ms") < 0)
+		SKIP(return, "no test_fault_delay_ms parameter (not root?)");
+	a = cm_session(file);
+	ASSERT_LE(0, a);
+	ma = cm_map(a, 16 * PG, 0);
+	ASSERT_NE(MAP_FAILED, ma);
+	b = cm_session(file);
+	ASSERT_LE(0, b);
+	mb = cm_map(b, 16 * PG, 0);
+	ASSERT_NE(MAP_FAILED, mb);
+	for (int p = 0; p < 16; p++)
+		sum += mb[p * PG];
+	/* Only B pins pages now; its walk unpins the 4 punched out. */
+	pins = cm_param_get("base_pages_in_use");
+	ASSERT_LE(16, pins);
+
+	ASSERT_EQ(0, cm_param_set("test_fault_delay_ms", 4000));
+	f.addr = ma;
+	ASSERT_EQ(0, pthread_create(&t, NULL, busy_fault_thread, &f));
+	for (i = 0; i < 1000 && !f.tid; i++)
+		usleep(1000);
+	EXPECT_TRUE(f.tid && cm_wait_sleeping(f.tid, 10000));
+	punched = !fallocate(wfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			     4 * PG, 4 * PG);
+	perr = errno;
+	/* Not status: it would catch B up itself, walk and all. */
+	for (i = 0; punched && i < 300; i++) {
+		if (cm_param_get("base_pages_in_use") <= pins - 4) {
+			walked = true;
+			/* Still asleep in its fault, A's lock held? */
+			a_held = cm_wait_sleeping(f.tid, 10);
+			break;
+		}
+		usleep(10000);
+	}
+	cm_param_set("test_fault_delay_ms", 0);
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, f.sig);
+	if (!punched)
+		SKIP(goto out, "hole punch: %s", strerror(perr));
+	EXPECT_TRUE(walked) TH_LOG("B was never walked");
+	EXPECT_TRUE(a_held) TH_LOG("B's walk waited for A's lock");
+	for (i = 4 * PG; i < 8 * PG && !mb[i]; i++)
+		;
+	EXPECT_EQ(8 * PG, i) TH_LOG("B shows punched byte %d", i);
+out:
+	munmap(ma, 16 * PG);
+	munmap(mb, 16 * PG);
+	cm_end(a);
+	cm_end(b);
+	close(wfd);
+	close(file);
+	unlink(path);
+	(void)sum;
 }
 
 static int three_sessions(void *arg)
