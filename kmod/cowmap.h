@@ -303,7 +303,7 @@ void cowmap_session_close(struct cowmap_session *s);
 int cowmap_attach(struct file *file, struct cowmap_attach *arg);
 int cowmap_adopt(struct file *file, struct cowmap_adopt *arg);
 void cowmap_discard(struct cowmap_session *s);
-void cowmap_status(struct cowmap_session *s, struct cowmap_status *st);
+int cowmap_status(struct cowmap_session *s, struct cowmap_status *st);
 pgoff_t cowmap_eof_pgoff(struct cowmap_session *s);
 loff_t cowmap_size(struct cowmap_session *s);
 loff_t cowmap_base_end(struct cowmap_session *s);
@@ -365,6 +365,7 @@ size_t cowmap_log_header(struct cowmap_session *s,
 dev_t cowmap_file_dev(struct file *f);
 void cowmap_file_id_read(struct cowmap_session *s, struct file *f);
 int cowmap_jfile_attach(struct cowmap_session *s, struct file *jfile);
+int cowmap_commit_final(struct cowmap_session *s, struct cowmap_commit *c);
 int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c);
 int cowmap_commit_locked(struct cowmap_session *s, struct cowmap_commit *c);
 int cowmap_commit_held(struct cowmap_session *s, struct cowmap_commit *c);

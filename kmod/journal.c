@@ -857,7 +857,8 @@ void cowmap_journal_drop_size(struct cowmap_session *s, bool was_v2)
 	WRITE_ONCE(s->log_v2, was_v2);
 }
 
-int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
+static int cowmap_do_commit(struct cowmap_session *s, struct cowmap_commit *c,
+			    bool killable)
 {
 	bool durable = c->flags & COWMAP_COMMIT_DURABLE;
 	int ret, fret;
@@ -867,7 +868,10 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 	    memchr_inv(c->reserved, 0, sizeof(c->reserved)))
 		return -EINVAL;
 
-	down_write(&s->jlock);
+	if (!killable)
+		down_write(&s->jlock);
+	else if (down_write_killable(&s->jlock))
+		return -EINTR;
 	ret = cowmap_commit_locked(s, c);
 	/* Also after a failure: earlier records may still be unwritten. */
 	fret = cowmap_jfile_write(s, durable && !ret);
@@ -875,6 +879,21 @@ int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
 	if (!ret && c->records)
 		cowmap_nl_event(s, COWMAP_EV_COMMIT, c->records, c->bytes, 0);
 	return ret ?: fret;
+}
+
+/*
+ * A commit asked for (ioctl, fsync): it waits killably for a merge or
+ * another commit of the session, which may wait for a slow server.
+ */
+int cowmap_commit(struct cowmap_session *s, struct cowmap_commit *c)
+{
+	return cowmap_do_commit(s, c, true);
+}
+
+/* The commit of the last close: it must run, signal or not. */
+int cowmap_commit_final(struct cowmap_session *s, struct cowmap_commit *c)
+{
+	return cowmap_do_commit(s, c, false);
 }
 
 /*
@@ -970,7 +989,9 @@ int cowmap_dump(struct cowmap_session *s, struct cowmap_dump *d)
 	    memchr_inv(d->reserved, 0, sizeof(d->reserved)))
 		return -EINVAL;
 
-	down_read(&s->jlock);
+	/* A merge holds @jlock while it writes a target that may hang. */
+	if (down_read_killable(&s->jlock))
+		return -EINTR;
 	if (d->cursor == 0) {
 		hsize = cowmap_log_header(s, &hd);
 		if (d->buf_size < hsize) {
@@ -1045,8 +1066,12 @@ ssize_t cowmap_read(struct file *file, char __user *buf, size_t count,
 	if (pos < 0)
 		return -EINVAL;
 
-	mutex_lock(&cf->lock);
-	down_read(&s->jlock);
+	if (mutex_lock_killable(&cf->lock))
+		return -EINTR;
+	if (down_read_killable(&s->jlock)) {
+		mutex_unlock(&cf->lock);
+		return -EINTR;
+	}
 	/* Its size is constant: the file's id is read once, at attach. */
 	hsize = cowmap_log_header(s, &hd);
 	if (pos < hsize && count) {

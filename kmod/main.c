@@ -155,9 +155,8 @@ static int cowmap_ioc_status(struct file *file, union cowmap_ioc_arg *a)
 	struct cowmap_session *s = cowmap_file_session(file);
 
 	if (s)
-		cowmap_status(s, &a->status);
-	else
-		a->status.state = COWMAP_STATE_NEW;
+		return cowmap_status(s, &a->status);
+	a->status.state = COWMAP_STATE_NEW;
 	return 0;
 }
 

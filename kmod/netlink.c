@@ -173,7 +173,11 @@ static int cowmap_nl_fill_session(struct sk_buff *skb, struct cowmap_session *s,
 			  COWMAP_CMD_SESSION_GET);
 	if (!hdr)
 		return -EMSGSIZE;
-	cowmap_status(s, &st);
+	ret = cowmap_status(s, &st);
+	if (ret) {
+		genlmsg_cancel(skb, hdr);
+		return ret;
+	}
 	ret = cowmap_put_u64(skb, COWMAP_A_SESSION_ID, st.session_id) ?:
 	      nla_put_u32(skb, COWMAP_A_STATE, st.state) ?:
 	      nla_put_u32(skb, COWMAP_A_OWNER_PID, s->owner_pid) ?:
@@ -314,7 +318,12 @@ static int cowmap_nl_log_dumpit(struct sk_buff *skb, struct netlink_callback *cb
 	if (cowmap_put_u64(skb, COWMAP_A_SESSION_ID, s->id))
 		goto cancel;
 
-	down_read(&s->jlock);
+	/* A merge holds @jlock while it writes a target that may hang. */
+	if (down_read_killable(&s->jlock)) {
+		genlmsg_cancel(skb, hdr);
+		cowmap_session_put(s);
+		return -EINTR;
+	}
 	if (!cb->args[1]) {
 		if (nla_put(skb, COWMAP_A_LOG_HEADER,
 			    cowmap_log_header(s, &h), &h)) {

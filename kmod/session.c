@@ -628,7 +628,7 @@ void cowmap_session_close(struct cowmap_session *s)
 	bool changes;
 
 	/* An error leaves the pages written: the orphan keeps them. */
-	cowmap_commit(s, &c);
+	cowmap_commit_final(s, &c);
 
 	mutex_lock(&s->lock);
 	changes = s->nr_records || s->nr_twins;
@@ -1278,14 +1278,20 @@ struct cowmap_session *cowmap_session_next(u64 after)
 	return found;
 }
 
-void cowmap_status(struct cowmap_session *s, struct cowmap_status *st)
+/*
+ * The session's figures. Waits for @lock killably: a session busy for long
+ * (a merge reading a target on a server that does not answer) must not
+ * hold an admin's netlink dump or status call unkillably. -EINTR then.
+ */
+int cowmap_status(struct cowmap_session *s, struct cowmap_status *st)
 {
 	st->session_id = s->id;
 	mutex_lock(&cowmap_registry_lock);
 	st->state = s->state;
 	mutex_unlock(&cowmap_registry_lock);
 
-	mutex_lock(&s->lock);
+	if (mutex_lock_killable(&s->lock))
+		return -EINTR;
 	/* What changed in the file since the last look counts now. */
 	cowmap_revalidate(s, true);
 	st->dev_major = MAJOR(s->dev);
@@ -1311,4 +1317,5 @@ void cowmap_status(struct cowmap_session *s, struct cowmap_status *st)
 	st->journal_file_seq = READ_ONCE(s->jfile_seq);
 	st->merged_records = s->nr_merged;
 	mutex_unlock(&s->lock);
+	return 0;
 }

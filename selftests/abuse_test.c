@@ -1432,6 +1432,85 @@ out:
 	(void)sum;
 }
 
+/*
+ * Item 7: a status call or a netlink lookup that waits for a busy session's
+ * lock (a fault holding it 4 s here; a merge writing to a server that does
+ * not answer in real life) can be killed: each waiter is reaped while the
+ * lock is still held. (Before, both waited in mutex_lock(), unkillable.)
+ */
+static int wait_status(int fd, uint64_t id)
+{
+	struct cowmap_status st;
+
+	(void)id;
+	return cm_status(fd, &st) ? 1 : 0;
+}
+
+static int wait_nl_lookup(int fd, uint64_t id)
+{
+	struct sess_list l;
+	struct nl nl;
+
+	(void)fd;
+	if (nl_open(&nl))
+		return 2;
+	return get_session(&nl, id, &l) ? 1 : 0;
+}
+
+TEST(lock_waits_killable)
+{
+	static int (*const waiters[])(int, uint64_t) = {
+		wait_status, wait_nl_lookup,
+	};
+	char path[256];
+	int file = cm_mkfile(path, sizeof(path), "kill", 4 * PG, O_RDONLY), fd;
+	pid_t faulter;
+	uint64_t id;
+
+	ASSERT_LE(0, file);
+	if (cm_param_get("test_fault_delay_ms") < 0)
+		SKIP(return, "no test_fault_delay_ms parameter (not root?)");
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	id = sid(fd);
+	ASSERT_EQ(0, cm_param_set("test_fault_delay_ms", 6000));
+	/* Another process faults: this one's mm stays free for fork(). */
+	faulter = fork();
+	ASSERT_LE(0, faulter);
+	if (!faulter) {
+		uint8_t *m = cm_map(fd, 4 * PG, 0);
+
+		_exit(m == MAP_FAILED ? 2 : cm_try_read(m));
+	}
+	EXPECT_TRUE(cm_wait_sleeping(faulter, 10000));
+	for (size_t w = 0; w < sizeof(waiters) / sizeof(waiters[0]); w++) {
+		pid_t pid = fork();
+		int st = 0, reaped = 0;
+
+		ASSERT_LE(0, pid);
+		if (!pid)
+			_exit(waiters[w](fd, id));
+		/* Asleep on the session's lock, then killed. */
+		EXPECT_TRUE(cm_wait_sleeping(pid, 2000)) TH_LOG("waiter %zu", w);
+		kill(pid, SIGKILL);
+		for (int i = 0; i < 150 && !reaped; i++) {
+			reaped = waitpid(pid, &st, WNOHANG) == pid;
+			if (!reaped)
+				usleep(10000);
+		}
+		EXPECT_TRUE(reaped && cm_wait_sleeping(faulter, 10))
+			TH_LOG("waiter %zu was not killed while the lock was held", w);
+		if (!reaped)
+			waitpid(pid, &st, 0);
+		EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+	}
+	cm_param_set("test_fault_delay_ms", 0);
+	EXPECT_EQ(0, cm_wait(faulter));
+	cm_end(fd);
+	close(file);
+	unlink(path);
+}
+
 static int three_sessions(void *arg)
 {
 	const char *path = arg;
