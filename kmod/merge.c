@@ -909,7 +909,10 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 	}
 
 	/* Records are stable while @jlock is held; merge marks them. */
-	down_write(&s->jlock);
+	if (down_write_killable(&s->jlock)) {
+		ret = -EINTR;
+		goto out_mutex;
+	}
 	mg.recs = kvmalloc_array(max_t(u64, s->nr_records, 1), sizeof(*mg.recs),
 				 GFP_KERNEL_ACCOUNT);
 	merged = kvcalloc(max_t(u64, s->nr_records, 1), sizeof(*merged),
@@ -967,6 +970,7 @@ int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m)
 
 out_unlock:
 	up_write(&s->jlock);
+out_mutex:
 	mutex_unlock(cowmap_merge_mutex_of(mg.target));
 out_lock:
 	if (locked)
