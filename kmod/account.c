@@ -235,12 +235,6 @@ bool cowmap_acct_base_user_full(struct cowmap_session *s, unsigned long nr)
 	       min_t(unsigned long, READ_ONCE(cowmap_max_user_base_pages), LONG_MAX);
 }
 
-/* Base pages all sessions pin now: what the shrinker may reclaim. */
-unsigned long cowmap_base_pinned(void)
-{
-	return max(atomic_long_read(&cowmap_base_total), 0L);
-}
-
 /*
  * How many more bytes of journal memory @s may allocate now, the smallest
  * of what its own, its user's and the global limit leave; *@err: the

@@ -133,14 +133,26 @@ cowmap_copy_page_from_iter_atomic(struct page *page, size_t off, size_t n,
  * what cowmap's shrinker frees takes no I/O to make again, so reclaim
  * trims it hard (half of it per pass).
  */
+#include <linux/list_lru.h>
 #include <linux/shrinker.h>
 typedef unsigned long (*cowmap_shrink_fn)(struct shrinker *,
 					  struct shrink_control *);
 
+/*
+ * A memcg-aware shrinker (each memory cgroup's reclaim calls it for that
+ * cgroup) and @lru, the list_lru whose per-cgroup lists tell the core
+ * which cgroups have anything for it. The list's shrinker id exists once
+ * the shrinker has one: 6.7+ between shrinker_alloc() and
+ * shrinker_register(); before, only register_shrinker() is exported, so
+ * the shrinker is registered first and must find nothing until @lru is
+ * ready (@ready, set last). NONSLAB: it frees page-cache pins, so it runs
+ * in a cgroup's reclaim even with kernel-memory accounting off.
+ */
 static inline struct shrinker *
 cowmap_shrinker_create(cowmap_shrink_fn count, cowmap_shrink_fn scan,
-		       const char *name)
+		       const char *name, struct list_lru *lru, bool *ready)
 {
+	const unsigned int flags = SHRINKER_MEMCG_AWARE | SHRINKER_NONSLAB;
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0)
 	struct shrinker *sh = kzalloc(sizeof(*sh), GFP_KERNEL);
 
@@ -149,25 +161,38 @@ cowmap_shrinker_create(cowmap_shrink_fn count, cowmap_shrink_fn scan,
 	sh->count_objects = count;
 	sh->scan_objects = scan;
 	sh->seeks = 0;
+	sh->flags = flags;
 	if (register_shrinker(sh, "%s", name)) {
 		kfree(sh);
 		return NULL;
 	}
+	if (list_lru_init_memcg(lru, sh)) {
+		unregister_shrinker(sh);
+		kfree(sh);
+		return NULL;
+	}
+	smp_store_release(ready, true);
 	return sh;
 #else
-	struct shrinker *sh = shrinker_alloc(0, "%s", name);
+	struct shrinker *sh = shrinker_alloc(flags, "%s", name);
 
 	if (!sh)
 		return NULL;
+	if (list_lru_init_memcg(lru, sh)) {
+		shrinker_free(sh);
+		return NULL;
+	}
 	sh->count_objects = count;
 	sh->scan_objects = scan;
 	sh->seeks = 0;
+	smp_store_release(ready, true);
 	shrinker_register(sh);
 	return sh;
 #endif
 }
 
-static inline void cowmap_shrinker_destroy(struct shrinker *sh)
+static inline void cowmap_shrinker_destroy(struct shrinker *sh,
+					   struct list_lru *lru)
 {
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0)
 	unregister_shrinker(sh);
@@ -175,7 +200,26 @@ static inline void cowmap_shrinker_destroy(struct shrinker *sh)
 #else
 	shrinker_free(sh);
 #endif
+	list_lru_destroy(lru);
 }
+
+/* 6.8: list_lru_add() takes the node and memcg; _obj() finds them. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0)
+#define cowmap_lru_add(lru, item) list_lru_add(lru, item)
+#define cowmap_lru_del(lru, item) list_lru_del(lru, item)
+#else
+#define cowmap_lru_add(lru, item) list_lru_add_obj(lru, item)
+#define cowmap_lru_del(lru, item) list_lru_del_obj(lru, item)
+#endif
+
+/* 6.13: list_lru walk callbacks lost the lock argument. */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 13, 0)
+#define COWMAP_LRU_CB_ARGS struct list_head *item, struct list_lru_one *list, \
+			   spinlock_t *lock, void *arg
+#else
+#define COWMAP_LRU_CB_ARGS struct list_head *item, struct list_lru_one *list, \
+			   void *arg
+#endif
 
 /*
  * 6.9: a lock's owner, flags, type, file and wait queue moved into its

@@ -160,6 +160,7 @@ struct cowmap_session {
 	const struct cred *fd_cred;
 	pid_t fd_pid;
 	struct mem_cgroup *memcg;	/* pages and records are charged here */
+	struct cowmap_lru_ent *lru_ent;	/* the shrinker's, in @memcg's list */
 	bool limit_pending;		/* a limit event is queued; under @lock */
 	struct work_struct limit_work;
 
@@ -288,7 +289,6 @@ void cowmap_unacct_page(struct cowmap_session *s);
 bool cowmap_acct_base(struct cowmap_session *s, unsigned long nr);
 void cowmap_unacct_base(struct cowmap_session *s, unsigned long nr);
 bool cowmap_acct_base_user_full(struct cowmap_session *s, unsigned long nr);
-unsigned long cowmap_base_pinned(void);
 u64 cowmap_acct_journal_room(struct cowmap_session *s, int *err);
 int cowmap_acct_journal(struct cowmap_session *s, u64 bytes);
 void cowmap_unacct_journal(struct cowmap_session *s, u64 bytes);
@@ -338,7 +338,7 @@ unsigned long cowmap_reclaim_session(struct cowmap_session *s,
 				     unsigned long nr);
 unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 				   struct cowmap_session *skip,
-				   unsigned long nr, bool wait);
+				   unsigned long nr);
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_revalidate(struct cowmap_session *s, bool full);

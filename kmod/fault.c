@@ -762,9 +762,9 @@ static unsigned long cowmap_charge_bases(struct cowmap_session *s,
 	/* Sessions busy in a fault are passed over: try again a few times. */
 	for (i = 0; i < 4; i++) {
 		if (cowmap_acct_base_user_full(s, nr))
-			cowmap_reclaim_bases(s->user, s, nr, true);
+			cowmap_reclaim_bases(s->user, s, nr);
 		else
-			cowmap_reclaim_bases(NULL, s, nr, true);
+			cowmap_reclaim_bases(NULL, s, nr);
 		if (cowmap_acct_base(s, nr))
 			return new;
 		cond_resched();

@@ -272,7 +272,22 @@ static const struct fsnotify_ops cowmap_fsnotify_ops = {
 	.free_mark = cowmap_free_mark,
 };
 
+/*
+ * The shrinker finds sessions by memory cgroup: each session has an entry
+ * on @cowmap_lru, in the list of the cgroup it was attached in (the entry
+ * is allocated, and charged, there). A cgroup's reclaim then unpins the
+ * base pages of that cgroup's sessions (issue 17): a session cannot make
+ * a process over its memory.max be OOM-killed by pinning page cache.
+ */
+struct cowmap_lru_ent {
+	struct list_head node;
+	struct cowmap_session *s;
+};
+
 static struct shrinker *cowmap_shrinker;
+static struct list_lru cowmap_lru;
+static bool cowmap_lru_ready;
+static struct kmem_cache *cowmap_lru_cache;
 static unsigned long cowmap_shrink_count(struct shrinker *sh,
 					 struct shrink_control *sc);
 static unsigned long cowmap_shrink_scan(struct shrinker *sh,
@@ -291,10 +306,15 @@ int cowmap_session_init(void)
 		kern_unmount(cowmap_mnt);
 		return PTR_ERR(cowmap_group);
 	}
-	cowmap_shrinker = cowmap_shrinker_create(cowmap_shrink_count,
-						 cowmap_shrink_scan,
-						 "cowmap-base");
+	cowmap_lru_cache = KMEM_CACHE(cowmap_lru_ent, SLAB_ACCOUNT);
+	if (cowmap_lru_cache)
+		cowmap_shrinker = cowmap_shrinker_create(cowmap_shrink_count,
+							 cowmap_shrink_scan,
+							 "cowmap-base",
+							 &cowmap_lru,
+							 &cowmap_lru_ready);
 	if (!cowmap_shrinker) {
+		kmem_cache_destroy(cowmap_lru_cache);
 		fsnotify_put_group(cowmap_group);
 		kern_unmount(cowmap_mnt);
 		return -ENOMEM;
@@ -314,7 +334,8 @@ void cowmap_session_exit(void)
 	/* Marks are freed from a work item; it calls back into this module. */
 	fsnotify_wait_marks_destroyed();
 	fsnotify_put_group(cowmap_group);
-	cowmap_shrinker_destroy(cowmap_shrinker);
+	cowmap_shrinker_destroy(cowmap_shrinker, &cowmap_lru);
+	kmem_cache_destroy(cowmap_lru_cache);
 	kern_unmount(cowmap_mnt);
 }
 
@@ -327,25 +348,22 @@ static atomic_long_t cowmap_orphans_dropped = ATOMIC_LONG_INIT(0);
 
 /*
  * Unpin up to @nr base pages of the sessions of @u (all users' if NULL),
- * but not of @skip, for reclaim: each session gives a share proportional
- * to what it pins, from its clock hand on (cowmap_reclaim_session()).
- * Sessions are only try-locked: it runs from reclaim (the shrinker) and
- * from a fault that holds @skip's lock, so a session busy in a fault or a
- * commit is passed over. The registry lock is try-locked from reclaim
- * (@wait false); a fault waits for it (@wait true): nobody holding it
- * waits for anything else. Returns how many pages were unpinned.
+ * but not of @skip, for a fault of @skip at a pinning limit: each session
+ * gives a share proportional to what it pins, from its clock hand on
+ * (cowmap_reclaim_session()). The fault holds @skip's lock, so the others
+ * are only try-locked: a session busy in a fault or a commit is passed
+ * over. Nobody holding the registry lock waits for anything else.
+ * Returns how many pages were unpinned. (Memory pressure goes through the
+ * shrinker instead, cgroup by cgroup: cowmap_shrink_scan().)
  */
 unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 				   struct cowmap_session *skip,
-				   unsigned long nr, bool wait)
+				   unsigned long nr)
 {
 	unsigned long total = 0, done = 0, share, pinned;
 	struct cowmap_session *s;
 
-	if (wait)
-		mutex_lock(&cowmap_registry_lock);
-	else if (!mutex_trylock(&cowmap_registry_lock))
-		return 0;
+	mutex_lock(&cowmap_registry_lock);
 	list_for_each_entry(s, &cowmap_sessions, node)
 		if (s != skip && (!u || s->user == u))
 			total += READ_ONCE(s->nr_base);
@@ -369,19 +387,95 @@ unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 /*
  * The shrinker: under memory pressure, base pages that mappings pin go
  * back to the page cache, where reclaim can take them like any other.
+ * Called for each memory cgroup in turn (the root's list holds the
+ * sessions of no cgroup), it looks at that cgroup's sessions only. The
+ * entries of a list are on the node their memory came from, not the pins':
+ * every node's list is looked at (the shrinker is not NUMA-aware).
  */
+#define COWMAP_SHRINK_BATCH	16
+
+struct cowmap_shrink_walk {
+	bool count;			/* count pins, take nothing */
+	unsigned long pinned;
+	unsigned int n;
+	struct cowmap_session *s[COWMAP_SHRINK_BATCH];
+};
+
+/* Under the list's lock: no sleeping, no session lock. */
+static enum lru_status cowmap_lru_pick(COWMAP_LRU_CB_ARGS)
+{
+	struct cowmap_session *s = container_of(item, struct cowmap_lru_ent,
+						node)->s;
+	struct cowmap_shrink_walk *w = arg;
+	unsigned int i;
+
+	if (w->count) {
+		w->pinned += READ_ONCE(s->nr_base);
+		return LRU_SKIP;
+	}
+	if (w->n == COWMAP_SHRINK_BATCH || !READ_ONCE(s->nr_base))
+		return LRU_SKIP;
+	for (i = 0; i < w->n; i++)
+		if (w->s[i] == s)	/* rotated and met again */
+			return LRU_SKIP;
+	/* Freed sessions leave the list in cowmap_session_free(). */
+	if (!kref_get_unless_zero(&s->ref))
+		return LRU_SKIP;
+	w->s[w->n++] = s;
+	/* To the tail: the next pass starts with other sessions. */
+	return LRU_ROTATE;
+}
+
 static unsigned long cowmap_shrink_count(struct shrinker *sh,
 					 struct shrink_control *sc)
 {
-	return cowmap_base_pinned() ?: SHRINK_EMPTY;
+	struct cowmap_shrink_walk w = { .count = true };
+	unsigned long all;
+	int nid;
+
+	if (!smp_load_acquire(&cowmap_lru_ready))
+		return SHRINK_EMPTY;
+	for_each_node_state(nid, N_MEMORY) {
+		all = ULONG_MAX;
+		list_lru_walk_one(&cowmap_lru, nid, sc->memcg, cowmap_lru_pick,
+				  &w, &all);
+	}
+	return w.pinned ?: SHRINK_EMPTY;
 }
 
 static unsigned long cowmap_shrink_scan(struct shrinker *sh,
 					struct shrink_control *sc)
 {
-	unsigned long done = cowmap_reclaim_bases(NULL, NULL, sc->nr_to_scan,
-						  false);
+	unsigned long nr = sc->nr_to_scan, done = 0, walk, share;
+	struct cowmap_shrink_walk w;
+	struct cowmap_session *s;
+	unsigned int i;
+	int nid;
 
+	for_each_node_state(nid, N_MEMORY) {
+		while (done < nr) {
+			unsigned long before = done;
+
+			w.count = false;
+			w.n = 0;
+			walk = COWMAP_SHRINK_BATCH * 2;
+			list_lru_walk_one(&cowmap_lru, nid, sc->memcg,
+					  cowmap_lru_pick, &w, &walk);
+			for (i = 0; i < w.n; i++) {
+				s = w.s[i];
+				share = DIV_ROUND_UP(nr - done, w.n - i);
+				/* Busy in a fault or a commit: passed over. */
+				if (done < nr && mutex_trylock(&s->lock)) {
+					if (!s->dead)
+						done += cowmap_reclaim_session(s, share);
+					mutex_unlock(&s->lock);
+				}
+				cowmap_session_put(s);
+			}
+			if (done == before)
+				break;
+		}
+	}
 	sc->nr_scanned = done;
 	return done ?: SHRINK_STOP;
 }
@@ -401,15 +495,25 @@ MODULE_PARM_DESC(orphans_dropped,
 
 static struct cowmap_session *cowmap_session_alloc(struct file *file)
 {
+	struct mem_cgroup *old_memcg;
 	struct cowmap_session *s;
 	struct inode *inode;
 
 	s = kzalloc(sizeof(*s), GFP_KERNEL_ACCOUNT);
 	if (!s)
 		return ERR_PTR(-ENOMEM);
-
-	inode = alloc_anon_inode(cowmap_mnt->mnt_sb);
+	s->memcg = get_mem_cgroup_from_mm(current->mm);
+	/* In this cgroup's list of the shrinker (charged to it). */
+	old_memcg = set_active_memcg(s->memcg);
+	s->lru_ent = kmem_cache_alloc_lru(cowmap_lru_cache, &cowmap_lru,
+					  GFP_KERNEL);
+	set_active_memcg(old_memcg);
+	inode = s->lru_ent ? alloc_anon_inode(cowmap_mnt->mnt_sb) :
+			     ERR_PTR(-ENOMEM);
 	if (IS_ERR(inode)) {
+		if (s->lru_ent)
+			kmem_cache_free(cowmap_lru_cache, s->lru_ent);
+		mem_cgroup_put(s->memcg);
 		kfree(s);
 		return ERR_CAST(inode);
 	}
@@ -430,7 +534,9 @@ static struct cowmap_session *cowmap_session_alloc(struct file *file)
 	s->owner_pid = task_tgid_nr(current);
 	s->fd_cred = get_cred(file->f_cred);
 	s->fd_pid = s->owner_pid;
-	s->memcg = get_mem_cgroup_from_mm(current->mm);
+	s->lru_ent->s = s;
+	INIT_LIST_HEAD(&s->lru_ent->node);
+	cowmap_lru_add(&cowmap_lru, &s->lru_ent->node);
 	cowmap_nl_init_session(s);
 	INIT_WORK(&s->reval_work, cowmap_reval_session_fn);
 	s->created_ns = ktime_get_real_ns();
@@ -446,6 +552,9 @@ static void cowmap_session_free(struct kref *ref)
 	 * reference after teardown and still read the backing file's size
 	 * and path.
 	 */
+	/* The shrinker takes no reference from here on. */
+	cowmap_lru_del(&cowmap_lru, &s->lru_ent->node);
+	kmem_cache_free(cowmap_lru_cache, s->lru_ent);
 	if (s->jfile)
 		fput(s->jfile);
 	if (s->backing)

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/vfs.h>
 
 #include "cowmap_test.h"
 #include "cowmap_harness.h"
@@ -262,6 +263,63 @@ TEST_F(memcg, limit_gives_sigbus)
 	EXPECT_GT(NW, sigbus);
 	EXPECT_EQ(0, cg_oom_kills("cowmap-a"));
 	EXPECT_EQ(0, cg_oom_kills("cowmap-b"));
+}
+
+/*
+ * Pins under a cgroup's limit (issue 17): a process in a cgroup with
+ * memory.max 32 MiB reads a 96 MiB file through a session, a byte per
+ * page. The page cache it reads is charged to its cgroup, and the pages
+ * the mapping pins cannot be reclaimed while pinned: the cgroup's reclaim
+ * must make the session unpin them (a memcg-aware shrinker), or the reader
+ * is OOM-killed. Not on tmpfs: shmem pages are not reclaimable without
+ * swap, pinned or not.
+ */
+#define PIN_PAGES	(96 * 256)
+
+TEST_F(memcg, pins_reclaimed_under_limit)
+{
+	char path[256];
+	struct statfs sf;
+	int file, status;
+	pid_t pid;
+
+	ASSERT_EQ(0, statfs(cm_dir(), &sf));
+	if (sf.f_type == 0x01021994)	/* TMPFS_MAGIC */
+		SKIP(return, "tmpfs: its pages are not reclaimable without swap");
+	file = cm_mkfile(path, sizeof(path), "memcgpin", (size_t)PIN_PAGES * PG,
+			 O_RDONLY);
+	ASSERT_LE(0, file);
+	/* Out of the page cache: the reader's reads are charged to it. */
+	ASSERT_EQ(0, fsync(file));
+	ASSERT_EQ(0, posix_fadvise(file, 0, 0, POSIX_FADV_DONTNEED));
+	ASSERT_EQ(0, cg_write("cowmap-a", "memory.max", "32M"));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		unsigned long bad = 0;
+		uint8_t *m;
+		int fd;
+
+		if (cg_enter("cowmap-a"))
+			_exit(10);
+		fd = cm_session(file);
+		m = fd < 0 ? MAP_FAILED : cm_map(fd, (size_t)PIN_PAGES * PG, 0);
+		if (m == MAP_FAILED)
+			_exit(11);
+		for (size_t i = 0; i < PIN_PAGES; i++)
+			if (m[i * PG + 1] != cm_pat(i * PG + 1, 0))
+				bad++;
+		munmap(m, (size_t)PIN_PAGES * PG);
+		cm_end(fd);
+		_exit(bad ? 12 : 0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		TH_LOG("reader: %s %d", WIFEXITED(status) ? "exit" : "signal",
+		       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	EXPECT_EQ(0, cg_oom_kills("cowmap-a"));
+	close(file);
+	unlink(path);
 }
 
 TEST_HARNESS_MAIN
