@@ -145,8 +145,9 @@ typedef unsigned long (*cowmap_shrink_fn)(struct shrinker *,
  * the shrinker has one: 6.7+ between shrinker_alloc() and
  * shrinker_register(); before, only register_shrinker() is exported, so
  * the shrinker is registered first and must find nothing until @lru is
- * ready (@ready, set last). NONSLAB: it frees page-cache pins, so it runs
- * in a cgroup's reclaim even with kernel-memory accounting off.
+ * ready (@ready, set last). NONSLAB: it frees page-cache pins, not slab
+ * objects. (With kernel-memory accounting off the entries are not
+ * charged and all sit on the root list: only global reclaim finds them.)
  */
 static inline struct shrinker *
 cowmap_shrinker_create(cowmap_shrink_fn count, cowmap_shrink_fn scan,

@@ -297,12 +297,13 @@ void cowmap_unacct_orphan(struct cowmap_session *s, size_t bytes);
 
 /* session.c */
 int cowmap_session_init(void);
+void cowmap_session_quiesce(void);
 void cowmap_session_exit(void);
 void cowmap_session_put(struct cowmap_session *s);
 void cowmap_session_close(struct cowmap_session *s);
 int cowmap_attach(struct file *file, struct cowmap_attach *arg);
 int cowmap_adopt(struct file *file, struct cowmap_adopt *arg);
-void cowmap_discard(struct cowmap_session *s);
+int cowmap_discard(struct cowmap_session *s);
 int cowmap_status(struct cowmap_session *s, struct cowmap_status *st);
 pgoff_t cowmap_eof_pgoff(struct cowmap_session *s);
 loff_t cowmap_size(struct cowmap_session *s);
@@ -357,7 +358,7 @@ int cowmap_view_open(struct cowmap_session *s, struct cowmap_view *v,
 
 /* merge.c */
 int cowmap_merge(struct cowmap_session *s, struct cowmap_merge *m);
-void cowmap_trim(struct cowmap_session *s);
+int cowmap_trim(struct cowmap_session *s);
 
 /* journal.c */
 size_t cowmap_log_header(struct cowmap_session *s,

@@ -976,7 +976,8 @@ static bool cowmap_same_as_twin(struct cowmap_page *cp)
  * store: a truncation unmapped it first, and the write came back here.
  * If the page still holds what was copied, no write reached it: drop it as
  * a fresh copy is dropped, else it would show the file's old bytes when
- * the file grows again. Unmapped first, so no store lands meanwhile.
+ * the file grows again. Unmapped first, so no store lands meanwhile. Such
+ * a page holds no change, whatever was committed meanwhile.
  */
 static void cowmap_drop_unwritten(struct cowmap_session *s, pgoff_t pgoff)
 {
@@ -986,10 +987,14 @@ static void cowmap_drop_unwritten(struct cowmap_session *s, pgoff_t pgoff)
 		cowmap_drop_fresh(s, pgoff);
 		return;
 	}
-	if (!cp->unconfirmed || !cp->twin)
+	if (!cp->unconfirmed)
 		return;
 	cowmap_zap(s, pgoff, 1);
-	if (!cowmap_same_as_twin(cp)) {
+	/*
+	 * No twin: a commit found it unchanged and no write faulted since
+	 * (a commit unmaps written pages; a write then rearms the twin).
+	 */
+	if (cp->twin && !cowmap_same_as_twin(cp)) {
 		cp->unconfirmed = false;
 		return;
 	}

@@ -762,6 +762,17 @@ static void cowmap_clean_written(struct cowmap_session *s, loff_t eof)
 			cp->unconfirmed = false;
 			continue;
 		}
+		/*
+		 * A copy whose store may still be on its way (fault.c,
+		 * cowmap_drop_unwritten()) keeps its mark while it holds no
+		 * change: a truncation before that store must still find it
+		 * unwritten (with no twin: no write reached it since).
+		 */
+		if (cp->unconfirmed && !cowmap_differs_past(cp, 0)) {
+			cowmap_drop_twin(s, cp);
+			cp->unconfirmed = true;
+			continue;
+		}
 		cowmap_drop_twin(s, cp);
 	}
 }

@@ -209,9 +209,10 @@ static int cowmap_ioc_discard(struct file *file, union cowmap_ioc_arg *a)
 	s = cowmap_file_session_w(file, &err);
 	if (!s)
 		return err;
-	cowmap_discard(s);
-	cowmap_forget_read_pos(file);
-	return 0;
+	err = cowmap_discard(s);
+	if (!err)
+		cowmap_forget_read_pos(file);
+	return err;
 }
 
 static int cowmap_ioc_trim(struct file *file, union cowmap_ioc_arg *a)
@@ -222,9 +223,10 @@ static int cowmap_ioc_trim(struct file *file, union cowmap_ioc_arg *a)
 	s = cowmap_file_session_w(file, &err);
 	if (!s)
 		return err;
-	cowmap_trim(s);
-	cowmap_forget_read_pos(file);
-	return 0;
+	err = cowmap_trim(s);
+	if (!err)
+		cowmap_forget_read_pos(file);
+	return err;
 }
 
 /* The view's file is installed in the fd table only once the answer is out. */
@@ -413,6 +415,7 @@ out_session:
 static void __exit cowmap_exit(void)
 {
 	misc_deregister(&cowmap_misc);
+	cowmap_session_quiesce();
 	cowmap_nl_exit();
 	cowmap_session_exit();
 }

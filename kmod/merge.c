@@ -995,12 +995,17 @@ out_fput:
 	return ret;
 }
 
-/* Drop merged records (that the journal file has, if there is one). */
-void cowmap_trim(struct cowmap_session *s)
+/*
+ * Drop merged records (that the journal file has, if there is one).
+ * -EINTR if killed while a merge of the session holds @jlock.
+ */
+int cowmap_trim(struct cowmap_session *s)
 {
-	down_write(&s->jlock);
+	if (down_write_killable(&s->jlock))
+		return -EINTR;
 	mutex_lock(&s->lock);
 	cowmap_journal_trim(s);
 	mutex_unlock(&s->lock);
 	up_write(&s->jlock);
+	return 0;
 }

@@ -326,13 +326,26 @@ static void cowmap_expire_fn(struct work_struct *work);
 static DECLARE_DELAYED_WORK(cowmap_expire_work, cowmap_expire_fn);
 static bool cowmap_expire_stopped;	/* unloading: queue no more */
 
-void cowmap_session_exit(void)
+/*
+ * Unload, before the module's workqueue goes: no work item of this file
+ * runs any more, so none queues a session's walk (cowmap_reval_fn()) on
+ * it afterwards. Again in cowmap_session_exit(), harmlessly.
+ */
+void cowmap_session_quiesce(void)
 {
 	/* No orphan is left (each holds the module): nothing to expire. */
 	WRITE_ONCE(cowmap_expire_stopped, true);
 	cancel_delayed_work_sync(&cowmap_expire_work);
-	/* Marks are freed from a work item; it calls back into this module. */
+	/*
+	 * Marks are freed from a work item; it calls back into this module,
+	 * and freeing a mark cancels its walk.
+	 */
 	fsnotify_wait_marks_destroyed();
+}
+
+void cowmap_session_exit(void)
+{
+	cowmap_session_quiesce();
 	fsnotify_put_group(cowmap_group);
 	cowmap_shrinker_destroy(cowmap_shrinker, &cowmap_lru);
 	kmem_cache_destroy(cowmap_lru_cache);
@@ -397,6 +410,7 @@ unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 struct cowmap_shrink_walk {
 	bool count;			/* count pins, take nothing */
 	unsigned long pinned;
+	unsigned long entries;		/* sessions seen by the count */
 	unsigned int n;
 	struct cowmap_session *s[COWMAP_SHRINK_BATCH];
 };
@@ -410,17 +424,22 @@ static enum lru_status cowmap_lru_pick(COWMAP_LRU_CB_ARGS)
 	unsigned int i;
 
 	if (w->count) {
+		w->entries++;
 		w->pinned += READ_ONCE(s->nr_base);
 		return LRU_SKIP;
 	}
-	if (w->n == COWMAP_SHRINK_BATCH || !READ_ONCE(s->nr_base))
+	if (w->n == COWMAP_SHRINK_BATCH)
 		return LRU_SKIP;
 	for (i = 0; i < w->n; i++)
 		if (w->s[i] == s)	/* rotated and met again */
 			return LRU_SKIP;
-	/* Freed sessions leave the list in cowmap_session_free(). */
-	if (!kref_get_unless_zero(&s->ref))
-		return LRU_SKIP;
+	/*
+	 * Nothing pinned, or being freed (it leaves the list in
+	 * cowmap_session_free()): to the tail too, so that the next batch
+	 * gets past it.
+	 */
+	if (!READ_ONCE(s->nr_base) || !kref_get_unless_zero(&s->ref))
+		return LRU_ROTATE;
 	w->s[w->n++] = s;
 	/* To the tail: the next pass starts with other sessions. */
 	return LRU_ROTATE;
@@ -440,7 +459,12 @@ static unsigned long cowmap_shrink_count(struct shrinker *sh,
 		list_lru_walk_one(&cowmap_lru, nid, sc->memcg, cowmap_lru_pick,
 				  &w, &all);
 	}
-	return w.pinned ?: SHRINK_EMPTY;
+	/*
+	 * SHRINK_EMPTY makes the core clear this cgroup's bit of the
+	 * shrinker, and only list_lru_add() to an empty list sets it again:
+	 * while the cgroup has sessions, say 0 (none pinned now), not empty.
+	 */
+	return w.entries ? w.pinned : SHRINK_EMPTY;
 }
 
 static unsigned long cowmap_shrink_scan(struct shrinker *sh,
@@ -453,12 +477,16 @@ static unsigned long cowmap_shrink_scan(struct shrinker *sh,
 	int nid;
 
 	for_each_node_state(nid, N_MEMORY) {
-		while (done < nr) {
-			unsigned long before = done;
+		/* Each session of the list at most once per call. */
+		unsigned long left = list_lru_count_one(&cowmap_lru, nid,
+							sc->memcg);
 
+		while (done < nr && left) {
 			w.count = false;
 			w.n = 0;
-			walk = COWMAP_SHRINK_BATCH * 2;
+			walk = min_t(unsigned long, left,
+				     COWMAP_SHRINK_BATCH * 2);
+			left -= walk;
 			list_lru_walk_one(&cowmap_lru, nid, sc->memcg,
 					  cowmap_lru_pick, &w, &walk);
 			for (i = 0; i < w.n; i++) {
@@ -472,8 +500,6 @@ static unsigned long cowmap_shrink_scan(struct shrinker *sh,
 				}
 				cowmap_session_put(s);
 			}
-			if (done == before)
-				break;
 		}
 	}
 	sc->nr_scanned = done;
@@ -896,7 +922,9 @@ int cowmap_set_size(struct cowmap_session *s, loff_t size, loff_t *old)
 	if (ret)
 		return ret;
 
-	down_write(&s->jlock);
+	/* A merge holds @jlock while it writes a target that may hang. */
+	if (down_write_killable(&s->jlock))
+		return -EINTR;
 	mutex_lock(&s->lock);
 	cur = cowmap_size(s);
 	if (old)
@@ -1333,10 +1361,14 @@ out:
 	return ret;
 }
 
-/* Drop the journal and the written pages: the session shows the file. */
-void cowmap_discard(struct cowmap_session *s)
+/*
+ * Drop the journal and the written pages: the session shows the file.
+ * -EINTR if killed while a merge of the session holds @jlock.
+ */
+int cowmap_discard(struct cowmap_session *s)
 {
-	down_write(&s->jlock);
+	if (down_write_killable(&s->jlock))
+		return -EINTR;
 	mutex_lock(&s->lock);
 	cowmap_zap(s, 0, 0);
 	cowmap_free_pages(s);
@@ -1350,6 +1382,7 @@ void cowmap_discard(struct cowmap_session *s)
 	mutex_unlock(&s->lock);
 	up_write(&s->jlock);
 	cowmap_nl_event(s, COWMAP_EV_DISCARD, 0, 0, 0);
+	return 0;
 }
 
 /* The attached or orphaned session @id, with a reference, or NULL. */

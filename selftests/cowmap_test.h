@@ -331,6 +331,38 @@ static inline int cm_try_write(void *addr, uint8_t val)
 	return cm_try_copy(addr, &val, 1);
 }
 
+/* /proc/PID/wchan of task @pid into @buf: where it sleeps, "" if unknown. */
+static inline const char *cm_wchan(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n = -1;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, len - 1);
+		close(fd);
+	}
+	buf[n > 0 ? n : 0] = 0;
+	if (!strcmp(buf, "0"))
+		buf[0] = 0;
+	return buf;
+}
+
+/*
+ * Does task @pid sleep in a kernel function whose name has @what in it
+ * ("msleep", "cowmap_status")? True too when the kernel does not tell
+ * (no kallsyms, not root): the caller then has only the task's state to
+ * go by.
+ */
+static inline bool cm_wchan_has(pid_t pid, const char *what)
+{
+	char buf[128];
+
+	return !*cm_wchan(pid, buf, sizeof(buf)) || strstr(buf, what);
+}
+
 /*
  * Wait up to @ms for task @pid to sleep in the kernel uninterruptibly or
  * killably (state D in /proc: msleep(), a killable lock wait); false if

@@ -716,7 +716,9 @@ static int eofwin_race_at(struct __test_metadata *_metadata,
 
 	EXPECT_EQ(0, cm_param_set(knob, 1500));
 	EXPECT_EQ(0, pthread_create(&t, NULL, eofwin_thread, &a));
-	for (i = 0; i < 1000 && !(a.tid && eofwin_thread_in_d(a.tid)); i++)
+	/* Asleep in the module's delay itself, not in some other wait. */
+	for (i = 0; i < 1000 && !(a.tid && eofwin_thread_in_d(a.tid) &&
+				  cm_wchan_has(a.tid, "msleep")); i++)
 		usleep(1000);
 	EXPECT_GT(1000, i) TH_LOG("the faulting thread never slept in the window");
 	/* Returns once the module's invalidation ran, after the fault. */
