@@ -570,6 +570,7 @@ enum op {
 	OP_VIEW_PREAD,		/* pread(2) of a view */
 	OP_VIEW_PWRITE,		/* pwrite(2) of part of a page to a view */
 	OP_PLAIN_PREAD,		/* pread(2) of the FUSE file itself */
+	OP_SHRINK,		/* COWMAP_IOC_SET_SIZE down to page @pg */
 	OP_STATUS,		/* COWMAP_IOC_STATUS */
 	OP_COMMIT,		/* COWMAP_IOC_COMMIT: page 0's record */
 	OP_NETLINK,		/* list, lookup, journal dump */
@@ -604,6 +605,11 @@ static int do_op(FIXTURE_DATA(fuse) *self, enum op op, long pg)
 	case OP_PLAIN_PREAD:
 		return pread(self->file, buf, PG, off) == PG &&
 		       cm_is_pat(buf, off, PG, 0) ? 0 : 1;
+	case OP_SHRINK: {
+		struct cowmap_size z = { .size = off };
+
+		return ioctl(self->fd, COWMAP_IOC_SET_SIZE, &z) ? 1 : 0;
+	}
 	case OP_STATUS:
 		return !cm_status(self->fd, &st) && st.session_id == self->id &&
 		       st.private_pages >= 1 ? 0 : 1;
@@ -670,6 +676,7 @@ static const char *const op_name[] = {
 	[OP_FAULT_READ] = "read fault", [OP_FAULT_WRITE] = "write fault",
 	[OP_MKWRITE] = "write to a mapped page", [OP_VIEW_PREAD] = "view pread",
 	[OP_VIEW_PWRITE] = "view pwrite", [OP_PLAIN_PREAD] = "pread of the file",
+	[OP_SHRINK] = "COWMAP_IOC_SET_SIZE (shrink)",
 	[OP_STATUS] = "COWMAP_IOC_STATUS", [OP_COMMIT] = "COWMAP_IOC_COMMIT",
 	[OP_NETLINK] = "netlink list/lookup/dump", [OP_OTHER_USER] = "another user",
 };
@@ -847,6 +854,18 @@ TEST_F_TIMEOUT(fuse, view_pwrite_held_killable, 300)
 	pid = start_blocked(_metadata, self, OP_VIEW_PWRITE, 40);
 	others_proceed(_metadata, self, pid);
 	kill_blocked(_metadata, self, pid, OP_VIEW_PWRITE);
+	still_works(_metadata, self, 40);
+}
+
+/* A shrink reads the pages it cuts (their CRC) before it takes the lock. */
+TEST_F_TIMEOUT(fuse, shrink_held_killable, 300)
+{
+	pid_t pid;
+
+	NEED_FUSE();
+	pid = start_blocked(_metadata, self, OP_SHRINK, 40);
+	others_proceed(_metadata, self, pid);
+	kill_blocked(_metadata, self, pid, OP_SHRINK);
 	still_works(_metadata, self, 40);
 }
 
