@@ -155,6 +155,7 @@ $(BUILD)/selftests/%: selftests/%.sh
 # (tools/vm copies the shared libraries it needs into the guest).
 $(BUILD)/selftests/netlink_test: TEST_LDFLAGS = -pthread -lmnl
 $(BUILD)/selftests/abuse_test: TEST_LDFLAGS = -pthread -lmnl
+$(BUILD)/selftests/fuse_test: TEST_LDFLAGS = -pthread -lmnl
 
 selftests: $(TEST_BINS)
 	@printf '%s\n' $(TESTS) > $(BUILD)/selftests/list
