@@ -34,6 +34,7 @@ static inline void cowmap_vm_flags_set(struct vm_area_struct *vma,
 {
 	vma->vm_flags |= flags;
 }
+
 static inline void cowmap_vm_flags_clear(struct vm_area_struct *vma,
 					 vm_flags_t flags)
 {
@@ -172,6 +173,7 @@ cowmap_shrinker_create(cowmap_shrink_fn count, cowmap_shrink_fn scan,
 		kfree(sh);
 		return NULL;
 	}
+	/* Pairs with the acquire in the count callback: lists ready. */
 	smp_store_release(ready, true);
 	return sh;
 #else
@@ -186,6 +188,7 @@ cowmap_shrinker_create(cowmap_shrink_fn count, cowmap_shrink_fn scan,
 	sh->count_objects = count;
 	sh->scan_objects = scan;
 	sh->seeks = 0;
+	/* Pairs with the acquire in the count callback: lists ready. */
 	smp_store_release(ready, true);
 	shrinker_register(sh);
 	return sh;

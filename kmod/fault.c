@@ -1007,12 +1007,24 @@ static void cowmap_drop_unwritten(struct cowmap_session *s, pgoff_t pgoff)
  * Read the file's page at @pgoff into the page cache before the fault
  * takes s->lock, so that file I/O (a slow or hung NFS or FUSE server)
  * does not run under the lock that status, commit and netlink lookups
- * take too; the read waits killably. Under the lock the page is then
- * found cached (cowmap_read_base() reads again only if it went since).
- * Reads and writes through a view do the same. The folio reference
- * returned keeps it cached until then (folio_put()); NULL if there
- * is nothing to read or the read failed (the fault then reads and fails
- * under the lock, as before).
+ * take too. Under the lock the page is then found cached
+ * (cowmap_read_base() reads again only if it went since). Reads and
+ * writes through a view do the same. The folio reference returned keeps
+ * it cached until then (folio_put()); NULL if there is nothing to read or
+ * the read failed (the fault then reads and fails under the lock, as
+ * before); ERR_PTR(-EINTR) if the caller was killed while it waited.
+ *
+ * A page in @base is looked up too: its folio may have left the page
+ * cache (FUSE drops a file's cache at every open(2) without
+ * FOPEN_KEEP_CACHE), and the lock would then read it again.
+ *
+ * The page is read through readahead, even alone, and waited for
+ * killably, as filemap_fault() does: a filesystem that reads
+ * asynchronously (FUSE with FUSE_ASYNC_READ, NFS, block filesystems)
+ * then only holds the folio lock over the I/O. read_mapping_folio() would
+ * wait for a folio another reader locked in TASK_UNINTERRUPTIBLE, and
+ * call ->read_folio, which FUSE sends synchronously and, once the server
+ * has the request, waits for uninterruptibly.
  */
 struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 {
@@ -1021,35 +1033,46 @@ struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 	struct page *page;
 
 	/* Past the base's end, a session with its own size shows zeros. */
-	if (pgoff >= cowmap_base_pgoff(s) || xa_load(&s->pages, pgoff) ||
-	    xa_load(&s->base, pgoff))
+	if (pgoff >= cowmap_base_pgoff(s) || xa_load(&s->pages, pgoff))
 		return NULL;
 	if (s->base_shmem) {
 		page = shmem_read_mapping_page_gfp(m, pgoff, mapping_gfp_mask(m));
 		return IS_ERR(page) ? NULL : page_folio(page);
 	}
-	/*
-	 * Not cached, and the session's last miss was just before: a reader
-	 * moving forward. Read the rest of the fault's window with one
-	 * readahead request (one I/O for the pages fault-around then maps),
-	 * not a page at a time. A random or strided access reads its page
-	 * only, as before. @last_miss is a hint: racing faults of several
-	 * threads only make the guess worse.
-	 */
 	folio = cowmap_filemap_get_folio(m, pgoff);
-	if (folio) {
-		folio_put(folio);
-	} else {
+	if (!folio) {
+		/*
+		 * Not cached, and the session's last miss was just before:
+		 * a reader moving forward. Read the rest of the fault's
+		 * window with one readahead request (one I/O for the pages
+		 * fault-around then maps). A random or strided access asks
+		 * for its page only (readahead reads a lone page as is).
+		 * @last_miss is a hint: racing faults of several threads
+		 * only make the guess worse.
+		 */
 		pgoff_t last = READ_ONCE(s->last_miss);
+		unsigned long nr = 1;
 
 		if (pgoff > last && pgoff - last <= COWMAP_FAULT_AROUND)
-			page_cache_sync_readahead(m, &s->backing->f_ra,
-						  s->backing, pgoff,
-						  COWMAP_FAULT_AROUND -
-						  (pgoff & (COWMAP_FAULT_AROUND - 1)));
+			nr = COWMAP_FAULT_AROUND -
+			     (pgoff & (COWMAP_FAULT_AROUND - 1));
+		page_cache_sync_readahead(m, &s->backing->f_ra, s->backing,
+					  pgoff, nr);
 		WRITE_ONCE(s->last_miss, pgoff);
+		folio = cowmap_filemap_get_folio(m, pgoff);
 	}
-	/* Cached or not, up to date: the read waits here, not under @lock. */
+	if (folio && !folio_test_uptodate(folio) &&
+	    folio_wait_locked_killable(folio)) {
+		folio_put(folio);
+		return ERR_PTR(-EINTR);
+	}
+	if (folio && folio_test_uptodate(folio))
+		return folio;
+	if (folio)
+		folio_put(folio);
+	/* Readahead did not read it (an error, no memory): as before. */
+	if (fatal_signal_pending(current))
+		return ERR_PTR(-EINTR);
 	folio = read_mapping_folio(m, pgoff, s->backing);
 	return IS_ERR(folio) ? NULL : folio;
 }
@@ -1068,6 +1091,9 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	pgoff_t eof;
 	int gen;
 
+	/* Killed while the file's I/O went on: the task is going anyway. */
+	if (IS_ERR(pre))
+		return VM_FAULT_SIGBUS;
 	if (write)
 		cowmap_precopy(s, vmf->pgoff, pre, &pc);
 	mutex_lock(&s->lock);
@@ -1137,16 +1163,13 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 
 	/*
 	 * The PTE shows the base page (or zeros, or the private copy): copy
-	 * the file's page if it is cached and up to date, before @lock.
+	 * the file's page before @lock, reading it first if it left the
+	 * page cache since it was mapped (cowmap_prefetch_base()).
 	 */
 	if (!xa_load(&s->pages, vmf->pgoff)) {
-		if (vmf->pgoff < cowmap_base_pgoff(s))
-			folio = cowmap_filemap_get_folio(s->backing->f_mapping,
-							 vmf->pgoff);
-		if (folio && !folio_test_uptodate(folio)) {
-			folio_put(folio);
-			folio = NULL;
-		}
+		folio = cowmap_prefetch_base(s, vmf->pgoff);
+		if (IS_ERR(folio))
+			return VM_FAULT_SIGBUS;
 		if (folio || READ_ONCE(s->own_size))
 			cowmap_precopy(s, vmf->pgoff, folio, &pc);
 	}

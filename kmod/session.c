@@ -452,6 +452,7 @@ static unsigned long cowmap_shrink_count(struct shrinker *sh,
 	unsigned long all;
 	int nid;
 
+	/* Pairs with the release in cowmap_shrinker_create(): lists ready. */
 	if (!smp_load_acquire(&cowmap_lru_ready))
 		return SHRINK_EMPTY;
 	for_each_node_state(nid, N_MEMORY) {
@@ -884,6 +885,8 @@ static int cowmap_prefetch_cut(struct cowmap_session *s, loff_t size)
 
 	for (; pg < end; pg++) {
 		folio = cowmap_prefetch_base(s, pg);
+		if (IS_ERR(folio))
+			return PTR_ERR(folio);
 		if (folio)
 			folio_put(folio);
 		if (fatal_signal_pending(current))

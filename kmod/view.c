@@ -71,6 +71,10 @@ static ssize_t cowmap_view_read_iter(struct kiocb *iocb, struct iov_iter *to)
 			 (loff_t)iov_iter_count(to));
 		/* The file's I/O waits here, not under s->lock (issue 16, 7). */
 		pre = cowmap_prefetch_base(s, pos >> PAGE_SHIFT);
+		if (IS_ERR(pre)) {
+			err = PTR_ERR(pre);
+			break;
+		}
 		mutex_lock(&s->lock);
 		page = cowmap_read_page(s, pos >> PAGE_SHIFT, &priv);
 		/* A base page shows the base up to its end, zeros after. */
@@ -146,6 +150,8 @@ static ssize_t cowmap_view_write_page(struct cowmap_session *s, loff_t pos,
 	struct folio *pre = cowmap_prefetch_base(s, pos >> PAGE_SHIFT);
 	struct page *page;
 
+	if (IS_ERR(pre))
+		return PTR_ERR(pre);
 	mutex_lock(&s->lock);
 	page = cowmap_write_page(s, pos >> PAGE_SHIFT);
 	if (pre)
