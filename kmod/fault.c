@@ -62,12 +62,13 @@ module_param_named(test_fault_delay_ms, cowmap_test_fault_delay_ms, uint, 0600);
 MODULE_PARM_DESC(test_fault_delay_ms,
 		 "Testing only: sleep after a fault's end-of-file check (ms)");
 
-static void cowmap_test_fault_delay(void)
+/* A test delay of *@ms milliseconds (10 s at most); 0 costs one load. */
+static void cowmap_test_sleep(const unsigned int *ms)
 {
-	unsigned int ms = READ_ONCE(cowmap_test_fault_delay_ms);
+	unsigned int v = READ_ONCE(*ms);
 
-	if (unlikely(ms))
-		msleep(min(ms, 10000U));
+	if (unlikely(v))
+		msleep(min(v, 10000U));
 }
 
 /*
@@ -78,14 +79,6 @@ static unsigned int cowmap_test_map_delay_ms;
 module_param_named(test_map_delay_ms, cowmap_test_map_delay_ms, uint, 0600);
 MODULE_PARM_DESC(test_map_delay_ms,
 		 "Testing only: sleep after a write fault mapped its copy (ms)");
-
-static void cowmap_test_map_delay(void)
-{
-	unsigned int ms = READ_ONCE(cowmap_test_map_delay_ms);
-
-	if (unlikely(ms))
-		msleep(min(ms, 10000U));
-}
 
 /*
  * Allocate a page for @s, within the limits, charged to the memory cgroup of
@@ -1107,7 +1100,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 		ret = VM_FAULT_SIGBUS;
 		goto out;
 	}
-	cowmap_test_fault_delay();
+	cowmap_test_sleep(&cowmap_test_fault_delay_ms);
 	if (write) {
 		bool made = !xa_load(&s->pages, vmf->pgoff);
 
@@ -1130,7 +1123,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 				if (made || cp->fresh)
 					cp->unconfirmed = true;
 				cowmap_set_fresh(s, vmf->pgoff, cp, false);
-				cowmap_test_map_delay();
+				cowmap_test_sleep(&cowmap_test_map_delay_ms);
 			}
 		}
 	} else {
@@ -1182,7 +1175,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 		ret = VM_FAULT_SIGBUS;
 		goto out;
 	}
-	cowmap_test_fault_delay();
+	cowmap_test_sleep(&cowmap_test_fault_delay_ms);
 	cp = xa_load(&s->pages, vmf->pgoff);
 	created = !cp;
 	was_private = cp && pte_pfn(vmf->orig_pte) == page_to_pfn(cp->priv);

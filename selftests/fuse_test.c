@@ -255,67 +255,6 @@ srv_main(int fd, int cmd, int ack, int ev, struct srv_shared *sh)
 
 /* ------------------------------------------------------------ netlink --- */
 
-static int nl_ack_cb(const struct nlmsghdr *nlh, void *data)
-{
-	const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
-
-	if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof(*e)))
-		return MNL_CB_ERROR;
-	if (!e->error)
-		return MNL_CB_STOP;
-	errno = -e->error;
-	return MNL_CB_ERROR;
-}
-
-static int nl_done_cb(const struct nlmsghdr *nlh, void *data)
-{
-	int err = 0;
-
-	if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(err)))
-		memcpy(&err, mnl_nlmsg_get_payload(nlh), sizeof(err));
-	if (err >= 0)
-		return MNL_CB_STOP;
-	errno = -err;
-	return MNL_CB_ERROR;
-}
-
-/* Send @nlh, run @cb on every answer; 0 or -errno. */
-static int nl_talk(struct nl *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
-{
-	static char buf[256 * 1024];
-	static mnl_cb_t ctl[NLMSG_MIN_TYPE] = {
-		[NLMSG_ERROR] = nl_ack_cb,
-		[NLMSG_DONE] = nl_done_cb,
-	};
-	unsigned int portid = mnl_socket_get_portid(nl->sk);
-	int ret;
-
-	if (mnl_socket_sendto(nl->sk, nlh, nlh->nlmsg_len) < 0)
-		return -errno;
-	do {
-		ret = mnl_socket_recvfrom(nl->sk, buf, sizeof(buf));
-		if (ret < 0)
-			return -errno;
-		ret = mnl_cb_run2(buf, ret, nlh->nlmsg_seq, portid, cb, data,
-				  ctl, NLMSG_MIN_TYPE);
-	} while (ret > 0);
-	return ret < 0 ? -errno : 0;
-}
-
-static int nl_open(struct nl *nl)
-{
-	char buf[MNL_SOCKET_BUFFER_SIZE];
-	struct nlmsghdr *nlh;
-
-	memset(nl, 0, sizeof(*nl));
-	nl->sk = mnl_socket_open(NETLINK_GENERIC);
-	if (!nl->sk || mnl_socket_bind(nl->sk, 0, MNL_SOCKET_AUTOPID) < 0)
-		return -1;
-	nlh = req(nl, buf, GENL_ID_CTRL, CTRL_CMD_GETFAMILY, 0);
-	mnl_attr_put_strz(nlh, CTRL_ATTR_FAMILY_NAME, COWMAP_GENL_NAME);
-	return nl_talk(nl, nlh, family_cb, nl) || !nl->family ? -1 : 0;
-}
-
 /* Sessions seen with id @want (*data: struct nl_seen). */
 struct nl_seen {
 	uint64_t want;
@@ -353,21 +292,21 @@ static int nl_look_at(uint64_t id)
 	struct nl nl;
 	int ret;
 
-	if (nl_open(&nl))
+	if (cm_nl_open(&nl))
 		return 10;
-	ret = nl_talk(&nl, req(&nl, buf, nl.family, COWMAP_CMD_SESSION_GET,
-			       NLM_F_DUMP), nl_sess_cb, &seen);
+	ret = cm_nl_talk(&nl, req(&nl, buf, nl.family, COWMAP_CMD_SESSION_GET,
+				  NLM_F_DUMP), nl_sess_cb, &seen, false);
 	if (ret || seen.found != 1)
 		return 11;
 	seen.found = 0;
 	nlh = req(&nl, buf, nl.family, COWMAP_CMD_SESSION_GET, 0);
 	mnl_attr_put_u64(nlh, COWMAP_A_SESSION_ID, id);
-	if (nl_talk(&nl, nlh, nl_sess_cb, &seen) || seen.found != 1)
+	if (cm_nl_talk(&nl, nlh, nl_sess_cb, &seen, false) || seen.found != 1)
 		return 12;
 	seen.messages = 0;
 	nlh = req(&nl, buf, nl.family, COWMAP_CMD_LOG_GET, NLM_F_DUMP);
 	mnl_attr_put_u64(nlh, COWMAP_A_SESSION_ID, id);
-	if (nl_talk(&nl, nlh, nl_sess_cb, &seen) || !seen.messages)
+	if (cm_nl_talk(&nl, nlh, nl_sess_cb, &seen, false) || !seen.messages)
 		return 13;
 	mnl_socket_close(nl.sk);
 	return 0;
