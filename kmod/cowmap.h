@@ -161,6 +161,7 @@ struct cowmap_session {
 	pid_t fd_pid;
 	struct mem_cgroup *memcg;	/* pages and records are charged here */
 	struct cowmap_lru_ent *lru_ent;	/* the shrinker's, in @memcg's list */
+	struct file_ra_state ra;	/* readahead of the faults' reads */
 	bool limit_pending;		/* a limit event is queued; under @lock */
 	struct work_struct limit_work;
 

@@ -1029,6 +1029,9 @@ struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 	if (pgoff >= cowmap_base_pgoff(s) || xa_load(&s->pages, pgoff))
 		return NULL;
 	if (s->base_shmem) {
+		/* A pinned shmem folio leaves its file only by truncation. */
+		if (xa_load(&s->base, pgoff))
+			return NULL;
 		page = shmem_read_mapping_page_gfp(m, pgoff, mapping_gfp_mask(m));
 		return IS_ERR(page) ? NULL : page_folio(page);
 	}
@@ -1039,9 +1042,10 @@ struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 		 * a reader moving forward. Read the rest of the fault's
 		 * window with one readahead request (one I/O for the pages
 		 * fault-around then maps). A random or strided access asks
-		 * for its page only (readahead reads a lone page as is).
-		 * @last_miss is a hint: racing faults of several threads
-		 * only make the guess worse.
+		 * for its page only. The session's own readahead state
+		 * (@ra): the backing struct file's belongs to its opener's
+		 * read(2)s. @last_miss is a hint: racing faults of several
+		 * threads only make the guess worse.
 		 */
 		pgoff_t last = READ_ONCE(s->last_miss);
 		unsigned long nr = 1;
@@ -1049,8 +1053,7 @@ struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 		if (pgoff > last && pgoff - last <= COWMAP_FAULT_AROUND)
 			nr = COWMAP_FAULT_AROUND -
 			     (pgoff & (COWMAP_FAULT_AROUND - 1));
-		page_cache_sync_readahead(m, &s->backing->f_ra, s->backing,
-					  pgoff, nr);
+		page_cache_sync_readahead(m, &s->ra, s->backing, pgoff, nr);
 		WRITE_ONCE(s->last_miss, pgoff);
 		folio = cowmap_filemap_get_folio(m, pgoff);
 	}
@@ -1067,7 +1070,10 @@ struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 	if (fatal_signal_pending(current))
 		return ERR_PTR(-EINTR);
 	folio = read_mapping_folio(m, pgoff, s->backing);
-	return IS_ERR(folio) ? NULL : folio;
+	if (!IS_ERR(folio))
+		return folio;
+	/* Killed in its wait: the lock must not read it again. */
+	return fatal_signal_pending(current) ? ERR_PTR(-EINTR) : NULL;
 }
 
 static void cowmap_fault_recheck(struct cowmap_session *s, pgoff_t pgoff);

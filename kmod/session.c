@@ -1197,6 +1197,7 @@ int cowmap_attach(struct file *file, struct cowmap_attach *a)
 		goto out_jfile;
 	}
 	s->backing = backing;
+	file_ra_state_init(&s->ra, backing->f_mapping);
 	s->base_shmem = inode->i_sb->s_magic == TMPFS_MAGIC;
 	s->size_at_attach = i_size_read(inode);
 	s->dev = cowmap_file_dev(backing);
