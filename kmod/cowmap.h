@@ -63,6 +63,34 @@ struct cowmap_page {
 };
 
 /*
+ * An entry of a session's ->pages: a struct cowmap_page, or, for a page
+ * with no twin and neither mark (written and committed, what most written
+ * pages are after a commit), its private page alone, tagged COWMAP_BARE,
+ * which costs the xarray slot and no allocation of its own
+ * (cowmap_bare_page(); a write makes it a struct cowmap_page again).
+ */
+#define COWMAP_BARE	1
+
+static inline bool cowmap_entry_bare(void *e)
+{
+	return xa_pointer_tag(e) == COWMAP_BARE;
+}
+
+/* The private page of entry @e. */
+static inline struct page *cowmap_entry_priv(void *e)
+{
+	if (cowmap_entry_bare(e))
+		return xa_untag_pointer(e);
+	return ((struct cowmap_page *)e)->priv;
+}
+
+/* Entry @e as a struct cowmap_page, or NULL if it is bare. */
+static inline struct cowmap_page *cowmap_entry_cp(void *e)
+{
+	return cowmap_entry_bare(e) ? NULL : e;
+}
+
+/*
  * A chunk of the journal: committed records back to back in @data, in the
  * journal format (struct cowmap_log_record, old, new, padding), with
  * consecutive sequence numbers from @first_seq. Records are immutable once
@@ -165,7 +193,7 @@ struct cowmap_session {
 	bool limit_pending;		/* a limit event is queued; under @lock */
 	struct work_struct limit_work;
 
-	struct xarray pages;	/* pgoff -> struct cowmap_page * */
+	struct xarray pages;	/* pgoff -> struct cowmap_page *, or bare */
 	struct xarray base;	/* pgoff -> struct page *, one folio ref each */
 
 	/*
@@ -342,6 +370,8 @@ unsigned long cowmap_reclaim_bases(struct cowmap_user *u,
 				   struct cowmap_session *skip,
 				   unsigned long nr);
 void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp);
+void cowmap_bare_page(struct cowmap_session *s, pgoff_t pgoff,
+		      struct cowmap_page *cp);
 void cowmap_invalidate_base(struct cowmap_session *s);
 void cowmap_revalidate(struct cowmap_session *s, bool full);
 void cowmap_notice_size(struct cowmap_session *s, struct inode *inode,

@@ -248,6 +248,63 @@ static void cowmap_destroy_page(struct cowmap_session *s, struct cowmap_page *cp
 	kfree(cp);
 }
 
+/* The same for an entry of ->pages, bare or not. */
+static void cowmap_destroy_entry(struct cowmap_session *s, void *e)
+{
+	if (cowmap_entry_bare(e)) {
+		cowmap_free_page(s, cowmap_entry_priv(e));
+		s->nr_private--;
+		return;
+	}
+	cowmap_destroy_page(s, e);
+}
+
+/*
+ * A bare entry of @pgoff (its private page alone) made a struct
+ * cowmap_page again, for a write. Replacing an entry allocates nothing in
+ * the xarray, so only the struct can fail.
+ */
+static struct cowmap_page *cowmap_unbare(struct cowmap_session *s,
+					 pgoff_t pgoff, void *e)
+{
+	struct cowmap_page *cp = kzalloc(sizeof(*cp), GFP_KERNEL_ACCOUNT);
+	int err;
+
+	if (!cp)
+		return ERR_PTR(-ENOMEM);
+	cp->priv = cowmap_entry_priv(e);
+	err = xa_err(xa_store(&s->pages, pgoff, cp, GFP_KERNEL_ACCOUNT));
+	if (err) {
+		kfree(cp);
+		return ERR_PTR(err);
+	}
+	return cp;
+}
+
+/**
+ * cowmap_bare_page() - keep a page with no twin and no mark as its page alone
+ * @s: the session
+ * @pgoff: the page's offset
+ * @cp: its entry in @s->pages
+ *
+ * After a commit most written pages have no twin and are neither fresh
+ * nor unconfirmed: their entry becomes the private page, tagged
+ * COWMAP_BARE, and @cp is freed. Anything else keeps @cp. Under @s->lock.
+ */
+void cowmap_bare_page(struct cowmap_session *s, pgoff_t pgoff,
+		      struct cowmap_page *cp)
+{
+	lockdep_assert_held(&s->lock);
+	if (cp->twin || cp->fresh || cp->unconfirmed)
+		return;
+	/* The slot exists: replacing its entry allocates nothing. */
+	if (xa_is_err(xa_store(&s->pages, pgoff,
+			       xa_tag_pointer(cp->priv, COWMAP_BARE),
+			       GFP_NOWAIT)))
+		return;
+	kfree(cp);
+}
+
 /*
  * Copy @src to @a and @b in one pass. Each word of the live page is read
  * once and stored twice, so the two copies agree even if someone writes the
@@ -429,18 +486,22 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 						pgoff_t pgoff,
 						struct cowmap_precopy *pc)
 {
-	struct cowmap_page *cp = xa_load(&s->pages, pgoff);
+	void *e = xa_load(&s->pages, pgoff);
+	struct cowmap_page *cp;
 	struct page *base;
 	bool zeros;
 	int err;
 
-	if (cp) {
+	if (e) {
 		/*
 		 * Another thread's copy won: ours goes now, before a twin
 		 * is allocated against the same limits.
 		 */
 		if (pc)
 			cowmap_free_precopy(s, pc);
+		cp = cowmap_entry_cp(e) ?: cowmap_unbare(s, pgoff, e);
+		if (IS_ERR(cp))
+			return cp;
 		if (!cp->twin) {
 			cp->twin = cowmap_alloc_page(s);
 			if (!cp->twin)
@@ -794,6 +855,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	struct cowmap_ptes p;
 	struct cowmap_page *cp;
 	struct page *page;
+	void *e;
 	unsigned int i, self;
 	pgoff_t first, last, bpg = cowmap_base_pgoff(s);
 
@@ -816,17 +878,18 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	xas_set(&xb, first);
 	rcu_read_lock();
 	for (i = 0; i < p.nr; i++) {
-		cp = i ? xas_next(&xp) : xas_load(&xp);
+		e = i ? xas_next(&xp) : xas_load(&xp);
 		page = i ? xas_next(&xb) : xas_load(&xb);
-		if (cp) {
+		if (e) {
 			/*
 			 * Written since the last commit: no need to notice it
 			 * again. A fresh copy is read-only until its write
 			 * comes through ->pfn_mkwrite and says it arrived.
 			 */
-			p.pfn[i] = page_to_pfn(cp->priv);
+			cp = cowmap_entry_cp(e);
+			p.pfn[i] = page_to_pfn(cowmap_entry_priv(e));
 			p.map |= BIT(i);
-			if (cp->twin && !cp->fresh)
+			if (cp && cp->twin && !cp->fresh)
 				p.writable |= BIT(i);
 		} else if (page && cowmap_base_valid(s, page) && first + i < bpg) {
 			p.pfn[i] = page_to_pfn(page);
@@ -941,7 +1004,8 @@ static void cowmap_set_fresh(struct cowmap_session *s, pgoff_t pgoff,
  */
 static void cowmap_drop_fresh(struct cowmap_session *s, pgoff_t pgoff)
 {
-	struct cowmap_page *cp = xa_load(&s->pages, pgoff);
+	void *e = xa_load(&s->pages, pgoff);
+	struct cowmap_page *cp = e ? cowmap_entry_cp(e) : NULL;
 
 	if (!cp || !cp->fresh)
 		return;
@@ -974,8 +1038,10 @@ static bool cowmap_same_as_twin(struct cowmap_page *cp)
  */
 static void cowmap_drop_unwritten(struct cowmap_session *s, pgoff_t pgoff)
 {
-	struct cowmap_page *cp = xa_load(&s->pages, pgoff);
+	void *e = xa_load(&s->pages, pgoff);
+	struct cowmap_page *cp = e ? cowmap_entry_cp(e) : NULL;
 
+	/* A bare page is neither fresh nor unconfirmed. */
 	if (!cp || cp->fresh) {
 		cowmap_drop_fresh(s, pgoff);
 		return;
@@ -1159,6 +1225,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	struct folio *folio = NULL;
 	struct cowmap_page *cp;
 	vm_fault_t ret;
+	void *e;
 
 	/*
 	 * The PTE shows the base page (or zeros, or the private copy): copy
@@ -1182,9 +1249,10 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 		goto out;
 	}
 	cowmap_test_sleep(&cowmap_test_fault_delay_ms);
-	cp = xa_load(&s->pages, vmf->pgoff);
-	created = !cp;
-	was_private = cp && pte_pfn(vmf->orig_pte) == page_to_pfn(cp->priv);
+	e = xa_load(&s->pages, vmf->pgoff);
+	created = !e;
+	was_private = e && pte_pfn(vmf->orig_pte) ==
+			   page_to_pfn(cowmap_entry_priv(e));
 
 	cp = cowmap_prepare_write(s, vmf->pgoff, &pc);
 	if (IS_ERR(cp)) {
@@ -1461,18 +1529,19 @@ int cowmap_refresh(struct cowmap_session *s, u64 *invalidated)
 struct page *cowmap_read_page(struct cowmap_session *s, pgoff_t pgoff,
 			      bool *priv)
 {
-	struct cowmap_page *cp;
 	struct page *page;
+	void *e;
 
 	lockdep_assert_held(&s->lock);
 	cowmap_revalidate(s, false);
 	if (pgoff >= cowmap_eof_pgoff(s))
 		return ERR_PTR(-ENXIO);
-	cp = xa_load(&s->pages, pgoff);
-	*priv = cp;
-	if (cp) {
-		get_page(cp->priv);
-		return cp->priv;
+	e = xa_load(&s->pages, pgoff);
+	*priv = e;
+	if (e) {
+		page = cowmap_entry_priv(e);
+		get_page(page);
+		return page;
 	}
 	page = xa_load(&s->base, pgoff);
 	if (page && cowmap_base_valid(s, page) && pgoff < cowmap_base_pgoff(s)) {
@@ -1495,12 +1564,19 @@ int cowmap_cut_page(struct cowmap_session *s, loff_t pos)
 	size_t off = offset_in_page(pos);
 	struct cowmap_page *cp;
 	bool made;
+	void *e;
 
 	lockdep_assert_held(&s->lock);
 	if (!off)
 		return 0;
-	cp = xa_load(&s->pages, pgoff);
-	made = !cp;
+	e = xa_load(&s->pages, pgoff);
+	made = !e;
+	if (e && cowmap_entry_bare(e)) {
+		/* No twin, no mark: only the page's tail to clear. */
+		memzero_page(cowmap_entry_priv(e), off, PAGE_SIZE - off);
+		return 0;
+	}
+	cp = e;
 	if (!cp) {
 		/* Past the base, the page shows zeros already. */
 		if (pgoff >= cowmap_base_pgoff(s))
@@ -1523,21 +1599,22 @@ int cowmap_cut_page(struct cowmap_session *s, loff_t pos)
 	if (cp->fresh)
 		cowmap_set_fresh(s, pgoff, cp, false);
 	cp->unconfirmed = false;
+	cowmap_bare_page(s, pgoff, cp);
 	return 0;
 }
 
 /* A shrink: drop the session's pages from @from on. Under @lock. */
 void cowmap_drop_past(struct cowmap_session *s, pgoff_t from)
 {
-	struct cowmap_page *cp;
 	unsigned long idx;
 	struct page *page;
+	void *e;
 
 	lockdep_assert_held(&s->lock);
 	cowmap_zap(s, from, 0);
-	xa_for_each_start(&s->pages, idx, cp, from) {
+	xa_for_each_start(&s->pages, idx, e, from) {
 		xa_erase(&s->pages, idx);
-		cowmap_destroy_page(s, cp);
+		cowmap_destroy_entry(s, e);
 	}
 	xa_for_each_start(&s->base, idx, page, from)
 		cowmap_forget_base(s, idx);
@@ -1582,12 +1659,12 @@ void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp)
 /* Teardown: no VMA is left, so no PTE points at any of these pages. */
 void cowmap_free_pages(struct cowmap_session *s)
 {
-	struct cowmap_page *cp;
 	unsigned long idx;
 	struct page *page;
+	void *e;
 
-	xa_for_each(&s->pages, idx, cp)
-		cowmap_destroy_page(s, cp);
+	xa_for_each(&s->pages, idx, e)
+		cowmap_destroy_entry(s, e);
 	xa_destroy(&s->pages);
 
 	xa_for_each(&s->base, idx, page)

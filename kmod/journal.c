@@ -499,6 +499,7 @@ static void cowmap_copy_run(struct cowmap_session *s, loff_t off, u32 len,
 		loff_t pos = off + done;
 		size_t in = offset_in_page(pos);
 		u32 chunk = min_t(u32, len - done, PAGE_SIZE - in);
+		/* A page in a run has a twin: never a bare entry. */
 		struct cowmap_page *cp = xa_load(&s->pages, pos >> PAGE_SHIFT);
 
 		memcpy_from_page(old + done, cp->twin, in, chunk);
@@ -707,9 +708,11 @@ static u64 cowmap_zap_written(struct cowmap_session *s)
 	struct cowmap_page *cp;
 	unsigned long idx;
 	u64 n = 0;
+	void *e;
 
-	xa_for_each(&s->pages, idx, cp) {
-		if (!cp->twin)
+	xa_for_each(&s->pages, idx, e) {
+		cp = cowmap_entry_cp(e);
+		if (!cp || !cp->twin)
 			continue;
 		n++;
 		if (idx != end) {
@@ -746,13 +749,15 @@ static void cowmap_clean_written(struct cowmap_session *s, loff_t eof)
 {
 	struct cowmap_page *cp;
 	unsigned long idx;
+	void *e;
 
-	xa_for_each(&s->pages, idx, cp) {
+	xa_for_each(&s->pages, idx, e) {
 		loff_t base = (loff_t)idx << PAGE_SHIFT;
 		size_t n;
 		u8 *p;
 
-		if (!cp->twin || base >= eof)
+		cp = cowmap_entry_cp(e);
+		if (!cp || !cp->twin || base >= eof)
 			continue;
 		n = min_t(loff_t, PAGE_SIZE, eof - base);
 		if (n < PAGE_SIZE && cowmap_differs_past(cp, n)) {
@@ -774,6 +779,7 @@ static void cowmap_clean_written(struct cowmap_session *s, loff_t eof)
 			continue;
 		}
 		cowmap_drop_twin(s, cp);
+		cowmap_bare_page(s, idx, cp);
 	}
 }
 
@@ -927,6 +933,7 @@ int cowmap_commit_held(struct cowmap_session *s, struct cowmap_commit *c)
 	struct cowmap_runs r = { };
 	struct cowmap_page *cp;
 	unsigned long idx;
+	void *e;
 	u64 seq0;
 	int ret = 0;
 	loff_t eof;
@@ -953,10 +960,11 @@ int cowmap_commit_held(struct cowmap_session *s, struct cowmap_commit *c)
 		r.room += tail->cap - tail->used;
 	}
 
-	xa_for_each(&s->pages, idx, cp) {
+	xa_for_each(&s->pages, idx, e) {
 		loff_t base = (loff_t)idx << PAGE_SHIFT;
 
-		if (!cp->twin || base >= eof)
+		cp = cowmap_entry_cp(e);
+		if (!cp || !cp->twin || base >= eof)
 			continue;
 		ret = cowmap_diff_page(&r, cp, base,
 				       min_t(loff_t, PAGE_SIZE, eof - base));

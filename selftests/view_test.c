@@ -1581,4 +1581,70 @@ TEST_F(v, reopen_through_proc)
 	EXPECT_TRUE(same_files(self->file, self->model, SIZE));
 }
 
+/*
+ * A page written and committed keeps only its private page, with no twin
+ * and no state of its own (fault.c, cowmap_bare_page()): it must still
+ * read, be cut and grown over, and take new writes as any written page,
+ * through a mapping and through the view, and its next commit must record
+ * its committed bytes as the old ones.
+ */
+TEST_F(v, committed_pages_read_cut_and_written_again)
+{
+	uint8_t buf[PG], want[PG], b = 0x99;
+	struct cowmap_status st;
+	struct cowmap_merge mg;
+	uint8_t *m;
+
+	m = cm_map(self->fd, SIZE, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	for (int pg = 1; pg <= 4; pg++) {
+		memset(m + pg * PG, 0x40 + pg, PG);
+		memset(want, 0x40 + pg, PG);
+		ASSERT_EQ(PG, pwrite(self->model, want, PG, pg * PG));
+	}
+	ASSERT_LE(1, cm_commit(self->fd, 0));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(4, st.private_pages);
+	EXPECT_EQ(0, st.twin_pages);
+
+	/* A new mapping and the view show the committed bytes. */
+	ASSERT_EQ(0, munmap(m, SIZE));
+	m = cm_map(self->fd, SIZE, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	for (int pg = 1; pg <= 4; pg++) {
+		memset(want, 0x40 + pg, PG);
+		EXPECT_EQ(0, memcmp(m + pg * PG, want, PG));
+		ASSERT_EQ(PG, pread(self->view, buf, PG, pg * PG));
+		EXPECT_EQ(0, memcmp(buf, want, PG));
+	}
+
+	/* Cut inside committed page 2, then grow back: zeros past the cut. */
+	ASSERT_EQ(0, ftruncate(self->view, 2 * PG + 100));
+	ASSERT_EQ(0, ftruncate(self->model, 2 * PG + 100));
+	ASSERT_EQ(0, ftruncate(self->view, SIZE));
+	ASSERT_EQ(0, ftruncate(self->model, SIZE));
+	memset(want, 0x42, 100);
+	memset(want + 100, 0, PG - 100);
+	ASSERT_EQ(PG, pread(self->view, buf, PG, 2 * PG));
+	EXPECT_EQ(0, memcmp(buf, want, PG));
+	EXPECT_EQ(0, memcmp(m + 2 * PG, want, PG));
+
+	/* New writes to committed pages: by a store and by pwrite. */
+	m[PG + 7] = b;
+	ASSERT_EQ(1, pwrite(self->model, &b, 1, PG + 7));
+	ASSERT_EQ(1, pwrite(self->view, "x", 1, 2 * PG + 5));
+	ASSERT_EQ(1, pwrite(self->model, "x", 1, 2 * PG + 5));
+	EXPECT_EQ('x', m[2 * PG + 5]);
+	ASSERT_LE(1, cm_commit(self->fd, 0));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(2, st.rearms);
+	EXPECT_EQ(0, st.twin_pages);
+
+	ASSERT_EQ(0, merge(self->fd, self->file, 0, &mg));
+	EXPECT_TRUE(same_files(self->file, self->model, SIZE));
+	/* The session still shows its bytes after the merge. */
+	EXPECT_EQ(b, m[PG + 7]);
+	munmap(m, SIZE);
+}
+
 TEST_HARNESS_MAIN
