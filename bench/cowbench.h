@@ -222,7 +222,7 @@ size_t free_bytes(const char *dir);
 meas_fn w_cowmap, w_private, w_shared, w_sigsegv, w_uffd;	/* row_write.c */
 meas_fn r1_cowmap, r1_shared, r1_pread, rf_cowmap, rf_shared, rf_pread; /* row_read.c */
 meas_fn s1_cowmap, s2_cowmap, s1_private, s2_private;		/* row_scale.c */
-meas_fn m_private, m_commit8, m_commitf;			/* row_memory.c */
+meas_fn m_private, m_private_stride, m_commit8, m_commitf;			/* row_memory.c */
 meas_fn c8_fault, c8_commit, cf_commit;				/* row_commit.c */
 meas_fn j_dump, j_read, j_file;					/* row_journal.c */
 meas_fn mg_kernel, mg_pwrite, mg_offline, mg_durable, mg_pwrite_sync; /* row_merge.c */

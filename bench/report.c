@@ -279,7 +279,7 @@ void print_table(struct utsname *u)
 		printf("  9%c (%s): per dirty page before commit %s (memcg kernel %+.0f B, slab %+.0f B; status %s), "
 		       "after %s (kernel %+.0f B, slab %+.0f B, page tables %+.0f B; status %s); "
 		       "journal %.0f B in %.2f records; commit %s per dirty page\n",
-		       k ? 'b' : 'a', k ? "every byte of every 16th page" : "8 B in every page",
+		       k ? 'b' : 'a', k ? "every byte of every 4th page" : "8 B in every page",
 		       fmt_val(a, sizeof(a), xmed(v, X_BEFORE), U_BYTES),
 		       xmed(v, X_KERNEL_BEFORE), xmed(v, X_SLAB_BEFORE),
 		       fmt_val(b, sizeof(b), xmed(v, X_STATUS_BEFORE), U_BYTES),

@@ -80,11 +80,17 @@ struct mem_res {
 /* What a memory child writes through its mapping. */
 enum mem_kind {
 	MK_BYTE,	/* row 4 baseline: one byte in every page */
+	MK_BYTE_STRIDE,	/* row 9b baseline: one byte in every 4th page */
 	MK_COMMIT8,	/* rows 4a, 9a: 8 bytes in every page, then commit */
-	MK_COMMITF,	/* row 9b: every byte of every 16th page, then commit */
+	MK_COMMITF,	/* row 9b: every byte of every 4th page, then commit */
 };
 
-#define FULL_STRIDE 16	/* row 9b: pages apart (records of one page each) */
+/*
+ * Row 9b: pages apart (records of one page each). 4: 4096 pages of the
+ * 64 MiB file, as memory.current moves in charge batches of 64 pages
+ * (256 KiB), 64 B per written page here (256 B with every 16th page).
+ */
+#define FULL_STRIDE 4
 
 struct cg_snap {
 	long long cur, slab, pt, kernel;
@@ -105,9 +111,9 @@ static void cg_snap(struct cg_snap *c)
 
 /*
  * Rows 4a, 9a/9b: 8 bytes at an offset inside every page (one record per
- * page), or every 8-byte word of every 16th page (one record of a whole
- * page each), all with the complement of the file's pattern; returns the
- * pages written.
+ * page), or every 8-byte word of every FULL_STRIDE-th page (one record of
+ * a whole page each), all with the complement of the file's pattern;
+ * returns the pages written.
  */
 static size_t write_for_commit(uint8_t *p, size_t pages, int full)
 {
@@ -125,6 +131,21 @@ static size_t write_for_commit(uint8_t *p, size_t pages, int full)
 			*(volatile uint64_t *)(p + base + o) = ~file_word(base + o);
 		}
 	}
+	return n;
+}
+
+/*
+ * Row 9b's baseline: one byte in every FULL_STRIDE-th page, the pages 9b
+ * writes, so that both sides pay the page tables of the same sparse
+ * layout (a page table per 512 pages: 32 B per dirty page here, 8 B when
+ * every page is written). Returns the pages written.
+ */
+static size_t write_stride(volatile uint8_t *p, size_t pages)
+{
+	size_t n = 0;
+
+	for (size_t pg = 0; pg < pages; pg += FULL_STRIDE, n++)
+		p[pg * PG] = (uint8_t)(pg + 1);
 	return n;
 }
 
@@ -151,10 +172,12 @@ static void mem_child(int session, int res, enum mem_kind kind)
 		cg_snap(&c0);
 		if (kind == MK_BYTE)
 			write_pages(r.p, r.pages);
+		else if (kind == MK_BYTE_STRIDE)
+			dirty = write_stride(r.p, r.pages);
 		else
 			dirty = write_for_commit(r.p, r.pages, kind == MK_COMMITF);
 		cg_snap(&c1);
-		if (kind != MK_BYTE && r.fd >= 0) {
+		if (kind >= MK_COMMIT8 && r.fd >= 0) {
 			cm_status(r.fd, &st0);
 			t0 = now_ns();
 			if (ioctl(r.fd, COWMAP_IOC_COMMIT, &cc))
@@ -182,7 +205,7 @@ static void mem_child(int session, int res, enum mem_kind kind)
 		if (r.fd >= 0 && !cm_status(r.fd, &st)) {
 			mr.m.x[X_STATUS_B] = (double)(st.private_pages +
 						      st.twin_pages) * PG / dirty;
-			if (kind != MK_BYTE) {
+			if (kind >= MK_COMMIT8) {
 				mr.m.x[X_JOURNAL_B] = (double)st.journal_bytes / dirty;
 				mr.m.x[X_RECORDS] = (double)st.journal_records / dirty;
 			}
@@ -219,5 +242,6 @@ static int mem(struct run *r, int session, enum mem_kind kind)
 }
 
 int m_private(struct run *r, enum phase ph) { return mem(r, 0, MK_BYTE); }
+int m_private_stride(struct run *r, enum phase ph) { return mem(r, 0, MK_BYTE_STRIDE); }
 int m_commit8(struct run *r, enum phase ph) { return mem(r, 1, MK_COMMIT8); }
 int m_commitf(struct run *r, enum phase ph) { return mem(r, 1, MK_COMMITF); }
