@@ -273,20 +273,30 @@ static bool cowmap_base_pinned(struct cowmap_session *s, pgoff_t pgoff)
 static void cowmap_forget_bases(struct cowmap_session *s, unsigned long win,
 				struct cowmap_base_win *w, unsigned long mask)
 {
+	struct folio *folio = NULL;
 	unsigned int nr = 0, i;
+	int refs = 0;
 
 	mask &= w->present;
 	if (!mask)
 		return;
 	/* Pairs with READ_ONCE() in cowmap_base_pinned(). */
 	WRITE_ONCE(w->present, w->present & ~mask);
+	/* The pages of one large folio drop theirs with one atomic op. */
 	while (mask) {
 		i = __ffs(mask);
 		mask &= ~BIT(i);
-		cowmap_put_base(w->page[i]);
+		if (folio != page_folio(w->page[i])) {
+			if (folio)
+				folio_put_refs(folio, refs);
+			folio = page_folio(w->page[i]);
+			refs = 0;
+		}
+		refs++;
 		w->page[i] = NULL;
 		nr++;
 	}
+	folio_put_refs(folio, refs);
 	if (!w->present) {
 		xa_erase(&s->base, win);
 		kfree_rcu(w, rcu);
@@ -652,7 +662,8 @@ static vm_fault_t cowmap_map_one(struct vm_fault *vmf, unsigned long pfn,
 /*
  * Look up the pages of the window in @need (bitmap of slots, from @first) in
  * the page cache, in one batch, and put those cached and up to date in
- * @pages, each with its own folio reference. No I/O is started.
+ * @pages, each with its own folio reference (the pages of one large folio
+ * take theirs with one atomic add). No I/O is started.
  */
 static void cowmap_peek_bases(struct cowmap_session *s, pgoff_t first,
 			      unsigned long need, struct page **pages)
@@ -670,7 +681,7 @@ static void cowmap_peek_bases(struct cowmap_session *s, pgoff_t first,
 			pgoff_t idx = max(folio->index, first);
 			pgoff_t hi = min(folio->index + folio_nr_pages(folio) - 1,
 					 end);
-			bool ref = true;	/* the batch's reference, unused */
+			int refs = 0;	/* its pages in @pages, one ref each */
 
 			if (!folio_test_uptodate(folio) ||
 			    READ_ONCE(folio->mapping) != m)
@@ -679,14 +690,14 @@ static void cowmap_peek_bases(struct cowmap_session *s, pgoff_t first,
 				j = idx - first;
 				if (!(need & BIT(j)))
 					continue;
-				if (ref)
-					ref = false;
-				else
-					folio_get(folio);
 				pages[j] = folio_file_page(folio, idx);
+				refs++;
 			}
 put:
-			if (ref)
+			/* The batch's reference is the first page's. */
+			if (refs > 1)
+				folio_ref_add(folio, refs - 1);
+			else if (!refs)
 				folio_put(folio);
 		}
 		folio_batch_init(&fbatch);
