@@ -194,7 +194,7 @@ struct cowmap_session {
 	struct work_struct limit_work;
 
 	struct xarray pages;	/* pgoff -> struct cowmap_page *, or bare */
-	struct xarray base;	/* pgoff -> struct page *, one folio ref each */
+	struct xarray base;	/* window -> cowmap_base_win (fault.c), one folio ref a page */
 
 	/*
 	 * Private pages and twins allocated, with those of copies faults

@@ -223,15 +223,112 @@ static bool cowmap_base_valid(struct cowmap_session *s, struct page *page)
 	return READ_ONCE(page_folio(page)->mapping) == s->backing->f_mapping;
 }
 
+/*
+ * The pinned base pages of one aligned window of COWMAP_FAULT_AROUND
+ * pages, the unit a read fault maps: ->base holds one of these per window
+ * with a pin (index: pgoff / COWMAP_FAULT_AROUND), so a fault records its
+ * new pins with one allocation and at most one xarray store, not one store
+ * per page. @page[i] holds a folio reference when bit i of @present is
+ * set. Changed under s->lock only; freed after an RCU grace period, for
+ * cowmap_base_pinned(), which looks without the lock.
+ */
+struct cowmap_base_win {
+	unsigned long present;
+	struct rcu_head rcu;
+	struct page *page[COWMAP_FAULT_AROUND];
+};
+
+#define COWMAP_WIN(pgoff)	((pgoff) / COWMAP_FAULT_AROUND)
+#define COWMAP_SLOT(pgoff)	((pgoff) % COWMAP_FAULT_AROUND)
+#define COWMAP_WIN_ALL		(BIT(COWMAP_FAULT_AROUND) - 1)
+
+/* The base page pinned at @pgoff, or NULL. Under @lock. */
+static struct page *cowmap_base_page(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct cowmap_base_win *w = xa_load(&s->base, COWMAP_WIN(pgoff));
+
+	if (!w || !(w->present & BIT(COWMAP_SLOT(pgoff))))
+		return NULL;
+	return w->page[COWMAP_SLOT(pgoff)];
+}
+
+/* Is a base page pinned at @pgoff? Without @lock: a hint. */
+static bool cowmap_base_pinned(struct cowmap_session *s, pgoff_t pgoff)
+{
+	struct cowmap_base_win *w;
+	bool pinned;
+
+	rcu_read_lock();
+	w = xa_load(&s->base, COWMAP_WIN(pgoff));
+	pinned = w && (READ_ONCE(w->present) & BIT(COWMAP_SLOT(pgoff)));
+	rcu_read_unlock();
+	return pinned;
+}
+
+/*
+ * Forget the base pages in @mask of window @w (index @win), whose PTEs are
+ * already gone: drop their references and their charge, and the window
+ * once it holds none. @w must not be used after its last page goes.
+ */
+static void cowmap_forget_bases(struct cowmap_session *s, unsigned long win,
+				struct cowmap_base_win *w, unsigned long mask)
+{
+	struct folio *folio = NULL;
+	unsigned int nr = 0, i;
+	int refs = 0;
+
+	mask &= w->present;
+	if (!mask)
+		return;
+	/* Pairs with READ_ONCE() in cowmap_base_pinned(). */
+	WRITE_ONCE(w->present, w->present & ~mask);
+	/* The pages of one large folio drop theirs with one atomic op. */
+	while (mask) {
+		i = __ffs(mask);
+		mask &= ~BIT(i);
+		if (folio != page_folio(w->page[i])) {
+			if (folio)
+				folio_put_refs(folio, refs);
+			folio = page_folio(w->page[i]);
+			refs = 0;
+		}
+		refs++;
+		w->page[i] = NULL;
+		nr++;
+	}
+	folio_put_refs(folio, refs);
+	if (!w->present) {
+		xa_erase(&s->base, win);
+		kfree_rcu(w, rcu);
+	}
+	s->nr_base -= nr;
+	cowmap_unacct_base(s, nr);
+}
+
 /* Forget the base page at @pgoff, whose PTEs are already gone. */
 static void cowmap_forget_base(struct cowmap_session *s, pgoff_t pgoff)
 {
-	struct page *page = xa_erase(&s->base, pgoff);
+	struct cowmap_base_win *w = xa_load(&s->base, COWMAP_WIN(pgoff));
 
-	if (page) {
-		cowmap_put_base(page);
-		s->nr_base--;
-		cowmap_unacct_base(s, 1);
+	if (w)
+		cowmap_forget_bases(s, COWMAP_WIN(pgoff), w,
+				    BIT(COWMAP_SLOT(pgoff)));
+}
+
+/*
+ * Unmap the pages in @mask of window @win, one call per run of contiguous
+ * pages (never a page outside @mask: a private copy there stays mapped).
+ */
+static void cowmap_zap_bases(struct cowmap_session *s, unsigned long win,
+			     unsigned long mask)
+{
+	unsigned int lo, n;
+
+	while (mask) {
+		lo = __ffs(mask);
+		n = __ffs(~(mask >> lo));
+		cowmap_zap(s, win * COWMAP_FAULT_AROUND + lo, n);
+		mask &= ~((BIT(n) - 1) << lo);
 	}
 }
 
@@ -538,7 +635,7 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 	 * in ->base can be shown by one: a first write to a page never read
 	 * (the common case) needs no unmap.
 	 */
-	if (xa_load(&s->base, pgoff)) {
+	if (cowmap_base_page(s, pgoff)) {
 		cowmap_zap(s, pgoff, 1);
 		cowmap_forget_base(s, pgoff);
 	} else if (zeros) {
@@ -626,7 +723,8 @@ static vm_fault_t cowmap_map_one(struct vm_fault *vmf, unsigned long pfn,
 /*
  * Look up the pages of the window in @need (bitmap of slots, from @first) in
  * the page cache, in one batch, and put those cached and up to date in
- * @pages, each with its own folio reference. No I/O is started.
+ * @pages, each with its own folio reference (the pages of one large folio
+ * take theirs with one atomic add). No I/O is started.
  */
 static void cowmap_peek_bases(struct cowmap_session *s, pgoff_t first,
 			      unsigned long need, struct page **pages)
@@ -644,7 +742,7 @@ static void cowmap_peek_bases(struct cowmap_session *s, pgoff_t first,
 			pgoff_t idx = max(folio->index, first);
 			pgoff_t hi = min(folio->index + folio_nr_pages(folio) - 1,
 					 end);
-			bool ref = true;	/* the batch's reference, unused */
+			int refs = 0;	/* its pages in @pages, one ref each */
 
 			if (!folio_test_uptodate(folio) ||
 			    READ_ONCE(folio->mapping) != m)
@@ -653,14 +751,14 @@ static void cowmap_peek_bases(struct cowmap_session *s, pgoff_t first,
 				j = idx - first;
 				if (!(need & BIT(j)))
 					continue;
-				if (ref)
-					ref = false;
-				else
-					folio_get(folio);
 				pages[j] = folio_file_page(folio, idx);
+				refs++;
 			}
 put:
-			if (ref)
+			/* The batch's reference is the first page's. */
+			if (refs > 1)
+				folio_ref_add(folio, refs - 1);
+			else if (!refs)
 				folio_put(folio);
 		}
 		folio_batch_init(&fbatch);
@@ -668,45 +766,46 @@ put:
 }
 
 /*
- * Record the base pages in @pages (slots in @new, from @first) in ->base,
- * under one xarray lock. A page that cannot be recorded (no memory) loses
- * its slot in @new and its reference.
+ * Record the base pages in @pages (slots in @new, from @first) in their
+ * window of ->base: one allocation and one xarray store for a window that
+ * had no pin yet. If that fails (no memory), the pages lose their slots in
+ * @new, their references and their charge.
  */
 static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
 					unsigned long new, struct page **pages)
 {
-	XA_STATE(xas, &s->base, first);
+	unsigned long win = COWMAP_WIN(first);
+	unsigned int off = COWMAP_SLOT(first), i;
+	struct cowmap_base_win *w;
 	unsigned long todo = new;
-	unsigned int i;
 
-	do {
-		unsigned int next = UINT_MAX;	/* the slot after the last store */
-
-		xas_lock(&xas);
+	if (!new)
+		return 0;
+	w = xa_load(&s->base, win);
+	if (!w) {
+		w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
+		if (w && xa_err(xa_store(&s->base, win, w, GFP_KERNEL_ACCOUNT))) {
+			kfree(w);
+			w = NULL;
+		}
+	}
+	if (!w) {
 		while (todo) {
 			i = __ffs(todo);
-			/* Neighbours: step along the leaf, no walk from the root. */
-			if (i == next)
-				xas_next(&xas);
-			else
-				xas_set(&xas, first + i);
-			xas_store(&xas, pages[i]);
-			if (xas_error(&xas))
-				break;
 			todo &= ~BIT(i);
-			s->nr_base++;
-			next = i + 1;
+			cowmap_put_base(pages[i]);
 		}
-		xas_unlock(&xas);
-	} while (xas_nomem(&xas, GFP_KERNEL_ACCOUNT));
-
+		cowmap_unacct_base(s, hweight_long(new));
+		return 0;
+	}
 	while (todo) {
 		i = __ffs(todo);
 		todo &= ~BIT(i);
-		new &= ~BIT(i);
-		cowmap_put_base(pages[i]);
-		cowmap_unacct_base(s, 1);
+		w->page[off + i] = pages[i];
 	}
+	/* Pairs with READ_ONCE() in cowmap_base_pinned(). */
+	WRITE_ONCE(w->present, w->present | (new << off));
+	s->nr_base += hweight_long(new);
 	return new;
 }
 
@@ -719,20 +818,30 @@ static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
 			       unsigned long *map, unsigned int nr,
 			       unsigned int self)
 {
-	unsigned long idx;
-	struct page *page;
+	struct cowmap_base_win *w;
+	unsigned long win, bits, mask;
+	unsigned int i;
+	pgoff_t idx;
 
-	xa_for_each(&s->base, idx, page) {
+	xa_for_each(&s->base, win, w) {
 		if (!nr)
 			break;
-		if (idx == first + self)
-			continue;
-		if (idx >= first && idx < first + COWMAP_FAULT_AROUND)
-			*map &= ~BIT(idx - first);
-		cowmap_zap(s, idx, 1);
-		cowmap_forget_base(s, idx);
-		s->base_reclaimed++;
-		nr--;
+		bits = w->present;
+		mask = 0;
+		while (bits && nr) {
+			i = __ffs(bits);
+			bits &= ~BIT(i);
+			idx = win * COWMAP_FAULT_AROUND + i;
+			if (idx == first + self)
+				continue;
+			if (idx >= first && idx < first + COWMAP_FAULT_AROUND)
+				*map &= ~BIT(idx - first);
+			mask |= BIT(i);
+			nr--;
+		}
+		cowmap_zap_bases(s, win, mask);
+		s->base_reclaimed += hweight_long(mask);
+		cowmap_forget_bases(s, win, w, mask);
 	}
 }
 
@@ -743,46 +852,43 @@ static void cowmap_unpin_bases(struct cowmap_session *s, pgoff_t first,
  * evict; a later access faults them in again. A clock hand: each call goes
  * on where the last one stopped and wraps at the end, so the pages a
  * reader moving forward touched longest ago go first, and every page gets
- * its turn. Contiguous pages are unmapped with one call. Under @lock.
- * Returns how many pages were unpinned.
+ * its turn. The contiguous pages of a window are unmapped with one call.
+ * Under @lock. Returns how many pages were unpinned.
  */
 unsigned long cowmap_reclaim_session(struct cowmap_session *s,
 				     unsigned long nr)
 {
-	unsigned long idx = s->reclaim_next, run = 0, n = 0, done = 0, i;
+	unsigned long idx = s->reclaim_next, done = 0, win, bits, mask;
 	bool wrapped = !idx;
-	struct page *page;
+	struct cowmap_base_win *w;
+	unsigned int i;
 
 	lockdep_assert_held(&s->lock);
-	while (done + n < nr) {
-		page = xa_find(&s->base, &idx, ULONG_MAX, XA_PRESENT);
-		if (page && n && idx == run + n) {
-			n++;
-			idx++;
+	while (done < nr) {
+		win = COWMAP_WIN(idx);
+		w = xa_find(&s->base, &win, ULONG_MAX, XA_PRESENT);
+		if (!w) {
+			if (wrapped)
+				break;
+			wrapped = true;
+			idx = 0;
 			continue;
 		}
-		if (n) {
-			cowmap_zap(s, run, n);
-			for (i = run; i < run + n; i++)
-				cowmap_forget_base(s, i);
-			done += n;
-			n = 0;
+		bits = w->present;
+		/* In the window of the hand, its slots from the hand on. */
+		if (win == COWMAP_WIN(idx))
+			bits &= ~(BIT(COWMAP_SLOT(idx)) - 1);
+		mask = 0;
+		while (bits && done < nr) {
+			i = __ffs(bits);
+			bits &= ~BIT(i);
+			mask |= BIT(i);
+			done++;
 		}
-		if (page) {
-			run = idx++;
-			n = 1;
-			continue;
-		}
-		if (wrapped)
-			break;
-		wrapped = true;
-		idx = 0;
-	}
-	if (n) {
-		cowmap_zap(s, run, n);
-		for (i = run; i < run + n; i++)
-			cowmap_forget_base(s, i);
-		done += n;
+		idx = win * COWMAP_FAULT_AROUND +
+		      (mask ? __fls(mask) + 1 : COWMAP_FAULT_AROUND);
+		cowmap_zap_bases(s, win, mask);
+		cowmap_forget_bases(s, win, w, mask);
 	}
 	s->reclaim_next = idx;
 	s->base_reclaimed += done;
@@ -850,19 +956,20 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	struct page *pages[COWMAP_FAULT_AROUND] = { };
 	struct page *old[COWMAP_FAULT_AROUND] = { };
 	XA_STATE(xp, &s->pages, 0);
-	XA_STATE(xb, &s->base, 0);
+	struct cowmap_base_win *w;
 	unsigned long need = 0, new, stale = 0;
 	struct cowmap_ptes p;
 	struct cowmap_page *cp;
 	struct page *page;
+	unsigned int i, self, off;
 	void *e;
-	unsigned int i, self;
 	pgoff_t first, last, bpg = cowmap_base_pgoff(s);
 
 	first = max(round_down(vmf->pgoff, COWMAP_FAULT_AROUND), vma->vm_pgoff);
 	last = min3(round_down(vmf->pgoff, COWMAP_FAULT_AROUND) +
 		    COWMAP_FAULT_AROUND, vma->vm_pgoff + vma_pages(vma), eof);
 	self = vmf->pgoff - first;
+	off = COWMAP_SLOT(first);
 
 	p.mm = vma->vm_mm;
 	p.addr = vma->vm_start + ((first - vma->vm_pgoff) << PAGE_SHIFT);
@@ -873,13 +980,16 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	p.prot = vma->vm_page_prot;
 	p.wprot = vm_get_page_prot(vma->vm_flags);
 
-	/* Only fault.c changes either xarray, and always under s->lock. */
+	/*
+	 * Only fault.c changes either xarray, and always under s->lock; @w
+	 * is not used after the loop (a forget below may free it).
+	 */
 	xas_set(&xp, first);
-	xas_set(&xb, first);
 	rcu_read_lock();
+	w = xa_load(&s->base, COWMAP_WIN(first));
 	for (i = 0; i < p.nr; i++) {
 		e = i ? xas_next(&xp) : xas_load(&xp);
-		page = i ? xas_next(&xb) : xas_load(&xb);
+		page = w && (w->present & BIT(off + i)) ? w->page[off + i] : NULL;
 		if (e) {
 			/*
 			 * Written since the last commit: no need to notice it
@@ -1096,7 +1206,7 @@ struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 		return NULL;
 	if (s->base_shmem) {
 		/* A pinned shmem folio leaves its file only by truncation. */
-		if (xa_load(&s->base, pgoff))
+		if (cowmap_base_pinned(s, pgoff))
 			return NULL;
 		page = shmem_read_mapping_page_gfp(m, pgoff, mapping_gfp_mask(m));
 		return IS_ERR(page) ? NULL : page_folio(page);
@@ -1292,8 +1402,8 @@ static void cowmap_vm_open(struct vm_area_struct *vma)
 static void cowmap_vm_close(struct vm_area_struct *vma)
 {
 	struct cowmap_session *s = vma->vm_private_data;
-	unsigned long idx;
-	struct page *page;
+	struct cowmap_base_win *w;
+	unsigned long win;
 
 	if (!atomic_dec_and_test(&s->nr_vmas))
 		return;
@@ -1301,8 +1411,8 @@ static void cowmap_vm_close(struct vm_area_struct *vma)
 	/* The session's last mapping is gone with its PTEs: unpin the file. */
 	mutex_lock(&s->lock);
 	if (!atomic_read(&s->nr_vmas)) {
-		xa_for_each(&s->base, idx, page)
-			cowmap_forget_base(s, idx);
+		xa_for_each(&s->base, win, w)
+			cowmap_forget_bases(s, win, w, COWMAP_WIN_ALL);
 	}
 	mutex_unlock(&s->lock);
 }
@@ -1369,9 +1479,10 @@ int cowmap_mmap_session(struct cowmap_session *s, struct vm_area_struct *vma)
  */
 static void cowmap_walk_bases(struct cowmap_session *s)
 {
-	unsigned long idx;
-	struct page *page;
-	pgoff_t eof, bpg;
+	unsigned long win, bits, mask, zap;
+	struct cowmap_base_win *w;
+	pgoff_t eof, bpg, idx;
+	unsigned int i;
 
 	eof = cowmap_eof_pgoff(s);
 	cowmap_zap(s, eof, 0);	/* 0: to the end */
@@ -1381,15 +1492,25 @@ static void cowmap_walk_bases(struct cowmap_session *s)
 		cowmap_zap(s, min(bpg, s->base_pg_seen), 0);
 		s->base_pg_seen = bpg;
 	}
-	xa_for_each(&s->base, idx, page) {
-		if (idx < bpg) {
-			/* Decide once: the file may change again meanwhile. */
-			if (cowmap_base_valid(s, page))
-				continue;
-			cowmap_zap(s, idx, 1);
+	xa_for_each(&s->base, win, w) {
+		bits = w->present;
+		mask = 0;
+		zap = 0;
+		while (bits) {
+			i = __ffs(bits);
+			bits &= ~BIT(i);
+			idx = win * COWMAP_FAULT_AROUND + i;
+			if (idx < bpg) {
+				/* Decide once: the file may change again. */
+				if (cowmap_base_valid(s, w->page[i]))
+					continue;
+				zap |= BIT(i);
+			}
+			mask |= BIT(i);
 		}
-		cowmap_forget_base(s, idx);
-		s->base_invalidations++;
+		cowmap_zap_bases(s, win, zap);
+		s->base_invalidations += hweight_long(mask);
+		cowmap_forget_bases(s, win, w, mask);
 	}
 }
 
@@ -1470,7 +1591,7 @@ static void cowmap_fault_recheck(struct cowmap_session *s, pgoff_t pgoff)
 	cowmap_revalidate(s, false);
 	cowmap_zap(s, cowmap_eof_pgoff(s), 0);
 	for (idx = first; idx < first + COWMAP_FAULT_AROUND; idx++) {
-		page = xa_load(&s->base, idx);
+		page = cowmap_base_page(s, idx);
 		if (!page || (idx < bpg && cowmap_base_valid(s, page)))
 			continue;
 		cowmap_zap(s, idx, 1);
@@ -1543,7 +1664,7 @@ struct page *cowmap_read_page(struct cowmap_session *s, pgoff_t pgoff,
 		get_page(page);
 		return page;
 	}
-	page = xa_load(&s->base, pgoff);
+	page = cowmap_base_page(s, pgoff);
 	if (page && cowmap_base_valid(s, page) && pgoff < cowmap_base_pgoff(s)) {
 		folio_get(page_folio(page));
 		return page;
@@ -1606,8 +1727,8 @@ int cowmap_cut_page(struct cowmap_session *s, loff_t pos)
 /* A shrink: drop the session's pages from @from on. Under @lock. */
 void cowmap_drop_past(struct cowmap_session *s, pgoff_t from)
 {
+	struct cowmap_base_win *w;
 	unsigned long idx;
-	struct page *page;
 	void *e;
 
 	lockdep_assert_held(&s->lock);
@@ -1616,8 +1737,13 @@ void cowmap_drop_past(struct cowmap_session *s, pgoff_t from)
 		xa_erase(&s->pages, idx);
 		cowmap_destroy_entry(s, e);
 	}
-	xa_for_each_start(&s->base, idx, page, from)
-		cowmap_forget_base(s, idx);
+	xa_for_each_start(&s->base, idx, w, COWMAP_WIN(from)) {
+		unsigned long mask = COWMAP_WIN_ALL;
+
+		if (idx == COWMAP_WIN(from))
+			mask &= ~(BIT(COWMAP_SLOT(from)) - 1);
+		cowmap_forget_bases(s, idx, w, mask);
+	}
 }
 
 /*
@@ -1659,16 +1785,19 @@ void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp)
 /* Teardown: no VMA is left, so no PTE points at any of these pages. */
 void cowmap_free_pages(struct cowmap_session *s)
 {
-	unsigned long idx;
-	struct page *page;
+	struct cowmap_base_win *w;
+	unsigned long idx, bits;
 	void *e;
 
 	xa_for_each(&s->pages, idx, e)
 		cowmap_destroy_entry(s, e);
 	xa_destroy(&s->pages);
 
-	xa_for_each(&s->base, idx, page)
-		cowmap_put_base(page);
+	xa_for_each(&s->base, idx, w) {
+		for (bits = w->present; bits; bits &= bits - 1)
+			cowmap_put_base(w->page[__ffs(bits)]);
+		kfree_rcu(w, rcu);
+	}
 	xa_destroy(&s->base);
 	cowmap_unacct_base(s, s->nr_base);
 	s->nr_base = 0;
