@@ -395,9 +395,9 @@ void cowmap_bare_page(struct cowmap_session *s, pgoff_t pgoff,
 	if (cp->twin || cp->fresh || cp->unconfirmed)
 		return;
 	/* The slot exists: replacing its entry allocates nothing. */
-	if (xa_is_err(xa_store(&s->pages, pgoff,
-			       xa_tag_pointer(cp->priv, COWMAP_BARE),
-			       GFP_NOWAIT)))
+	if (WARN_ON_ONCE(xa_is_err(xa_store(&s->pages, pgoff,
+					    xa_tag_pointer(cp->priv, COWMAP_BARE),
+					    GFP_NOWAIT))))
 		return;
 	kfree(cp);
 }
@@ -584,8 +584,8 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 						struct cowmap_precopy *pc)
 {
 	void *e = xa_load(&s->pages, pgoff);
+	struct page *base, *twin;
 	struct cowmap_page *cp;
-	struct page *base;
 	bool zeros;
 	int err;
 
@@ -596,17 +596,24 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 		 */
 		if (pc)
 			cowmap_free_precopy(s, pc);
-		cp = cowmap_entry_cp(e) ?: cowmap_unbare(s, pgoff, e);
-		if (IS_ERR(cp))
+		cp = cowmap_entry_cp(e);
+		if (cp && cp->twin)
 			return cp;
-		if (!cp->twin) {
-			cp->twin = cowmap_alloc_page(s);
-			if (!cp->twin)
-				return ERR_PTR(-ENOMEM);
-			copy_highpage(cp->twin, cp->priv);
-			s->nr_twins++;
-			s->rearms++;
+		/* The twin first: a bare page that gets none stays bare. */
+		twin = cowmap_alloc_page(s);
+		if (!twin)
+			return ERR_PTR(-ENOMEM);
+		if (!cp) {
+			cp = cowmap_unbare(s, pgoff, e);
+			if (IS_ERR(cp)) {
+				cowmap_free_page(s, twin);
+				return cp;
+			}
 		}
+		copy_highpage(twin, cp->priv);
+		cp->twin = twin;
+		s->nr_twins++;
+		s->rearms++;
 		return cp;
 	}
 
@@ -798,6 +805,8 @@ static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
 		cowmap_unacct_base(s, hweight_long(new));
 		return 0;
 	}
+	/* The fault forgot every pin of the window it replaces. */
+	WARN_ON_ONCE(w->present & (new << off));
 	while (todo) {
 		i = __ffs(todo);
 		todo &= ~BIT(i);
@@ -945,9 +954,10 @@ static unsigned long cowmap_charge_bases(struct cowmap_session *s,
  * A read fault, with fault-around: map the aligned window of 16 pages
  * around the faulting one, within the VMA and the file. The faulting page
  * is read if needed; its neighbours are mapped only if they are already
- * cached and up to date. All of it with one walk of each xarray, one batch
- * lookup in the page cache, one xarray lock for the new base references,
- * and one page-table lock for the PTEs.
+ * cached and up to date. All of it with one walk of ->pages, one load of
+ * the window's entry in ->base, one batch lookup in the page cache, at
+ * most one allocation and one store for the new base references, and one
+ * page-table lock for the PTEs.
  */
 static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 				    struct vm_fault *vmf, pgoff_t eof)
@@ -1114,8 +1124,7 @@ static void cowmap_set_fresh(struct cowmap_session *s, pgoff_t pgoff,
  */
 static void cowmap_drop_fresh(struct cowmap_session *s, pgoff_t pgoff)
 {
-	void *e = xa_load(&s->pages, pgoff);
-	struct cowmap_page *cp = e ? cowmap_entry_cp(e) : NULL;
+	struct cowmap_page *cp = cowmap_entry_cp(xa_load(&s->pages, pgoff));
 
 	if (!cp || !cp->fresh)
 		return;
@@ -1148,10 +1157,9 @@ static bool cowmap_same_as_twin(struct cowmap_page *cp)
  */
 static void cowmap_drop_unwritten(struct cowmap_session *s, pgoff_t pgoff)
 {
-	void *e = xa_load(&s->pages, pgoff);
-	struct cowmap_page *cp = e ? cowmap_entry_cp(e) : NULL;
+	struct cowmap_page *cp = cowmap_entry_cp(xa_load(&s->pages, pgoff));
 
-	/* A bare page is neither fresh nor unconfirmed. */
+	/* A bare page (or none) is neither fresh nor unconfirmed. */
 	if (!cp || cp->fresh) {
 		cowmap_drop_fresh(s, pgoff);
 		return;
@@ -1782,23 +1790,25 @@ void cowmap_drop_twin(struct cowmap_session *s, struct cowmap_page *cp)
 	cp->unconfirmed = false;
 }
 
-/* Teardown: no VMA is left, so no PTE points at any of these pages. */
+/*
+ * Teardown (no VMA is left), or a discard, which unmapped everything
+ * first: no PTE points at any of these pages.
+ */
 void cowmap_free_pages(struct cowmap_session *s)
 {
 	struct cowmap_base_win *w;
-	unsigned long idx, bits;
+	unsigned long idx;
 	void *e;
 
 	xa_for_each(&s->pages, idx, e)
 		cowmap_destroy_entry(s, e);
 	xa_destroy(&s->pages);
 
-	xa_for_each(&s->base, idx, w) {
-		for (bits = w->present; bits; bits &= bits - 1)
-			cowmap_put_base(w->page[__ffs(bits)]);
-		kfree_rcu(w, rcu);
-	}
+	/*
+	 * Each window leaves ->base before it is freed (after a grace
+	 * period): cowmap_base_pinned() may look without the lock.
+	 */
+	xa_for_each(&s->base, idx, w)
+		cowmap_forget_bases(s, idx, w, COWMAP_WIN_ALL);
 	xa_destroy(&s->base);
-	cowmap_unacct_base(s, s->nr_base);
-	s->nr_base = 0;
 }
