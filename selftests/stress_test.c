@@ -22,6 +22,8 @@
  *
  * threads_first_write_same_pages: threads of one session race their first
  * writes to the same pages (copies made before the session's lock).
+ * readers_against_discard: threads fault a session's pages in while it is
+ * discarded again and again.
  */
 #include <pthread.h>
 #include <time.h>
@@ -414,6 +416,84 @@ TEST(threads_first_write_same_pages)
 	close(file);
 	unlink(path);
 	(void)sink;
+}
+
+struct reader {
+	const uint8_t *map;
+	unsigned int *stop;
+	unsigned long bad, reads;
+};
+
+/* Read the first byte of every page (never written) until told to stop. */
+static void *reader_thread(void *arg)
+{
+	struct reader *r = arg;
+
+	while (!__atomic_load_n(r->stop, __ATOMIC_SEQ_CST)) {
+		for (size_t p = 0; p < RACE_NP; p++) {
+			if (r->map[p * PG] != cm_pat(p * PG, 0))
+				r->bad++;
+			r->reads++;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * A discard frees the session's pages and its pinned base pages while its
+ * mappings live: threads keep faulting them back in meanwhile (their
+ * lookups of the pins before the session's lock run during the discard).
+ * Every read shows the file, and at the end nothing is held or pinned.
+ */
+TEST(readers_against_discard)
+{
+	long pages0 = cm_param_get("pages_in_use");
+	long base0 = cm_param_get("base_pages_in_use");
+	struct reader r[RACE_THREADS];
+	pthread_t t[RACE_THREADS];
+	unsigned int stop = 0, n = 0;
+	char path[256];
+	uint8_t *map;
+	int file, fd;
+	double end;
+
+	file = cm_mkfile(path, sizeof(path), "discard", RACE_NP * PG, O_RDONLY);
+	ASSERT_LE(0, file);
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	map = cm_map(fd, RACE_NP * PG, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	for (int i = 0; i < RACE_THREADS; i++) {
+		r[i] = (struct reader){ .map = map, .stop = &stop };
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, reader_thread, &r[i]));
+	}
+	end = now() + 2;
+	while (now() < end) {
+		/* Something to drop: a few written pages. */
+		for (size_t p = n % 4; p < RACE_NP; p += 8)
+			map[p * PG + 100] = (uint8_t)n;
+		ASSERT_EQ(0, ioctl(fd, COWMAP_IOC_DISCARD, 0));
+		n++;
+	}
+	__atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < RACE_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		EXPECT_EQ(0, r[i].bad) TH_LOG("thread %d: %lu of %lu reads not the file's",
+					     i, r[i].bad, r[i].reads);
+	}
+	TH_LOG("%u discards, %lu reads by thread 0", n, r[0].reads);
+	EXPECT_LT(0, n);
+	/* After the last discard the written byte is the file's again. */
+	EXPECT_EQ(cm_pat(100, 0), map[100]);
+	munmap(map, RACE_NP * PG);
+	cm_end(fd);
+	for (int i = 0; i < 50 && (cm_param_get("pages_in_use") != pages0 ||
+				   cm_param_get("base_pages_in_use") != base0); i++)
+		usleep(100000);
+	EXPECT_EQ(pages0, cm_param_get("pages_in_use"));
+	EXPECT_EQ(base0, cm_param_get("base_pages_in_use"));
+	close(file);
+	unlink(path);
 }
 
 TEST_HARNESS_MAIN
