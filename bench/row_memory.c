@@ -162,6 +162,8 @@ static void mem_child(int session, int res, enum mem_kind kind)
 	mr.m = (struct meas){ .value = NAN };
 	for (int i = 0; i < NX; i++)
 		mr.m.x[i] = NAN;
+	const int commits = kind == MK_COMMIT8 || kind == MK_COMMITF;
+
 	/* Joined first: a session charges its pages to its opener's cgroup. */
 	if (cg_ok > 0 && write_str(CG_MEM "/cgroup.procs", "0"))
 		mr.err = errno;
@@ -177,7 +179,7 @@ static void mem_child(int session, int res, enum mem_kind kind)
 		else
 			dirty = write_for_commit(r.p, r.pages, kind == MK_COMMITF);
 		cg_snap(&c1);
-		if (kind >= MK_COMMIT8 && r.fd >= 0) {
+		if (commits && r.fd >= 0) {
 			cm_status(r.fd, &st0);
 			t0 = now_ns();
 			if (ioctl(r.fd, COWMAP_IOC_COMMIT, &cc))
@@ -205,7 +207,7 @@ static void mem_child(int session, int res, enum mem_kind kind)
 		if (r.fd >= 0 && !cm_status(r.fd, &st)) {
 			mr.m.x[X_STATUS_B] = (double)(st.private_pages +
 						      st.twin_pages) * PG / dirty;
-			if (kind >= MK_COMMIT8) {
+			if (commits) {
 				mr.m.x[X_JOURNAL_B] = (double)st.journal_bytes / dirty;
 				mr.m.x[X_RECORDS] = (double)st.journal_records / dirty;
 			}
