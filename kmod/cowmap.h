@@ -308,6 +308,12 @@ extern unsigned int cowmap_orphan_expiry_secs;
 extern unsigned int cowmap_max_user_orphans;
 extern unsigned long cowmap_max_user_orphan_bytes;
 
+/* pool.c */
+int cowmap_pool_init(void);
+void cowmap_pool_exit(void);
+struct page *cowmap_pool_get(struct cowmap_session *s);
+bool cowmap_pool_put(struct cowmap_session *s, struct page *page);
+
 /* account.c */
 void cowmap_account_init(void);
 int cowmap_acct_session_start(struct cowmap_session *s);

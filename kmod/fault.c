@@ -104,6 +104,10 @@ static struct page *cowmap_try_alloc_page(struct cowmap_session *s,
 		goto no_total;
 	*limit = false;
 
+	/* Overwritten whole by every caller: no need for a zeroed one. */
+	page = cowmap_pool_get(s);
+	if (page)
+		return page;
 	old = set_active_memcg(s->memcg);
 	page = alloc_page(COWMAP_GFP);
 	set_active_memcg(old);
@@ -133,7 +137,8 @@ static struct page *cowmap_alloc_page(struct cowmap_session *s)
 
 static void cowmap_free_page(struct cowmap_session *s, struct page *page)
 {
-	put_page(page);
+	if (!cowmap_pool_put(s, page))
+		put_page(page);
 	atomic_long_dec(&cowmap_total_pages);
 	cowmap_unacct_page(s);
 	atomic_long_dec(&s->held);

@@ -389,9 +389,12 @@ static int __init cowmap_init(void)
 		cowmap_max_total_pages = totalram_pages() / 4;
 	cowmap_account_init();
 
-	ret = cowmap_session_init();
+	ret = cowmap_pool_init();
 	if (ret)
 		return ret;
+	ret = cowmap_session_init();
+	if (ret)
+		goto out_pool;
 	ret = cowmap_nl_init();
 	if (ret)
 		goto out_session;
@@ -409,6 +412,8 @@ out_nl:
 	cowmap_nl_exit();
 out_session:
 	cowmap_session_exit();
+out_pool:
+	cowmap_pool_exit();
 	return ret;
 }
 
@@ -418,6 +423,7 @@ static void __exit cowmap_exit(void)
 	cowmap_session_quiesce();
 	cowmap_nl_exit();
 	cowmap_session_exit();
+	cowmap_pool_exit();
 }
 
 module_init(cowmap_init);

@@ -93,6 +93,55 @@ static int cg_enter(const char *cg)
 	return cg_write(cg, "cgroup.procs", pid);
 }
 
+/*
+ * Reclaim what a cgroup's reclaim can take (memory.reclaim, 5.19+): the
+ * pool's pages among it. It answers EAGAIN when it reclaimed less than
+ * asked, which is expected.
+ */
+static void cg_reclaim(const char *cg)
+{
+	for (int i = 0; i < 4; i++)
+		cg_write(cg, "memory.reclaim", "256M");
+}
+
+/* Every shrinker, for every cgroup, until they free little: the pool too. */
+static void drop_slabs(void)
+{
+	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
+
+	if (fd >= 0) {
+		if (write(fd, "2", 1) != 1)
+			perror("drop_caches");
+		close(fd);
+	}
+}
+
+/* In cgroup @cg, a session of @file writes its NW pages and goes. */
+static int write_and_end(const char *cg, int file)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		uint8_t *m;
+		int fd;
+
+		if (cg_enter(cg))
+			_exit(10);
+		fd = cm_session(file);
+		m = fd < 0 ? MAP_FAILED : cm_map(fd, NW * PG, 0);
+		if (m == MAP_FAILED)
+			_exit(11);
+		for (int i = 0; i < NW; i++)
+			m[(size_t)i * PG] = 1;
+		munmap(m, NW * PG);
+		cm_end(fd);
+		_exit(0);
+	}
+	return cm_wait(pid);
+}
+
 FIXTURE(memcg) {
 	char path[256];
 	int file;
@@ -159,11 +208,66 @@ TEST_F(memcg, charged_to_owner)
 	EXPECT_LE((long)(2 * NW * PG), a1 - a0);
 	EXPECT_GT((long)(NW * PG / 4), b1 - b0);
 
-	/* Uncharged when the session goes. */
+	/*
+	 * When the session goes, its pages go to A's pool (kmod/pool.c),
+	 * still charged to A, and A's reclaim frees them: uncharged then.
+	 */
 	munmap(m, NW * PG);
 	cm_end(fd);
+	cg_reclaim("cowmap-a");
 	EXPECT_GT((long)(NW * PG / 4),
 		  cg_stat_settled("cowmap-a", "kernel", 0, a0 + NW * PG / 4) - a0);
+}
+
+/*
+ * The pool (kmod/pool.c): the pages a session frees stay charged to its
+ * cgroup, only sessions of that cgroup take them again, and the cgroup's
+ * reclaim drains them.
+ */
+TEST_F(memcg, pool_stays_in_cgroup)
+{
+	long p0, p1, p2, a0, a1, b0, b1;
+
+	if (cm_param_get("max_pool_pages") < 8 * NW)
+		SKIP(return, "the pool is off or too small (max_pool_pages)");
+	/* Empty it first: earlier tests may have filled it up to its limit. */
+	drop_slabs();
+	p0 = cm_param_get("pool_pages");
+	TH_LOG("pool: %ld pages at the start, %ld at most", p0,
+	       cm_param_get("max_pool_pages"));
+	/* A session of A writes NW pages and goes: 2 x NW pages kept. */
+	ASSERT_EQ(0, write_and_end("cowmap-a", self->file));
+	p1 = cm_param_get("pool_pages");
+	EXPECT_LE(p0 + 2 * NW, p1);
+	a0 = cg_stat_settled("cowmap-a", "kernel", 2 * NW * PG, LONG_MAX);
+	EXPECT_LE((long)(2 * NW * PG), a0);
+
+	/* B takes none of them: it pays for its own pages. */
+	b0 = cg_stat("cowmap-b", "kernel");
+	ASSERT_EQ(0, write_and_end("cowmap-b", self->file));
+	b1 = cg_stat_settled("cowmap-b", "kernel", b0 + 2 * NW * PG, LONG_MAX);
+	p2 = cm_param_get("pool_pages");
+	TH_LOG("pool %ld -> %ld (A) -> %ld (B); kernel memory of B %ld -> %ld",
+	       p0, p1, p2, b0, b1);
+	EXPECT_LE(p1 + 2 * NW, p2);
+	EXPECT_LE(b0 + (long)(2 * NW * PG), b1);
+
+	/* A's next session takes A's pages: A is charged no more. */
+	ASSERT_EQ(0, write_and_end("cowmap-a", self->file));
+	a1 = cg_stat("cowmap-a", "kernel");
+	TH_LOG("kernel memory of A: %ld with its pool, %ld after a new session",
+	       a0, a1);
+	EXPECT_GT(a0 + (long)(NW * PG), a1);
+	EXPECT_EQ(p2, cm_param_get("pool_pages"));
+
+	/* Each cgroup's reclaim drains its own pool. */
+	cg_reclaim("cowmap-a");
+	cg_reclaim("cowmap-b");
+	EXPECT_GE(p0, cm_param_get("pool_pages"));
+	EXPECT_GT(a0 - (long)(NW * PG),
+		  cg_stat_settled("cowmap-a", "kernel", 0, a0 - NW * PG));
+	EXPECT_GT(b1 - (long)(NW * PG),
+		  cg_stat_settled("cowmap-b", "kernel", 0, b1 - NW * PG));
 }
 
 /* The oom_kill count of a cgroup's memory.events. */

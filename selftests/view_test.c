@@ -1647,4 +1647,130 @@ TEST_F(v, committed_pages_read_cut_and_written_again)
 	munmap(m, SIZE);
 }
 
+/*
+ * The pages sessions free go to a pool and are taken again, not zeroed,
+ * by the next copies of any session of the cgroup (kmod/pool.c): nothing
+ * an earlier session wrote may show through a later one's mapping, view,
+ * twins or journal, for copies of the file's pages, for zero pages past
+ * its end, and for the twins of pages written again after a commit.
+ */
+#define POOL_NP 64
+
+/* What the file (zeros past its end at @half) has at @off, and a change. */
+static uint8_t pool_old(size_t off, size_t half)
+{
+	return off < half ? cm_pat(off, 0) : 0;
+}
+
+static uint8_t pool_new(size_t off, size_t half)
+{
+	return ~pool_old(off, half);
+}
+
+TEST(pooled_pages_show_nothing_of_before)
+{
+	const size_t half = POOL_NP * PG, size = 2 * half;
+	size_t bad_map = 0, bad_view = 0;
+	long pool0, pool1, pool2;
+	uint8_t *m, *buf;
+	char path[256];
+	struct log *l;
+	int file, fd, vw, dc, recs = 0, bad_rec = 0;
+
+	if (cm_param_get("max_pool_pages") < 4 * POOL_NP)
+		SKIP(return, "the pool is off or too small (max_pool_pages)");
+	/* Room in it: earlier tests may have filled it (drop_slab() drains). */
+	dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	ASSERT_LE(0, dc);
+	ASSERT_EQ(1, write(dc, "2", 1));
+	close(dc);
+	file = cm_mkfile(path, sizeof(path), "pool", half, O_RDONLY);
+	ASSERT_LE(0, file);
+	l = calloc(1, sizeof(*l));
+	buf = malloc(size);
+	ASSERT_TRUE(l && buf);
+
+	/* A session fills its copies, past the file's end too, and goes. */
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, set_size(fd, size, NULL));
+	m = cm_map(fd, size, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	memset(m, 0xa5, size);
+	ASSERT_EQ(0, munmap(m, size));
+	pool0 = cm_param_get("pool_pages");
+	cm_end(fd);
+	pool1 = cm_param_get("pool_pages");
+	TH_LOG("pool: %ld pages before the close, %ld after", pool0, pool1);
+	ASSERT_LE(pool0 + 4 * POOL_NP, pool1);
+
+	/* The next session's first writes take those pages. */
+	fd = cm_session(file);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, set_size(fd, size, NULL));
+	m = cm_map(fd, size, 0);
+	ASSERT_NE(MAP_FAILED, m);
+	for (size_t i = 0; i < 2 * POOL_NP; i++)
+		m[i * PG + 7] = pool_new(i * PG + 7, half);
+	pool2 = cm_param_get("pool_pages");
+	EXPECT_GE(pool1 - 4 * POOL_NP, pool2);
+	vw = view(fd, 0);
+	ASSERT_LE(0, vw);
+	ASSERT_EQ((ssize_t)size, pread(vw, buf, size, 0));
+	for (size_t off = 0; off < size; off++) {
+		uint8_t want = off % PG == 7 ? pool_new(off, half) :
+					       pool_old(off, half);
+
+		bad_map += m[off] != want;
+		bad_view += buf[off] != want;
+	}
+	EXPECT_EQ(0, bad_map);
+	EXPECT_EQ(0, bad_view);
+
+	/* The twins were copies: one byte changed per page, nothing more. */
+	ASSERT_LE(1, cm_commit(fd, 0));
+	ASSERT_EQ(0, dump_all(fd, l, 1 << 20));
+	for (int i = 0; i < l->n; i++) {
+		const struct rec *r = &l->recs[i];
+
+		if (r->is_size)
+			continue;
+		recs++;
+		bad_rec += r->offset % PG != 7 || r->length != 1 ||
+			   r->old[0] != pool_old(r->offset, half) ||
+			   r->new[0] != pool_new(r->offset, half);
+	}
+	EXPECT_EQ(2 * POOL_NP, recs);
+	EXPECT_EQ(0, bad_rec);
+
+	/* Written again: the new twins (from the pool) hold the commit's. */
+	for (size_t i = 0; i < 2 * POOL_NP; i++)
+		m[i * PG + 9] = pool_new(i * PG + 9, half);
+	ASSERT_LE(1, cm_commit(fd, 0));
+	free(l->buf);
+	ASSERT_EQ(0, dump_all(fd, l, 1 << 20));
+	recs = bad_rec = 0;
+	for (int i = 0; i < l->n; i++) {
+		const struct rec *r = &l->recs[i];
+
+		if (r->is_size || (r->offset % PG == 7 && r->length == 1))
+			continue;
+		recs++;
+		bad_rec += r->offset % PG != 9 || r->length != 1 ||
+			   r->old[0] != pool_old(r->offset, half) ||
+			   r->new[0] != pool_new(r->offset, half);
+	}
+	EXPECT_EQ(2 * POOL_NP, recs);
+	EXPECT_EQ(0, bad_rec);
+
+	munmap(m, size);
+	close(vw);
+	cm_end(fd);
+	free(l->buf);
+	free(l);
+	free(buf);
+	close(file);
+	unlink(path);
+}
+
 TEST_HARNESS_MAIN
