@@ -225,6 +225,7 @@ const char *const xname[NX] = {
 	[X_JOURNAL_B] = "journal_bytes_per_page",
 	[X_RECORDS] = "records_per_page",
 	[X_COMMIT_NS] = "commit_ns_per_page",
+	[X_POOL] = "pool_bytes_per_page",
 };
 
 /* Figures of a run that belong to no variant (JSON "facts", notes). */

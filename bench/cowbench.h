@@ -99,6 +99,7 @@ enum {
 	X_JOURNAL_B,	/* journal bytes per dirty page */
 	X_RECORDS,	/* journal records per dirty page */
 	X_COMMIT_NS,	/* row 9: commit time per dirty page */
+	X_POOL,		/* row 9: pages freed into cowmap's pool, bytes per page */
 	NX
 };
 

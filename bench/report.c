@@ -277,7 +277,8 @@ void print_table(struct utsname *u)
 		struct variant *v = var_of(k ? m_commitf : m_commit8);
 
 		printf("  9%c (%s): per dirty page before commit %s (memcg kernel %+.0f B, slab %+.0f B; status %s), "
-		       "after %s (kernel %+.0f B, slab %+.0f B, page tables %+.0f B; status %s); "
+		       "after %s (kernel %+.0f B, slab %+.0f B, page tables %+.0f B; status %s; "
+		       "not counted: %+.0f B freed into the pool, with its batches); "
 		       "journal %.0f B in %.2f records; commit %s per dirty page\n",
 		       k ? 'b' : 'a', k ? "every byte of every 4th page" : "8 B in every page",
 		       fmt_val(a, sizeof(a), xmed(v, X_BEFORE), U_BYTES),
@@ -286,7 +287,7 @@ void print_table(struct utsname *u)
 		       fmt_val(c, sizeof(c), v ? xmed(v, -1) : NAN, U_BYTES),
 		       xmed(v, X_KERNEL), xmed(v, X_SLAB), xmed(v, X_PTABLES),
 		       fmt_val(d, sizeof(d), xmed(v, X_STATUS_B), U_BYTES),
-		       xmed(v, X_JOURNAL_B), xmed(v, X_RECORDS),
+		       xmed(v, X_POOL), xmed(v, X_JOURNAL_B), xmed(v, X_RECORDS),
 		       fmt_val(e, sizeof(e), xmed(v, X_COMMIT_NS), U_NS));
 	}
 	printf("  uffd-wp registration of an ext4 file mapping: %s (uffd-wp covers anonymous, shmem and hugetlbfs memory only), "

@@ -72,6 +72,29 @@ static long long cg_read(const char *key)
 	return v;
 }
 
+/*
+ * cowmap keeps the pages sessions free in a pool for the next copies
+ * (kmod/pool.c), still charged to the cgroup. Each measurement starts
+ * with the pool empty (drop_caches 2 runs every shrinker, the pool's
+ * too), so that the writes allocate; the pages a commit frees into it
+ * (the twins) are reported apart and not counted in "after": the cgroup's
+ * reclaim takes them, and the next copies use them.
+ */
+#define POOL_PARAM "/sys/module/cowmap/parameters/pool_pages"
+/* kmod/pool.c keeps 30 pages per 256-byte batch (slab, charged too). */
+#define POOL_BYTES_PER_PAGE (PG + 256.0 / 30)
+
+static long pool_pages(void)
+{
+	char buf[32] = "";
+	int fd = open(POOL_PARAM, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	return n > 0 ? strtol(buf, NULL, 10) : 0;
+}
+
 struct mem_res {
 	int err;
 	struct meas m;
@@ -157,6 +180,7 @@ static void mem_child(int session, int res, enum mem_kind kind)
 	struct cowmap_status st, st0;
 	struct cg_snap c0, c1, c2;
 	size_t dirty = r.pages;
+	long pool0 = 0, pool;
 	uint64_t t0;
 
 	mr.m = (struct meas){ .value = NAN };
@@ -172,6 +196,7 @@ static void mem_child(int session, int res, enum mem_kind kind)
 				   session ? MAP_SHARED : MAP_PRIVATE, C.write_size);
 	if (!mr.err) {
 		cg_snap(&c0);
+		pool0 = pool_pages();
 		if (kind == MK_BYTE)
 			write_pages(r.p, r.pages);
 		else if (kind == MK_BYTE_STRIDE)
@@ -194,13 +219,15 @@ static void mem_child(int session, int res, enum mem_kind kind)
 		} else {
 			c2 = c1;
 		}
+		pool = (long)((pool_pages() - pool0) * POOL_BYTES_PER_PAGE);
+		mr.m.x[X_POOL] = (double)pool / dirty;
 		mr.m.x[X_MEMFREE] = (double)(c0.free - c2.free) * 1024 / dirty;
 		if (cg_ok > 0) {
-			mr.m.value = (double)(c2.cur - c0.cur) / dirty;
+			mr.m.value = (double)(c2.cur - c0.cur - pool) / dirty;
 			mr.m.x[X_SLAB] = (double)(c2.slab - c0.slab) / dirty;
 			mr.m.x[X_PTABLES] = (double)(c2.pt - c0.pt) / dirty;
 			if (c0.kernel >= 0)
-				mr.m.x[X_KERNEL] = (double)(c2.kernel - c0.kernel) / dirty;
+				mr.m.x[X_KERNEL] = (double)(c2.kernel - c0.kernel - pool) / dirty;
 		} else {
 			mr.m.value = mr.m.x[X_MEMFREE];
 		}
@@ -226,6 +253,8 @@ static int mem(struct run *r, int session, enum mem_kind kind)
 	pid_t pid;
 
 	cg_setup();
+	/* The pool empty (see POOL_PARAM); root only, as the whole row. */
+	write_str("/proc/sys/vm/drop_caches", "2");
 	if (pipe2(res, O_CLOEXEC))
 		die("pipe");
 	pid = fork();
