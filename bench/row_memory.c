@@ -81,8 +81,8 @@ static long long cg_read(const char *key)
  * reclaim takes them, and the next copies use them.
  */
 #define POOL_PARAM "/sys/module/cowmap/parameters/pool_pages"
-/* kmod/pool.c keeps 30 pages per 256-byte batch (slab, charged too). */
-#define POOL_BYTES_PER_PAGE (PG + 256.0 / 30)
+/* kmod/pool.c keeps 29 pages per 256-byte batch (slab, charged too). */
+#define POOL_BYTES_PER_PAGE (PG + 256.0 / 29)
 
 static long pool_pages(void)
 {

@@ -195,8 +195,8 @@ cowmap_shrinker_create(cowmap_shrink_fn count, cowmap_shrink_fn scan,
 #endif
 }
 
-static inline void cowmap_shrinker_destroy(struct shrinker *sh,
-					   struct list_lru *lru)
+/* The shrinker alone: no call of it runs or starts after this. */
+static inline void cowmap_shrinker_unregister(struct shrinker *sh)
 {
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 7, 0)
 	unregister_shrinker(sh);
@@ -204,6 +204,12 @@ static inline void cowmap_shrinker_destroy(struct shrinker *sh,
 #else
 	shrinker_free(sh);
 #endif
+}
+
+static inline void cowmap_shrinker_destroy(struct shrinker *sh,
+					   struct list_lru *lru)
+{
+	cowmap_shrinker_unregister(sh);
 	list_lru_destroy(lru);
 }
 

@@ -20,10 +20,12 @@
  * charges move to the parent together.
  *
  * At most max_pool_pages pages are kept, in all users' sessions; a page
- * anybody else holds a reference to is not kept. Users are not charged for
+ * anybody else holds a reference to is not kept, nor anything when
+ * init_on_free asks for freed memory to be wiped at once. Users are not charged for
  * what is in the pool (their max_user_pages counts what their sessions
  * hold); their cgroups are.
  */
+#include <linux/delay.h>
 #include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/moduleparam.h>
@@ -36,8 +38,8 @@
 #include "compat.h"
 #include "cowmap.h"
 
-/* 256 bytes a batch. */
-#define COWMAP_POOL_BATCH	30
+/* 256 bytes a batch (on 64-bit). */
+#define COWMAP_POOL_BATCH	29
 
 struct cowmap_pool_batch {
 	struct list_head node;		/* on its cgroup's list */
@@ -106,18 +108,29 @@ struct page *cowmap_pool_get(struct cowmap_session *s)
 
 	if (!atomic_long_read(&cowmap_pool_nr))
 		return NULL;
+	/* This node's list first, then the others. */
+	one = 1;
+	list_lru_walk_one(&cowmap_pool_lru, numa_node_id(), s->memcg,
+			  cowmap_pool_take_cb, &t, &one);
 	for_each_node_state(nid, N_MEMORY) {
+		if (t.page)
+			break;
+		if (nid == numa_node_id())
+			continue;
 		one = 1;
 		list_lru_walk_one(&cowmap_pool_lru, nid, s->memcg,
 				  cowmap_pool_take_cb, &t, &one);
-		if (t.page)
-			break;
 	}
 	if (!t.page)
 		return NULL;
 	atomic_long_dec(&cowmap_pool_nr);
 	if (t.empty)
 		kmem_cache_free(cowmap_pool_cache, t.empty);
+	/* Poisoned while it waited: the page allocator's, not ours. */
+	if (unlikely(PageHWPoison(t.page))) {
+		put_page(t.page);
+		return NULL;
+	}
 	return t.page;
 }
 
@@ -157,6 +170,9 @@ bool cowmap_pool_put(struct cowmap_session *s, struct page *page)
 
 	/* Pairs with the release in cowmap_shrinker_create(): lists ready. */
 	if (!smp_load_acquire(&cowmap_pool_ready))
+		return false;
+	/* init_on_free: what is freed is to be wiped now, not kept. */
+	if (want_init_on_free())
 		return false;
 	/* As the network's page_pool recycles: nobody else has it. */
 	if (page_ref_count(page) != 1 || PageHWPoison(page))
@@ -264,20 +280,32 @@ int cowmap_pool_init(void)
 	return 0;
 }
 
-/* Unload: no session is left to put or take a page. */
+/*
+ * Unload: no session is left to put or take a page, and the shrinker goes
+ * first, so that no scan holds batches off the lists. A cgroup on its way
+ * out may be passed over by the walk until its lists have moved to its
+ * parent (6.13+): walk again for a while.
+ */
 void cowmap_pool_exit(void)
 {
-	LIST_HEAD(dispose);
 	unsigned long all;
-	int nid;
+	int nid, tries;
 
-	for_each_node(nid) {
-		all = ULONG_MAX;
-		list_lru_walk_node(&cowmap_pool_lru, nid, cowmap_pool_drain_cb,
-				   &dispose, &all);
+	cowmap_shrinker_unregister(cowmap_pool_shrinker);
+	for (tries = 0; tries < 100 && atomic_long_read(&cowmap_pool_nr);
+	     tries++) {
+		LIST_HEAD(dispose);
+
+		if (tries)
+			msleep(20);
+		for_each_node(nid) {
+			all = ULONG_MAX;
+			list_lru_walk_node(&cowmap_pool_lru, nid,
+					   cowmap_pool_drain_cb, &dispose, &all);
+		}
+		cowmap_pool_free(&dispose);
 	}
-	cowmap_pool_free(&dispose);
 	WARN_ON_ONCE(atomic_long_read(&cowmap_pool_nr));
-	cowmap_shrinker_destroy(cowmap_pool_shrinker, &cowmap_pool_lru);
+	list_lru_destroy(&cowmap_pool_lru);
 	kmem_cache_destroy(cowmap_pool_cache);
 }
