@@ -77,7 +77,8 @@ static int cowmap_get_long(char *buf, const struct kernel_param *kp)
 	return sysfs_emit(buf, "%ld\n", atomic_long_read(kp->arg));
 }
 
-static const struct kernel_param_ops cowmap_ro_long_ops = {
+/* A read-only parameter showing the atomic_long_t its ->arg points to. */
+const struct kernel_param_ops cowmap_ro_long_ops = {
 	.get = cowmap_get_long,
 };
 

@@ -315,6 +315,7 @@ struct page *cowmap_pool_get(struct cowmap_session *s);
 bool cowmap_pool_put(struct cowmap_session *s, struct page *page);
 
 /* account.c */
+extern const struct kernel_param_ops cowmap_ro_long_ops;
 void cowmap_account_init(void);
 int cowmap_acct_session_start(struct cowmap_session *s);
 void cowmap_acct_session_end(struct cowmap_session *s);

@@ -26,7 +26,6 @@
 #include <linux/sched/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/slab.h>
-#include <linux/sysfs.h>
 
 #include "compat.h"
 #include "cowmap.h"
@@ -40,16 +39,7 @@
 /* Pages owned by all sessions (private copies and twins). */
 static atomic_long_t cowmap_total_pages = ATOMIC_LONG_INIT(0);
 
-static int cowmap_pages_in_use_get(char *buf, const struct kernel_param *kp)
-{
-	return sysfs_emit(buf, "%ld\n", atomic_long_read(&cowmap_total_pages));
-}
-
-static const struct kernel_param_ops cowmap_pages_in_use_ops = {
-	.get = cowmap_pages_in_use_get,
-};
-
-module_param_cb(pages_in_use, &cowmap_pages_in_use_ops, NULL, 0444);
+module_param_cb(pages_in_use, &cowmap_ro_long_ops, &cowmap_total_pages, 0444);
 MODULE_PARM_DESC(pages_in_use, "Pages all sessions own now (read-only)");
 
 /*

@@ -33,7 +33,6 @@
 #include <linux/page-flags.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
-#include <linux/sysfs.h>
 
 #include "compat.h"
 #include "cowmap.h"
@@ -59,16 +58,7 @@ module_param_named(max_pool_pages, cowmap_max_pool_pages, ulong, 0644);
 MODULE_PARM_DESC(max_pool_pages,
 		 "Freed pages kept for the next copies, in all (0 at load: max_total_pages / 8)");
 
-static int cowmap_pool_pages_get(char *buf, const struct kernel_param *kp)
-{
-	return sysfs_emit(buf, "%ld\n", atomic_long_read(&cowmap_pool_nr));
-}
-
-static const struct kernel_param_ops cowmap_pool_pages_ops = {
-	.get = cowmap_pool_pages_get,
-};
-
-module_param_cb(pool_pages, &cowmap_pool_pages_ops, NULL, 0444);
+module_param_cb(pool_pages, &cowmap_ro_long_ops, &cowmap_pool_nr, 0444);
 MODULE_PARM_DESC(pool_pages, "Freed pages the pool keeps now (read-only)");
 
 /* Under the list's lock: the last page of the first batch. */

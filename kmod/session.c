@@ -35,7 +35,6 @@
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 #include <linux/string.h>
-#include <linux/sysfs.h>
 #include <linux/timekeeping.h>
 
 #include "compat.h"
@@ -507,16 +506,7 @@ static unsigned long cowmap_shrink_scan(struct shrinker *sh,
 	return done ?: SHRINK_STOP;
 }
 
-static int cowmap_orphans_dropped_get(char *buf, const struct kernel_param *kp)
-{
-	return sysfs_emit(buf, "%ld\n", atomic_long_read(&cowmap_orphans_dropped));
-}
-
-static const struct kernel_param_ops cowmap_orphans_dropped_ops = {
-	.get = cowmap_orphans_dropped_get,
-};
-
-module_param_cb(orphans_dropped, &cowmap_orphans_dropped_ops, NULL, 0444);
+module_param_cb(orphans_dropped, &cowmap_ro_long_ops, &cowmap_orphans_dropped, 0444);
 MODULE_PARM_DESC(orphans_dropped,
 		 "Sessions with changes dropped because the orphan limits were reached (read-only)");
 
