@@ -241,7 +241,7 @@ void print_table(struct utsname *u)
 	printf("  cowmap status per written page (1a): %.2f faults, %.2f cow_copies, %.2f pages owned (private + twin)\n",
 	       xmed(var_of(w_cowmap), X_CM_FAULTS), xmed(var_of(w_cowmap), X_CM_COPIES),
 	       xmed(var_of(w_cowmap), X_CM_OWNED));
-	printf("  cowmap status per page read (2a): %.4f faults (fault-around maps 16 pages per fault)\n",
+	printf("  cowmap status per page read (2a): %.4f faults (fault-around maps 32 pages per fault)\n",
 	       xmed(var_of(r1_cowmap), X_CM_FAULTS));
 	printf("  1c/1d setup, not timed in the row (anonymous copy by pread, then protect): %s (1c), %s (1d) per page\n",
 	       fmt_val(a, sizeof(a), xmed(var_of(w_sigsegv), X_SETUP), U_NS),

@@ -309,6 +309,8 @@ extern unsigned int cowmap_max_user_orphans;
 extern unsigned long cowmap_max_user_orphan_bytes;
 
 /* pool.c */
+int cowmap_fault_init(void);
+void cowmap_fault_exit(void);
 int cowmap_pool_init(void);
 void cowmap_pool_exit(void);
 struct page *cowmap_pool_get(struct cowmap_session *s);

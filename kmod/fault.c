@@ -30,8 +30,14 @@
 #include "compat.h"
 #include "cowmap.h"
 
-/* Neighbouring pages mapped by one read fault, like the core's fault-around. */
-#define COWMAP_FAULT_AROUND	16
+/*
+ * Neighbouring pages mapped by one read fault, like the core's fault-around
+ * (64 KiB by default), but 128 KiB: a session's fault does more than
+ * filemap_map_pages() (s->lock, the catch-up, two xarrays, the charge), and
+ * that fixed part is spread over twice the pages (docs/performance.md, rows
+ * 2a/2c). Below BITS_PER_LONG: slot sets are unsigned long bitmaps.
+ */
+#define COWMAP_FAULT_AROUND	32
 
 #define COWMAP_GFP (GFP_HIGHUSER | __GFP_ACCOUNT | __GFP_RETRY_MAYFAIL | \
 		    __GFP_NOWARN)
@@ -225,7 +231,8 @@ static bool cowmap_base_valid(struct cowmap_session *s, struct page *page)
  * new pins with one allocation and at most one xarray store, not one store
  * per page. @page[i] holds a folio reference when bit i of @present is
  * set. Changed under s->lock only; freed after an RCU grace period, for
- * cowmap_base_pinned(), which looks without the lock.
+ * cowmap_base_pinned(), which looks without the lock. Its own cache: 280
+ * bytes would take 512 from kmalloc.
  */
 struct cowmap_base_win {
 	unsigned long present;
@@ -236,6 +243,28 @@ struct cowmap_base_win {
 #define COWMAP_WIN(pgoff)	((pgoff) / COWMAP_FAULT_AROUND)
 #define COWMAP_SLOT(pgoff)	((pgoff) % COWMAP_FAULT_AROUND)
 #define COWMAP_WIN_ALL		(BIT(COWMAP_FAULT_AROUND) - 1)
+static_assert(COWMAP_FAULT_AROUND < BITS_PER_LONG);
+
+static struct kmem_cache *cowmap_win_cache;
+
+static void cowmap_free_win(struct rcu_head *rcu)
+{
+	kmem_cache_free(cowmap_win_cache,
+			container_of(rcu, struct cowmap_base_win, rcu));
+}
+
+int cowmap_fault_init(void)
+{
+	cowmap_win_cache = KMEM_CACHE(cowmap_base_win, SLAB_ACCOUNT);
+	return cowmap_win_cache ? 0 : -ENOMEM;
+}
+
+/* Unload, once no session is left: after the windows' grace periods. */
+void cowmap_fault_exit(void)
+{
+	rcu_barrier();
+	kmem_cache_destroy(cowmap_win_cache);
+}
 
 /* The base page pinned at @pgoff, or NULL. Under @lock. */
 static struct page *cowmap_base_page(struct cowmap_session *s, pgoff_t pgoff)
@@ -294,7 +323,7 @@ static void cowmap_forget_bases(struct cowmap_session *s, unsigned long win,
 	folio_put_refs(folio, refs);
 	if (!w->present) {
 		xa_erase(&s->base, win);
-		kfree_rcu(w, rcu);
+		call_rcu(&w->rcu, cowmap_free_win);
 	}
 	s->nr_base -= nr;
 	cowmap_unacct_base(s, nr);
@@ -785,9 +814,9 @@ static unsigned long cowmap_store_bases(struct cowmap_session *s, pgoff_t first,
 		return 0;
 	w = xa_load(&s->base, win);
 	if (!w) {
-		w = kzalloc(sizeof(*w), GFP_KERNEL_ACCOUNT);
+		w = kmem_cache_zalloc(cowmap_win_cache, GFP_KERNEL);
 		if (w && xa_err(xa_store(&s->base, win, w, GFP_KERNEL_ACCOUNT))) {
-			kfree(w);
+			kmem_cache_free(cowmap_win_cache, w);
 			w = NULL;
 		}
 	}
@@ -946,7 +975,7 @@ static unsigned long cowmap_charge_bases(struct cowmap_session *s,
 }
 
 /*
- * A read fault, with fault-around: map the aligned window of 16 pages
+ * A read fault, with fault-around: map the aligned window of 32 pages
  * around the faulting one, within the VMA and the file. The faulting page
  * is read if needed; its neighbours are mapped only if they are already
  * cached and up to date. All of it with one walk of ->pages, one load of

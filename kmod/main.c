@@ -389,9 +389,12 @@ static int __init cowmap_init(void)
 		cowmap_max_total_pages = totalram_pages() / 4;
 	cowmap_account_init();
 
-	ret = cowmap_pool_init();
+	ret = cowmap_fault_init();
 	if (ret)
 		return ret;
+	ret = cowmap_pool_init();
+	if (ret)
+		goto out_fault;
 	ret = cowmap_session_init();
 	if (ret)
 		goto out_pool;
@@ -414,6 +417,8 @@ out_session:
 	cowmap_session_exit();
 out_pool:
 	cowmap_pool_exit();
+out_fault:
+	cowmap_fault_exit();
 	return ret;
 }
 
@@ -424,6 +429,7 @@ static void __exit cowmap_exit(void)
 	cowmap_nl_exit();
 	cowmap_session_exit();
 	cowmap_pool_exit();
+	cowmap_fault_exit();
 }
 
 module_init(cowmap_init);
