@@ -976,15 +976,18 @@ static unsigned long cowmap_charge_bases(struct cowmap_session *s,
 
 /*
  * A read fault, with fault-around: map the aligned window of 32 pages
- * around the faulting one, within the VMA and the file. The faulting page
- * is read if needed; its neighbours are mapped only if they are already
- * cached and up to date. All of it with one walk of ->pages, one load of
- * the window's entry in ->base, one batch lookup in the page cache, at
- * most one allocation and one store for the new base references, and one
- * page-table lock for the PTEs.
+ * around the faulting one (@pgoff), within the VMA and the file. The
+ * faulting page is read if needed; its neighbours are mapped only if they
+ * are already cached and up to date. All of it with one walk of ->pages,
+ * one load of the window's entry in ->base, one batch lookup in the page
+ * cache, at most one allocation and one store for the new base references,
+ * and one page-table lock for the PTEs. @around: no page of this window
+ * faulted (cowmap_read_folio()): only what is cached is mapped, and only
+ * within the pinning limits as they stand (no other pin is dropped for it).
  */
 static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
-				    struct vm_fault *vmf, pgoff_t eof)
+				    struct vm_fault *vmf, pgoff_t pgoff,
+				    pgoff_t eof, bool around)
 {
 	struct vm_area_struct *vma = vmf->vma;
 	struct page *pages[COWMAP_FAULT_AROUND] = { };
@@ -999,10 +1002,11 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	void *e;
 	pgoff_t first, last, bpg = cowmap_base_pgoff(s);
 
-	first = max(round_down(vmf->pgoff, COWMAP_FAULT_AROUND), vma->vm_pgoff);
-	last = min3(round_down(vmf->pgoff, COWMAP_FAULT_AROUND) +
+	first = max(round_down(pgoff, COWMAP_FAULT_AROUND), vma->vm_pgoff);
+	last = min3(round_down(pgoff, COWMAP_FAULT_AROUND) +
 		    COWMAP_FAULT_AROUND, vma->vm_pgoff + vma_pages(vma), eof);
-	self = vmf->pgoff - first;
+	/* Around: a slot no page has (slot sets are below BITS_PER_LONG). */
+	self = around ? COWMAP_FAULT_AROUND : pgoff - first;
 	off = COWMAP_SLOT(first);
 
 	p.mm = vma->vm_mm;
@@ -1080,7 +1084,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		}
 	}
 	if ((need & BIT(self)) && !pages[self]) {
-		page = cowmap_base_or_zero(s, vmf->pgoff);
+		page = cowmap_base_or_zero(s, pgoff);
 		if (IS_ERR(page)) {
 			for (i = 0; i < p.nr; i++)
 				if (pages[i])
@@ -1115,7 +1119,14 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		}
 		new |= BIT(i);
 	}
-	new = cowmap_charge_bases(s, first, &p.map, new, self, pages);
+	if (!around) {
+		new = cowmap_charge_bases(s, first, &p.map, new, self, pages);
+	} else if (new && !cowmap_acct_base(s, hweight_long(new))) {
+		for (i = 0; i < p.nr; i++)
+			if (new & BIT(i))
+				cowmap_put_base(pages[i]);
+		new = 0;
+	}
 	new = cowmap_store_bases(s, first, new, pages);
 	if ((need & BIT(self)) && !(p.map & BIT(self)) && !(new & BIT(self)))
 		return VM_FAULT_SIGBUS;
@@ -1126,6 +1137,49 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		}
 	}
 	return cowmap_set_ptes(&p);
+}
+
+/* The most a read fault maps: a PMD's worth, the largest page-cache folio. */
+#define COWMAP_FOLIO_AROUND	512
+
+/*
+ * After a read fault that mapped @vmf->pgoff's base page: if that page is
+ * part of a large folio (ext4 on 7.3, XFS), map the rest of the folio
+ * too, window by window, within the VMA and the file, as the core maps a
+ * whole folio per fault: a reader of a large folio takes one fault for it,
+ * not one per window. Only cached pages are mapped. *@rfirst and *@rend
+ * grow to the windows it mapped. Under @lock.
+ */
+static void cowmap_read_folio(struct cowmap_session *s, struct vm_fault *vmf,
+			      pgoff_t eof, pgoff_t *rfirst, pgoff_t *rend)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct page *page = cowmap_base_page(s, vmf->pgoff);
+	struct folio *folio;
+	pgoff_t lo, hi, idx, win = COWMAP_WIN(vmf->pgoff);
+
+	if (!page)
+		return;
+	folio = page_folio(page);
+	if (!folio_test_large(folio))
+		return;
+	/* Its index stays while the pin holds it, even if truncated. */
+	lo = max(folio->index, vma->vm_pgoff);
+	hi = min3(folio->index + folio_nr_pages(folio),
+		  vma->vm_pgoff + vma_pages(vma), eof);
+	lo = max(lo, round_down(vmf->pgoff, COWMAP_FOLIO_AROUND));
+	hi = min(hi, round_down(vmf->pgoff, COWMAP_FOLIO_AROUND) +
+		 COWMAP_FOLIO_AROUND);
+	for (idx = lo; idx < hi;
+	     idx = round_down(idx, COWMAP_FAULT_AROUND) + COWMAP_FAULT_AROUND) {
+		if (COWMAP_WIN(idx) == win)
+			continue;
+		if (cowmap_read_fault(s, vmf, idx, eof, true) != VM_FAULT_NOPAGE)
+			break;
+		*rfirst = min(*rfirst, round_down(idx, COWMAP_FAULT_AROUND));
+		*rend = max(*rend, round_down(idx, COWMAP_FAULT_AROUND) +
+			    COWMAP_FAULT_AROUND);
+	}
 }
 
 /* Fresh copies carry this mark in ->pages, so that they are found at once. */
@@ -1284,7 +1338,8 @@ struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 	return fatal_signal_pending(current) ? ERR_PTR(-EINTR) : NULL;
 }
 
-static void cowmap_fault_recheck(struct cowmap_session *s, pgoff_t pgoff);
+static void cowmap_fault_recheck(struct cowmap_session *s, pgoff_t first,
+				 pgoff_t end);
 
 static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 {
@@ -1295,7 +1350,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	struct cowmap_precopy pc = {};
 	struct cowmap_page *cp;
 	vm_fault_t ret;
-	pgoff_t eof;
+	pgoff_t eof, rfirst, rend;	/* [rfirst, rend): the windows mapped */
 	int gen;
 
 	/* Killed while the file's I/O went on: the task is going anyway. */
@@ -1308,6 +1363,8 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	cowmap_revalidate(s, false);
 	gen = cowmap_mod_gen(s);
 	eof = cowmap_eof_pgoff(s);
+	rfirst = round_down(vmf->pgoff, COWMAP_FAULT_AROUND);
+	rend = rfirst + COWMAP_FAULT_AROUND;
 	if (vmf->pgoff >= eof) {
 		if (write)
 			cowmap_drop_unwritten(s, vmf->pgoff);
@@ -1341,7 +1398,9 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 			}
 		}
 	} else {
-		ret = cowmap_read_fault(s, vmf, eof);
+		ret = cowmap_read_fault(s, vmf, vmf->pgoff, eof, false);
+		if (ret == VM_FAULT_NOPAGE)
+			cowmap_read_folio(s, vmf, eof, &rfirst, &rend);
 	}
 	/*
 	 * Pairs with the handler's atomic_inc_return(): either it sees the
@@ -1349,7 +1408,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	 */
 	smp_mb();
 	if (cowmap_mod_gen(s) != gen)
-		cowmap_fault_recheck(s, vmf->pgoff);
+		cowmap_fault_recheck(s, rfirst, rend);
 out:
 	mutex_unlock(&s->lock);
 	cowmap_free_precopy(s, &pc);
@@ -1610,19 +1669,19 @@ void cowmap_notice_size(struct cowmap_session *s, struct inode *inode,
 }
 
 /*
- * The file changed while a fault of @pgoff held @lock: the handler's zap
- * may have run before the fault set its PTEs. Unmap what the fault's window
- * may show that is no longer the file's, or past its end.
+ * The file changed while a fault held @lock: the handler's zap may have run
+ * before the fault set its PTEs. Unmap what the fault's windows (pages
+ * @first to @end) may show that is no longer the file's, or past its end.
  */
-static void cowmap_fault_recheck(struct cowmap_session *s, pgoff_t pgoff)
+static void cowmap_fault_recheck(struct cowmap_session *s, pgoff_t first,
+				 pgoff_t end)
 {
-	pgoff_t first = round_down(pgoff, COWMAP_FAULT_AROUND), idx;
-	pgoff_t bpg = cowmap_base_pgoff(s);
+	pgoff_t bpg = cowmap_base_pgoff(s), idx;
 	struct page *page;
 
 	cowmap_revalidate(s, false);
 	cowmap_zap(s, cowmap_eof_pgoff(s), 0);
-	for (idx = first; idx < first + COWMAP_FAULT_AROUND; idx++) {
+	for (idx = first; idx < end; idx++) {
 		page = cowmap_base_page(s, idx);
 		if (!page || (idx < bpg && cowmap_base_valid(s, page)))
 			continue;

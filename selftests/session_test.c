@@ -256,6 +256,122 @@ TEST_F(sess, read_fault_around)
 	EXPECT_EQ(0, st.private_pages);
 }
 
+/* The pagemap entries of @n pages from @addr (PFNs need CAP_SYS_ADMIN). */
+static int read_pagemap(const void *addr, size_t n, uint64_t *ent)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	off_t off = (uintptr_t)addr / PG * sizeof(uint64_t);
+	ssize_t r = -1;
+
+	if (fd >= 0) {
+		r = pread(fd, ent, n * sizeof(uint64_t), off);
+		close(fd);
+	}
+	return r == (ssize_t)(n * sizeof(uint64_t)) ? 0 : -1;
+}
+
+#define PM_PRESENT	(1ULL << 63)
+#define PM_PFN(e)	((e) & ((1ULL << 55) - 1))
+#define KPF_HEAD	(1ULL << 15)
+#define KPF_TAIL	(1ULL << 16)
+#define FOLIO_NPAGES	1024	/* 4 MiB: room for a few large folios */
+#define FAULT_WINDOW	32	/* pages a read fault maps (kmod/fault.c) */
+#define FOLIO_BLOCK	512	/* and at most, of one large folio */
+
+/*
+ * Where the filesystem caches a file in large folios (ext4 on 7.3, XFS), a
+ * read fault maps the faulting page's whole folio, as the core does for
+ * MAP_SHARED, not only the page's 32-page window: one fault per folio.
+ * The folio is found through /proc/kpageflags; without one of two windows
+ * or more (tmpfs; ext4 before 6.16 or so), the test skips.
+ */
+TEST(read_fault_maps_large_folio)
+{
+	uint64_t *pm = calloc(FOLIO_NPAGES, sizeof(*pm));
+	size_t h = 0, n = 0, k, lo, hi, i;
+	struct cowmap_status st;
+	char path[256];
+	uint8_t *buf, *probe, *map;
+	int fd, kpf, sfd;
+
+	ASSERT_NE(NULL, pm);
+	/* One write of it all: the filesystem may cache it in large folios. */
+	fd = cm_mkfile(path, sizeof(path), "folio", 0, O_RDWR);
+	ASSERT_LE(0, fd);
+	buf = malloc(FOLIO_NPAGES * PG);
+	ASSERT_NE(NULL, buf);
+	cm_fill(buf, 0, FOLIO_NPAGES * PG, 0);
+	ASSERT_EQ((ssize_t)(FOLIO_NPAGES * PG), pwrite(fd, buf, FOLIO_NPAGES * PG, 0));
+	free(buf);
+
+	probe = mmap(NULL, FOLIO_NPAGES * PG, PROT_READ, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, probe);
+	for (i = 0; i < FOLIO_NPAGES; i++)
+		(void)*(volatile uint8_t *)(probe + i * PG);
+	ASSERT_EQ(0, read_pagemap(probe, FOLIO_NPAGES, pm));
+	munmap(probe, FOLIO_NPAGES * PG);
+	kpf = open("/proc/kpageflags", O_RDONLY | O_CLOEXEC);
+	for (i = 0; kpf >= 0 && i < FOLIO_NPAGES && n < 2 * FAULT_WINDOW; i++) {
+		uint64_t f = 0;
+		size_t t = 1;
+
+		if (!(pm[i] & PM_PRESENT) || !PM_PFN(pm[i]) ||
+		    pread(kpf, &f, sizeof(f), PM_PFN(pm[i]) * 8) != sizeof(f) ||
+		    !(f & KPF_HEAD))
+			continue;
+		while (i + t < FOLIO_NPAGES && PM_PFN(pm[i + t]) == PM_PFN(pm[i]) + t &&
+		       pread(kpf, &f, sizeof(f), PM_PFN(pm[i + t]) * 8) == sizeof(f) &&
+		       (f & KPF_TAIL))
+			t++;
+		h = i;
+		n = t;
+	}
+	if (kpf >= 0)
+		close(kpf);
+	if (n < 2 * FAULT_WINDOW) {
+		close(fd);
+		unlink(path);
+		free(pm);
+		SKIP(return, "no folio of %d pages or more here (largest seen: %zu)",
+		     2 * FAULT_WINDOW, n);
+	}
+	TH_LOG("folio of %zu pages at page %zu", n, h);
+
+	sfd = cm_session(fd);
+	ASSERT_LE(0, sfd);
+	map = cm_map(sfd, FOLIO_NPAGES * PG, 0);
+	ASSERT_NE(MAP_FAILED, map);
+	/* A page in the folio's second window: the fault maps both ways. */
+	k = h + FAULT_WINDOW + 3;
+	lo = k / FOLIO_BLOCK * FOLIO_BLOCK;
+	hi = lo + FOLIO_BLOCK;
+	lo = lo > h ? lo : h;
+	hi = hi < h + n ? hi : h + n;
+	EXPECT_EQ(cm_pat(k * PG, 0), map[k * PG]);
+	ASSERT_EQ(0, cm_status(sfd, &st));
+	EXPECT_EQ(1, st.faults);
+	EXPECT_EQ(hi - lo, st.base_pages);
+	/*
+	 * Mapped by that fault (pagemap skips PFN mappings, so the fault
+	 * count tells): the folio's pages read without another fault, and
+	 * the page after them takes one.
+	 */
+	EXPECT_TRUE(cm_is_pat(map + lo * PG, lo * PG, (hi - lo) * PG, 0));
+	ASSERT_EQ(0, cm_status(sfd, &st));
+	EXPECT_EQ(1, st.faults);
+	if (hi < FOLIO_NPAGES) {
+		EXPECT_EQ(cm_pat(hi * PG, 0), map[hi * PG]);
+		ASSERT_EQ(0, cm_status(sfd, &st));
+		EXPECT_EQ(2, st.faults);
+	}
+
+	munmap(map, FOLIO_NPAGES * PG);
+	cm_end(sfd);
+	close(fd);
+	unlink(path);
+	free(pm);
+}
+
 TEST_F(sess, mmap_offset)
 {
 	uint8_t *a = mmap(NULL, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED,
