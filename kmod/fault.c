@@ -755,10 +755,13 @@ static vm_fault_t cowmap_map_one(struct vm_fault *vmf, unsigned long pfn,
  * Look up the pages of the window in @need (bitmap of slots, from @first) in
  * the page cache, in one batch, and put those cached and up to date in
  * @pages, each with its own folio reference (the pages of one large folio
- * take theirs with one atomic add). No I/O is started.
+ * take theirs with one atomic add). No I/O is started. Not inlined: its
+ * folio batch would stay on the read fault's stack through the file I/O
+ * that may follow.
  */
-static void cowmap_peek_bases(struct cowmap_session *s, pgoff_t first,
-			      unsigned long need, struct page **pages)
+static noinline void cowmap_peek_bases(struct cowmap_session *s,
+				       pgoff_t first, unsigned long need,
+				       struct page **pages)
 {
 	struct address_space *m = s->backing->f_mapping;
 	pgoff_t start = first + __ffs(need);
@@ -1174,11 +1177,12 @@ static void cowmap_read_folio(struct cowmap_session *s, struct vm_fault *vmf,
 	     idx = round_down(idx, COWMAP_FAULT_AROUND) + COWMAP_FAULT_AROUND) {
 		if (COWMAP_WIN(idx) == win)
 			continue;
-		if (cowmap_read_fault(s, vmf, idx, eof, true) != VM_FAULT_NOPAGE)
-			break;
+		/* Before: a window that failed may have set some PTEs. */
 		*rfirst = min(*rfirst, round_down(idx, COWMAP_FAULT_AROUND));
 		*rend = max(*rend, round_down(idx, COWMAP_FAULT_AROUND) +
 			    COWMAP_FAULT_AROUND);
+		if (cowmap_read_fault(s, vmf, idx, eof, true) != VM_FAULT_NOPAGE)
+			break;
 	}
 }
 
