@@ -309,8 +309,6 @@ extern unsigned int cowmap_max_user_orphans;
 extern unsigned long cowmap_max_user_orphan_bytes;
 
 /* pool.c */
-int cowmap_fault_init(void);
-void cowmap_fault_exit(void);
 int cowmap_pool_init(void);
 void cowmap_pool_exit(void);
 struct page *cowmap_pool_get(struct cowmap_session *s);
@@ -365,6 +363,8 @@ void cowmap_nl_event(struct cowmap_session *s, enum cowmap_event ev, u64 a,
 void cowmap_nl_limit_hit(struct cowmap_session *s);
 
 /* fault.c */
+int cowmap_fault_init(void);
+void cowmap_fault_exit(void);
 int cowmap_mmap(struct file *file, struct vm_area_struct *vma);
 int cowmap_mmap_session(struct cowmap_session *s, struct vm_area_struct *vma);
 struct page *cowmap_read_page(struct cowmap_session *s, pgoff_t pgoff,
