@@ -242,6 +242,13 @@ struct cowmap_session {
 	 * last unmapped from (cowmap_notice_size()).
 	 */
 	atomic_t mod_gen;
+	/*
+	 * Moved by every unmap of the session's pages (cowmap_zap()), before
+	 * it walks the page tables: a write fault sets its PTE after it drops
+	 * @lock, only if this did not move since (fault.c, "Locks" in
+	 * docs/design.md).
+	 */
+	atomic_t map_gen;
 	int gen_seen;
 	int gen_walked;
 	atomic_long_t end_seen;

@@ -77,6 +77,16 @@ MODULE_PARM_DESC(test_map_delay_ms,
 		 "Testing only: sleep after a write fault mapped its copy (ms)");
 
 /*
+ * The same after a write fault dropped @lock, before it maps its copy: a
+ * test truncates the file or commits there, and the PTE must not be set.
+ */
+static unsigned int cowmap_test_unlocked_delay_ms;
+module_param_named(test_unlocked_delay_ms, cowmap_test_unlocked_delay_ms,
+		   uint, 0600);
+MODULE_PARM_DESC(test_unlocked_delay_ms,
+		 "Testing only: sleep before a write fault maps its copy, unlocked (ms)");
+
+/*
  * Allocate a page for @s, within the limits, charged to the memory cgroup of
  * the process that opened the session (not of whoever faults). Needs no
  * lock: every limit is an atomic counter (@s->held for max_session_pages),
@@ -140,8 +150,19 @@ static void cowmap_free_page(struct cowmap_session *s, struct page *page)
 	atomic_long_dec(&s->held);
 }
 
+/*
+ * Unmap @nr pages of the session from @pgoff (0: to the end) in all its
+ * VMAs. @map_gen moves first: a write fault that dropped @lock before
+ * setting its PTE sees the move and leaves the PTE unset (cowmap_set_pte()).
+ * The full barrier pairs with the one there: an unmap that finds no page
+ * table where the fault then allocates one orders its count before the
+ * fault reads it.
+ */
 void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
 {
+	atomic_inc(&s->map_gen);
+	/* The count before the page-table walk (cowmap_set_pte()). */
+	smp_mb__after_atomic();
 	unmap_mapping_pages(s->inode->i_mapping, pgoff, nr, false);
 }
 
@@ -679,6 +700,8 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 /*
  * PTEs to set in one page-table walk: slot i is the page at @addr + i pages.
  * Slots not in @map are left alone, and so is any PTE already present.
+ * @gen, when set: nothing is set if it moved from @gen_seen (a write fault
+ * mapping without @lock).
  */
 struct cowmap_ptes {
 	struct mm_struct *mm;
@@ -689,6 +712,8 @@ struct cowmap_ptes {
 	unsigned long done;		/* out: slots whose PTE was set */
 	pgprot_t prot;			/* read-only (write-notify) */
 	pgprot_t wprot;
+	const atomic_t *gen;
+	int gen_seen;
 	unsigned long pfn[COWMAP_FAULT_AROUND];
 };
 
@@ -700,6 +725,16 @@ static int cowmap_set_pte(pte_t *pte, unsigned long addr, void *data)
 
 	if (!(p->map & BIT(i)) || !pte_none(ptep_get(pte)))
 		return 0;
+	if (p->gen) {
+		/*
+		 * Under the PTE lock, which an unmap takes after it moved
+		 * @gen; the full barrier pairs with cowmap_zap()'s for an
+		 * unmap that found no page table before this walk made one.
+		 */
+		smp_mb();
+		if (atomic_read(p->gen) != p->gen_seen)
+			return 0;
+	}
 	prot = p->writable & BIT(i) ? p->wprot : p->prot;
 	set_pte_at(p->mm, addr, pte, pte_mkspecial(pfn_pte(p->pfn[i], prot)));
 	p->done |= BIT(i);
@@ -728,11 +763,14 @@ static vm_fault_t cowmap_set_ptes(struct cowmap_ptes *p)
 }
 
 /*
- * Map @pfn at @vmf->address; @writable: with vm_get_page_prot(vm_flags).
- * *@set: whether this call set the PTE (it leaves one already there).
+ * Map @pfn at @vmf->address, writable (vm_get_page_prot(vm_flags)), for a
+ * write fault that dropped @lock: only if the session's @map_gen is still
+ * @gen (no unmap since). A PTE already there is left alone. *@set: whether
+ * this call set the PTE.
  */
-static vm_fault_t cowmap_map_one(struct vm_fault *vmf, unsigned long pfn,
-				 bool writable, bool *set)
+static vm_fault_t cowmap_map_write(struct vm_fault *vmf,
+				   struct cowmap_session *s, unsigned long pfn,
+				   int gen, bool *set)
 {
 	vm_fault_t ret;
 	struct cowmap_ptes p = {
@@ -740,9 +778,11 @@ static vm_fault_t cowmap_map_one(struct vm_fault *vmf, unsigned long pfn,
 		.addr = vmf->address & PAGE_MASK,
 		.nr = 1,
 		.map = 1,
-		.writable = writable,
+		.writable = 1,
 		.prot = vmf->vma->vm_page_prot,
 		.wprot = vm_get_page_prot(vmf->vma->vm_flags),
+		.gen = &s->map_gen,
+		.gen_seen = gen,
 	};
 
 	p.pfn[0] = pfn;
@@ -1192,6 +1232,9 @@ static void cowmap_read_folio(struct cowmap_session *s, struct vm_fault *vmf,
 static void cowmap_set_fresh(struct cowmap_session *s, pgoff_t pgoff,
 			     struct cowmap_page *cp, bool fresh)
 {
+	/* The mark follows @fresh: no walk of ->pages to clear a clear one. */
+	if (cp->fresh == fresh)
+		return;
 	cp->fresh = fresh;
 	if (fresh)
 		xa_set_mark(&s->pages, pgoff, COWMAP_FRESH);
@@ -1353,9 +1396,10 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	struct folio *pre = cowmap_prefetch_base(s, vmf->pgoff);
 	struct cowmap_precopy pc = {};
 	struct cowmap_page *cp;
+	unsigned long wpfn = 0;		/* a write's page, mapped after @lock */
 	vm_fault_t ret;
 	pgoff_t eof, rfirst, rend;	/* [rfirst, rend): the windows mapped */
-	int gen;
+	int gen, map_gen;
 
 	/* Killed while the file's I/O went on: the task is going anyway. */
 	if (IS_ERR(pre))
@@ -1383,29 +1427,34 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 		if (IS_ERR(cp)) {
 			ret = VM_FAULT_SIGBUS;
 		} else {
-			bool set;
-
-			ret = cowmap_map_one(vmf, page_to_pfn(cp->priv), true,
-					     &set);
 			/*
-			 * The write goes there now, unless a truncation
-			 * unmaps it first (cowmap_drop_unwritten()). If a PTE
-			 * was there already (a reader mapped the copy
-			 * read-only meanwhile), the write comes back through
-			 * ->pfn_mkwrite instead.
+			 * The PTE is set once @lock is dropped, so that threads
+			 * writing the session do not map one at a time. The
+			 * write goes there then, unless a truncation unmaps it
+			 * first (cowmap_drop_unwritten()). If the PTE is not
+			 * set after all (an unmap came between, or a reader
+			 * mapped the copy read-only), the write faults again
+			 * or comes through ->pfn_mkwrite; the marks set here
+			 * only say that a store may be on its way.
 			 */
-			if (ret == VM_FAULT_NOPAGE && set) {
-				if (made || cp->fresh)
-					cp->unconfirmed = true;
-				cowmap_set_fresh(s, vmf->pgoff, cp, false);
-				cowmap_test_sleep(&cowmap_test_map_delay_ms);
-			}
+			if (made || cp->fresh)
+				cp->unconfirmed = true;
+			cowmap_set_fresh(s, vmf->pgoff, cp, false);
+			wpfn = page_to_pfn(cp->priv);
+			ret = VM_FAULT_NOPAGE;
 		}
 	} else {
 		ret = cowmap_read_fault(s, vmf, vmf->pgoff, eof, false);
 		if (ret == VM_FAULT_NOPAGE)
 			cowmap_read_folio(s, vmf, eof, &rfirst, &rend);
 	}
+	/*
+	 * Read before the barrier: a truncation whose unmap the write's PTE
+	 * could miss has moved @mod_gen before @map_gen (the handler), so if
+	 * this sees that unmap's count, the recheck below runs, and its own
+	 * unmap keeps the PTE from being set.
+	 */
+	map_gen = atomic_read(&s->map_gen);
 	/*
 	 * Pairs with the handler's atomic_inc_return(): either it sees the
 	 * PTEs set above and unmaps them, or this sees its count.
@@ -1415,6 +1464,14 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 		cowmap_fault_recheck(s, rfirst, rend);
 out:
 	mutex_unlock(&s->lock);
+	if (wpfn) {
+		bool set;
+
+		cowmap_test_sleep(&cowmap_test_unlocked_delay_ms);
+		ret = cowmap_map_write(vmf, s, wpfn, map_gen, &set);
+		if (set)
+			cowmap_test_sleep(&cowmap_test_map_delay_ms);
+	}
 	cowmap_free_precopy(s, &pc);
 	if (pre)
 		folio_put(pre);
@@ -1668,8 +1725,13 @@ void cowmap_notice_size(struct cowmap_session *s, struct inode *inode,
 	pgoff_t bpg = cowmap_base_pgoff(s);
 	pgoff_t old = atomic_long_xchg(&s->end_seen, bpg);
 
-	if (bpg < old || shrunk || (bpg != old && READ_ONCE(s->own_size)))
+	if (bpg < old || shrunk || (bpg != old && READ_ONCE(s->own_size))) {
+		/* As cowmap_zap(), for a write fault mapping meanwhile: */
+		atomic_inc(&s->map_gen);
+		/* the count before the page-table walk. */
+		smp_mb__after_atomic();
 		unmap_mapping_pages(inode->i_mapping, min(bpg, old), 0, false);
+	}
 }
 
 /*

@@ -771,6 +771,7 @@ FIXTURE_SETUP(eofwin)
 FIXTURE_TEARDOWN(eofwin)
 {
 	cm_param_set("test_fault_delay_ms", 0);
+	cm_param_set("test_unlocked_delay_ms", 0);
 	if (self->map && self->map != MAP_FAILED)
 		munmap(self->map, EOFWIN_PAGES * PG);
 	if (self->fd > 0)
@@ -819,7 +820,25 @@ static int eofwin_thread_in_d(pid_t tid)
 }
 
 /*
- * Access @off in a thread whose fault sleeps after its EOF check; truncate
+ * Start a thread that accesses @a->addr, with the module's delay @knob set,
+ * and return once its fault sleeps in that delay.
+ */
+static void eofwin_start(struct __test_metadata *_metadata, const char *knob,
+			 struct eofwin_access *a, pthread_t *t)
+{
+	int i;
+
+	EXPECT_EQ(0, cm_param_set(knob, 1500));
+	EXPECT_EQ(0, pthread_create(t, NULL, eofwin_thread, a));
+	/* Asleep in the module's delay itself, not in some other wait. */
+	for (i = 0; i < 1000 && !(a->tid && eofwin_thread_in_d(a->tid) &&
+				  cm_wchan_has(a->tid, "msleep")); i++)
+		usleep(1000);
+	EXPECT_GT(1000, i) TH_LOG("the faulting thread never slept in the window");
+}
+
+/*
+ * Access @off in a thread whose fault sleeps in the delay @knob; truncate
  * the file to @new_size pages while it sleeps. Returns the thread's signal.
  */
 static int eofwin_race_at(struct __test_metadata *_metadata,
@@ -828,15 +847,8 @@ static int eofwin_race_at(struct __test_metadata *_metadata,
 {
 	struct eofwin_access a = { self->map + off, write, 0, -1 };
 	pthread_t t;
-	int i;
 
-	EXPECT_EQ(0, cm_param_set(knob, 1500));
-	EXPECT_EQ(0, pthread_create(&t, NULL, eofwin_thread, &a));
-	/* Asleep in the module's delay itself, not in some other wait. */
-	for (i = 0; i < 1000 && !(a.tid && eofwin_thread_in_d(a.tid) &&
-				  cm_wchan_has(a.tid, "msleep")); i++)
-		usleep(1000);
-	EXPECT_GT(1000, i) TH_LOG("the faulting thread never slept in the window");
+	eofwin_start(_metadata, knob, &a, &t);
 	/* Returns once the module's invalidation ran, after the fault. */
 	EXPECT_EQ(0, ftruncate(self->wfd, new_pages * PG));
 	pthread_join(t, NULL);
@@ -902,6 +914,59 @@ TEST_F(eofwin, first_write_unmapped_before_store)
 	ASSERT_EQ(0, cm_commit(self->fd, 0));
 	ASSERT_EQ(0, cm_status(self->fd, &st));
 	EXPECT_EQ(0, st.journal_records);
+}
+
+/*
+ * The same one step earlier: the write fault made its copy and dropped the
+ * session's lock, and sleeps before it maps the copy
+ * (test_unlocked_delay_ms). The truncation finds nothing to unmap there;
+ * the fault must see that an unmap came and not set its PTE, else the
+ * store lands past the new end with no SIGBUS.
+ */
+TEST_F(eofwin, first_write_truncated_before_pte)
+{
+	struct cowmap_status st;
+	size_t i;
+
+	if (cm_param_get("test_unlocked_delay_ms") < 0)
+		SKIP(return, "no test_unlocked_delay_ms parameter");
+	EXPECT_EQ(SIGBUS, eofwin_race_at(_metadata, self, "test_unlocked_delay_ms",
+					 5 * PG + 3, 1, 2));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(0, st.private_pages) TH_LOG("the unwritten copy stayed");
+	EXPECT_EQ(0, st.cow_copies);
+	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
+	for (i = 2 * PG; i < EOFWIN_PAGES * PG; i++)
+		if (self->map[i])
+			break;
+	EXPECT_EQ(EOFWIN_PAGES * PG, i) TH_LOG("byte %zu shows the old file", i);
+}
+
+/*
+ * A commit in the same place: it finds the copy unchanged and drops its
+ * twin. Were the PTE set writable afterwards, the store would land in a
+ * page nothing tracks, and the next commit would not record it.
+ */
+TEST_F(eofwin, first_write_committed_before_pte)
+{
+	struct eofwin_access a = { self->map + 5 * PG + 3, 1, 0, -1 };
+	struct cowmap_status st;
+	pthread_t t;
+
+	if (cm_param_get("test_unlocked_delay_ms") < 0)
+		SKIP(return, "no test_unlocked_delay_ms parameter");
+	eofwin_start(_metadata, "test_unlocked_delay_ms", &a, &t);
+	ASSERT_EQ(0, cm_commit(self->fd, 0));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(0, st.journal_records) TH_LOG("committed before the store");
+	/* The store's second fault need not sleep. */
+	EXPECT_EQ(0, cm_param_set("test_unlocked_delay_ms", 0));
+	pthread_join(t, NULL);
+	EXPECT_EQ(0, a.sig);
+	EXPECT_EQ(0x55, self->map[5 * PG + 3]);
+	EXPECT_EQ(1, cm_commit(self->fd, 0)) TH_LOG("the store was not recorded");
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(1, st.journal_records);
 }
 
 /*
