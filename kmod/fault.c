@@ -1026,7 +1026,9 @@ static unsigned long cowmap_charge_bases(struct cowmap_session *s,
  * cache, at most one allocation and one store for the new base references,
  * and one page-table lock for the PTEs. @around: no page of this window
  * faulted (cowmap_read_folio()): only what is cached is mapped, and only
- * within the pinning limits as they stand (no other pin is dropped for it).
+ * within the pinning limits as they stand (no other pin is dropped for it);
+ * 0 instead of VM_FAULT_NOPAGE when a limit kept its new pages unpinned,
+ * so that no further window is tried.
  */
 static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 				    struct vm_fault *vmf, pgoff_t pgoff,
@@ -1038,7 +1040,9 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	XA_STATE(xp, &s->pages, 0);
 	struct cowmap_base_win *w;
 	unsigned long need = 0, new, stale = 0;
+	bool full = false;
 	struct cowmap_ptes p;
+	vm_fault_t ret;
 	struct cowmap_page *cp;
 	struct page *page;
 	unsigned int i, self, off;
@@ -1169,6 +1173,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 			if (new & BIT(i))
 				cowmap_put_base(pages[i]);
 		new = 0;
+		full = true;
 	}
 	new = cowmap_store_bases(s, first, new, pages);
 	if ((need & BIT(self)) && !(p.map & BIT(self)) && !(new & BIT(self)))
@@ -1179,7 +1184,8 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 			p.map |= BIT(i);
 		}
 	}
-	return cowmap_set_ptes(&p);
+	ret = cowmap_set_ptes(&p);
+	return full && ret == VM_FAULT_NOPAGE ? 0 : ret;
 }
 
 /* The most a read fault maps: a PMD's worth, the largest page-cache folio. */
@@ -1221,6 +1227,7 @@ static void cowmap_read_folio(struct cowmap_session *s, struct vm_fault *vmf,
 		*rfirst = min(*rfirst, round_down(idx, COWMAP_FAULT_AROUND));
 		*rend = max(*rend, round_down(idx, COWMAP_FAULT_AROUND) +
 			    COWMAP_FAULT_AROUND);
+		/* Also at a pinning limit: the next windows would not pin. */
 		if (cowmap_read_fault(s, vmf, idx, eof, true) != VM_FAULT_NOPAGE)
 			break;
 	}
