@@ -49,6 +49,12 @@ struct cowmap_user {
  *	fails past the end of the file or when the file is modified; marked
  *	COWMAP_FRESH in ->pages so the fsnotify hook finds it at once.
  */
+/*
+ * Unmap counters of a session (->map_gen): an unmap of one page moves one,
+ * so that it does not send the write faults of other pages back.
+ */
+#define COWMAP_MAP_GENS	16
+
 struct cowmap_page {
 	struct page *priv;
 	struct page *twin;
@@ -244,11 +250,12 @@ struct cowmap_session {
 	atomic_t mod_gen;
 	/*
 	 * Moved by every unmap of the session's pages (cowmap_zap()), before
-	 * it walks the page tables: a write fault sets its PTE after it drops
-	 * @lock, only if this did not move since (fault.c, "Locks" in
+	 * it walks the page tables, one counter per page modulo
+	 * COWMAP_MAP_GENS: a write fault sets its PTE after it drops @lock,
+	 * only if its page's did not move since (fault.c; "Locking" in
 	 * docs/design.md).
 	 */
-	atomic_t map_gen;
+	atomic_t map_gen[COWMAP_MAP_GENS];
 	int gen_seen;
 	int gen_walked;
 	atomic_long_t end_seen;

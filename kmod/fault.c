@@ -150,19 +150,37 @@ static void cowmap_free_page(struct cowmap_session *s, struct page *page)
 	atomic_long_dec(&s->held);
 }
 
+/* The unmap counter a write fault of @pgoff checks (->map_gen). */
+static atomic_t *cowmap_map_gen(struct cowmap_session *s, pgoff_t pgoff)
+{
+	return &s->map_gen[pgoff % COWMAP_MAP_GENS];
+}
+
 /*
- * Unmap @nr pages of the session from @pgoff (0: to the end) in all its
- * VMAs. @map_gen moves first: a write fault that dropped @lock before
+ * Before an unmap of @nr pages from @pgoff (0: to the end): move their
+ * counters, so that a write fault of one of them that dropped @lock before
  * setting its PTE sees the move and leaves the PTE unset (cowmap_set_pte()).
  * The full barrier pairs with the one there: an unmap that finds no page
  * table where the fault then allocates one orders its count before the
  * fault reads it.
  */
+static void cowmap_unmap_begin(struct cowmap_session *s, pgoff_t pgoff,
+			       pgoff_t nr)
+{
+	pgoff_t i;
+
+	if (!nr || nr > COWMAP_MAP_GENS)
+		nr = COWMAP_MAP_GENS;
+	for (i = 0; i < nr; i++)
+		atomic_inc(cowmap_map_gen(s, pgoff + i));
+	/* The counts before the page-table walk (cowmap_set_pte()). */
+	smp_mb__after_atomic();
+}
+
+/* Unmap @nr pages of the session from @pgoff (0: to the end), all VMAs. */
 void cowmap_zap(struct cowmap_session *s, pgoff_t pgoff, pgoff_t nr)
 {
-	atomic_inc(&s->map_gen);
-	/* The count before the page-table walk (cowmap_set_pte()). */
-	smp_mb__after_atomic();
+	cowmap_unmap_begin(s, pgoff, nr);
 	unmap_mapping_pages(s->inode->i_mapping, pgoff, nr, false);
 }
 
@@ -505,7 +523,7 @@ static struct cowmap_page *cowmap_copy_base(struct cowmap_session *s,
 
 /*
  * A private copy and its twin made by a write fault before it takes @lock
- * (docs/design.md, "Locks"): the allocations and the copy are most of a
+ * (docs/design.md, "Locking"): the allocations and the copy are most of a
  * first write's cost, and made under @lock they would serialise every
  * thread writing the session. @src is the base page copied (its folio
  * referenced by the caller until @lock is dropped), NULL for zeros; @gen
@@ -764,8 +782,8 @@ static vm_fault_t cowmap_set_ptes(struct cowmap_ptes *p)
 
 /*
  * Map @pfn at @vmf->address, writable (vm_get_page_prot(vm_flags)), for a
- * write fault that dropped @lock: only if the session's @map_gen is still
- * @gen (no unmap since). A PTE already there is left alone. *@set: whether
+ * write fault that dropped @lock: only if the page's unmap counter is
+ * still @gen (no unmap since). A PTE already there is left alone. *@set: whether
  * this call set the PTE.
  */
 static vm_fault_t cowmap_map_write(struct vm_fault *vmf,
@@ -781,7 +799,7 @@ static vm_fault_t cowmap_map_write(struct vm_fault *vmf,
 		.writable = 1,
 		.prot = vmf->vma->vm_page_prot,
 		.wprot = vm_get_page_prot(vmf->vma->vm_flags),
-		.gen = &s->map_gen,
+		.gen = cowmap_map_gen(s, vmf->pgoff),
 		.gen_seen = gen,
 	};
 
@@ -1417,6 +1435,8 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	s->faults++;
 	cowmap_revalidate(s, false);
 	gen = cowmap_mod_gen(s);
+	/* The end of file after the count: a truncation moved it first. */
+	smp_rmb();
 	eof = cowmap_eof_pgoff(s);
 	rfirst = round_down(vmf->pgoff, COWMAP_FAULT_AROUND);
 	rend = rfirst + COWMAP_FAULT_AROUND;
@@ -1461,9 +1481,9 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 	 * this sees that unmap's count, the recheck below runs, and its own
 	 * unmap keeps the PTE from being set.
 	 */
-	map_gen = atomic_read(&s->map_gen);
+	map_gen = atomic_read(cowmap_map_gen(s, vmf->pgoff));
 	/*
-	 * Pairs with the handler's atomic_inc_return(): either it sees the
+	 * Pairs with the handler's barrier after its count: either it sees the
 	 * PTEs set above and unmaps them, or this sees its count.
 	 */
 	smp_mb();
@@ -1733,10 +1753,8 @@ void cowmap_notice_size(struct cowmap_session *s, struct inode *inode,
 	pgoff_t old = atomic_long_xchg(&s->end_seen, bpg);
 
 	if (bpg < old || shrunk || (bpg != old && READ_ONCE(s->own_size))) {
-		/* As cowmap_zap(), for a write fault mapping meanwhile: */
-		atomic_inc(&s->map_gen);
-		/* the count before the page-table walk. */
-		smp_mb__after_atomic();
+		/* As cowmap_zap(), for a write fault mapping meanwhile. */
+		cowmap_unmap_begin(s, min(bpg, old), 0);
 		unmap_mapping_pages(inode->i_mapping, min(bpg, old), 0, false);
 	}
 }
