@@ -38,30 +38,24 @@ struct cowmap_user {
 };
 
 /*
- * The state of one file page the session has written.
- * @priv: the session's own copy; mapped into the session's VMAs.
- * @twin: the page's content before its first write since the last commit,
- *	or NULL when the page has not been written since (then any PTE that
- *	maps @priv is read-only, so the next write is noticed).
- * @fresh: made by ->pfn_mkwrite, whose write is retried through ->fault;
- *	until the write reaches it the page holds only the file's bytes of
- *	that moment, so it goes (and the retry copies again) when that retry
- *	fails past the end of the file or when the file is modified; marked
- *	COWMAP_FRESH in ->pages so the fsnotify hook finds it at once.
- */
-/*
  * Unmap counters of a session (->map_gen): an unmap of one page moves one,
  * so that it does not send the write faults of other pages back.
  */
 #define COWMAP_MAP_GENS	16
 
+/*
+ * The state of one file page the session has written.
+ * @priv: the session's own copy; mapped into the session's VMAs.
+ * @twin: the page's content before its first write since the last commit,
+ *	or NULL when the page has not been written since (then any PTE that
+ *	maps @priv is read-only, so the next write is noticed).
+ */
 struct cowmap_page {
 	struct page *priv;
 	struct page *twin;
-	bool fresh;	/* made for a write that has not reached it yet */
 	/*
-	 * Made (or made writable) for a write by a fault that mapped it
-	 * writable: a truncation can unmap it before the store lands, and
+	 * Made for a write by a fault that maps it writable: a truncation
+	 * can unmap it (or come before its PTE) before the store lands, and
 	 * until the page differs from @twin nothing says the store did.
 	 * Cleared when the twin goes or is rewritten (commit, cut).
 	 */

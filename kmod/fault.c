@@ -447,15 +447,15 @@ static struct cowmap_page *cowmap_unbare(struct cowmap_session *s,
  * @pgoff: the page's offset
  * @cp: its entry in @s->pages
  *
- * After a commit most written pages have no twin and are neither fresh
- * nor unconfirmed: their entry becomes the private page, tagged
+ * After a commit most written pages have no twin and are not
+ * unconfirmed: their entry becomes the private page, tagged
  * COWMAP_BARE, and @cp is freed. Anything else keeps @cp. Under @s->lock.
  */
 void cowmap_bare_page(struct cowmap_session *s, pgoff_t pgoff,
 		      struct cowmap_page *cp)
 {
 	lockdep_assert_held(&s->lock);
-	if (cp->twin || cp->fresh || cp->unconfirmed)
+	if (cp->twin || cp->unconfirmed)
 		return;
 	/* The slot exists: replacing its entry allocates nothing. */
 	if (WARN_ON_ONCE(xa_is_err(xa_store(&s->pages, pgoff,
@@ -783,12 +783,12 @@ static vm_fault_t cowmap_set_ptes(struct cowmap_ptes *p)
 /*
  * Map @pfn at @vmf->address, writable (vm_get_page_prot(vm_flags)), for a
  * write fault that dropped @lock: only if the page's unmap counter is
- * still @gen (no unmap since). A PTE already there is left alone. *@set: whether
- * this call set the PTE.
+ * still @gen (no unmap since; else the write faults again). A PTE already
+ * there is left alone.
  */
 static vm_fault_t cowmap_map_write(struct vm_fault *vmf,
 				   struct cowmap_session *s, unsigned long pfn,
-				   int gen, bool *set)
+				   int gen)
 {
 	vm_fault_t ret;
 	struct cowmap_ptes p = {
@@ -803,9 +803,11 @@ static vm_fault_t cowmap_map_write(struct vm_fault *vmf,
 		.gen_seen = gen,
 	};
 
+	cowmap_test_sleep(&cowmap_test_unlocked_delay_ms);
 	p.pfn[0] = pfn;
 	ret = cowmap_set_ptes(&p);
-	*set = p.done;
+	if (p.done)
+		cowmap_test_sleep(&cowmap_test_map_delay_ms);
 	return ret;
 }
 
@@ -1094,15 +1096,11 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 		e = i ? xas_next(&xp) : xas_load(&xp);
 		page = w && (w->present & BIT(off + i)) ? w->page[off + i] : NULL;
 		if (e) {
-			/*
-			 * Written since the last commit: no need to notice it
-			 * again. A fresh copy is read-only until its write
-			 * comes through ->pfn_mkwrite and says it arrived.
-			 */
+			/* Written since the last commit: no need to notice it again. */
 			cp = cowmap_entry_cp(e);
 			p.pfn[i] = page_to_pfn(cowmap_entry_priv(e));
 			p.map |= BIT(i);
-			if (cp && cp->twin && !cp->fresh)
+			if (cp && cp->twin)
 				p.writable |= BIT(i);
 		} else if (page && cowmap_base_valid(s, page) && first + i < bpg) {
 			p.pfn[i] = page_to_pfn(page);
@@ -1251,39 +1249,6 @@ static void cowmap_read_folio(struct cowmap_session *s, struct vm_fault *vmf,
 	}
 }
 
-/* Fresh copies carry this mark in ->pages, so that they are found at once. */
-#define COWMAP_FRESH	XA_MARK_0
-
-static void cowmap_set_fresh(struct cowmap_session *s, pgoff_t pgoff,
-			     struct cowmap_page *cp, bool fresh)
-{
-	/* The mark follows @fresh: no walk of ->pages to clear a clear one. */
-	if (cp->fresh == fresh)
-		return;
-	cp->fresh = fresh;
-	if (fresh)
-		xa_set_mark(&s->pages, pgoff, COWMAP_FRESH);
-	else
-		xa_clear_mark(&s->pages, pgoff, COWMAP_FRESH);
-}
-
-/*
- * A write past the end of the file fails. If ->pfn_mkwrite made a private
- * copy for this very write before the file shrank, the write never reached
- * it: unmap it and drop it, so the page shows the file again.
- */
-static void cowmap_drop_fresh(struct cowmap_session *s, pgoff_t pgoff)
-{
-	struct cowmap_page *cp = cowmap_entry_cp(xa_load(&s->pages, pgoff));
-
-	if (!cp || !cp->fresh)
-		return;
-	cowmap_zap(s, pgoff, 1);
-	xa_erase(&s->pages, pgoff);
-	cowmap_destroy_page(s, cp);
-	s->cow_copies--;
-}
-
 /* Does @cp hold exactly its twin, the file's bytes as of its copy? */
 static bool cowmap_same_as_twin(struct cowmap_page *cp)
 {
@@ -1298,23 +1263,19 @@ static bool cowmap_same_as_twin(struct cowmap_page *cp)
 
 /*
  * A write past the end of the file fails (SIGBUS). The copy a fault made
- * and mapped writable for it (cp->unconfirmed) may never have seen the
- * store: a truncation unmapped it first, and the write came back here.
- * If the page still holds what was copied, no write reached it: drop it as
- * a fresh copy is dropped, else it would show the file's old bytes when
- * the file grows again. Unmapped first, so no store lands meanwhile. Such
- * a page holds no change, whatever was committed meanwhile.
+ * for it and mapped, or was to map, writable (cp->unconfirmed) may never
+ * have seen the store: a truncation unmapped it first, or came before the
+ * PTE, and the write came back here. If the page still holds what was
+ * copied, no write reached it: drop it, else it would show the file's old
+ * bytes when the file grows again. Unmapped first, so no store lands
+ * meanwhile. Such a page holds no change, whatever was committed meanwhile.
  */
 static void cowmap_drop_unwritten(struct cowmap_session *s, pgoff_t pgoff)
 {
 	struct cowmap_page *cp = cowmap_entry_cp(xa_load(&s->pages, pgoff));
 
-	/* A bare page (or none) is neither fresh nor unconfirmed. */
-	if (!cp || cp->fresh) {
-		cowmap_drop_fresh(s, pgoff);
-		return;
-	}
-	if (!cp->unconfirmed)
+	/* A bare page (or none) is not unconfirmed. */
+	if (!cp || !cp->unconfirmed)
 		return;
 	cowmap_zap(s, pgoff, 1);
 	/*
@@ -1413,6 +1374,31 @@ struct folio *cowmap_prefetch_base(struct cowmap_session *s, pgoff_t pgoff)
 static void cowmap_fault_recheck(struct cowmap_session *s, pgoff_t first,
 				 pgoff_t end);
 
+/*
+ * The last step of a fault under @lock: if the file changed since the
+ * fault read its change count @gen, unmap what the fault's windows (pages
+ * @first to @end) may show that is no longer the file's. Returns the unmap
+ * counter of @pgoff, against which a write's PTE is set after the unlock
+ * (cowmap_map_write()). It is read before the barrier: a truncation whose
+ * unmap that PTE could miss has moved the change count before the unmap
+ * counters (the handler), so if this sees that unmap's count, the recheck
+ * runs, and its own unmap keeps the PTE from being set.
+ */
+static int cowmap_fault_end(struct cowmap_session *s, pgoff_t pgoff, int gen,
+			    pgoff_t first, pgoff_t end)
+{
+	int map_gen = atomic_read(cowmap_map_gen(s, pgoff));
+
+	/*
+	 * Pairs with the handler's barrier after its count: either it sees the
+	 * PTEs set under @lock and unmaps them, or this sees its count.
+	 */
+	smp_mb();
+	if (cowmap_mod_gen(s) != gen)
+		cowmap_fault_recheck(s, first, end);
+	return map_gen;
+}
+
 static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -1459,14 +1445,13 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 			 * writing the session do not map one at a time. The
 			 * write goes there then, unless a truncation unmaps it
 			 * first (cowmap_drop_unwritten()). If the PTE is not
-			 * set after all (an unmap came between, or a reader
-			 * mapped the copy read-only), the write faults again
-			 * or comes through ->pfn_mkwrite; the marks set here
-			 * only say that a store may be on its way.
+			 * set after all (an unmap came between), the write
+			 * faults again; if a reader mapped the copy first, the
+			 * store lands there. The mark set here only says that
+			 * a store may be on its way.
 			 */
-			if (made || cp->fresh)
+			if (made)
 				cp->unconfirmed = true;
-			cowmap_set_fresh(s, vmf->pgoff, cp, false);
 			wpfn = page_to_pfn(cp->priv);
 			ret = VM_FAULT_NOPAGE;
 		}
@@ -1475,30 +1460,11 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 		if (ret == VM_FAULT_NOPAGE)
 			cowmap_read_folio(s, vmf, eof, &rfirst, &rend);
 	}
-	/*
-	 * Read before the barrier: a truncation whose unmap the write's PTE
-	 * could miss has moved @mod_gen before @map_gen (the handler), so if
-	 * this sees that unmap's count, the recheck below runs, and its own
-	 * unmap keeps the PTE from being set.
-	 */
-	map_gen = atomic_read(cowmap_map_gen(s, vmf->pgoff));
-	/*
-	 * Pairs with the handler's barrier after its count: either it sees the
-	 * PTEs set above and unmaps them, or this sees its count.
-	 */
-	smp_mb();
-	if (cowmap_mod_gen(s) != gen)
-		cowmap_fault_recheck(s, rfirst, rend);
+	map_gen = cowmap_fault_end(s, vmf->pgoff, gen, rfirst, rend);
 out:
 	mutex_unlock(&s->lock);
-	if (wpfn) {
-		bool set;
-
-		cowmap_test_sleep(&cowmap_test_unlocked_delay_ms);
-		ret = cowmap_map_write(vmf, s, wpfn, map_gen, &set);
-		if (set)
-			cowmap_test_sleep(&cowmap_test_map_delay_ms);
-	}
+	if (wpfn)
+		ret = cowmap_map_write(vmf, s, wpfn, map_gen);
 	cowmap_free_precopy(s, &pc);
 	if (pre)
 		folio_put(pre);
@@ -1513,6 +1479,8 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	bool was_private, created;
 	struct folio *folio = NULL;
 	struct cowmap_page *cp;
+	unsigned long wpfn = 0;		/* the copy, mapped after @lock */
+	int gen, map_gen;
 	vm_fault_t ret;
 	void *e;
 
@@ -1531,6 +1499,9 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	mutex_lock(&s->lock);
 	s->faults++;
 	cowmap_revalidate(s, false);
+	gen = cowmap_mod_gen(s);
+	/* The end of file after the count: a truncation moved it first. */
+	smp_rmb();
 	if (vmf->pgoff >= cowmap_eof_pgoff(s)) {
 		/* As in cowmap_fault(): a copy made for this write must go. */
 		cowmap_drop_unwritten(s, vmf->pgoff);
@@ -1547,24 +1518,29 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	if (IS_ERR(cp)) {
 		ret = VM_FAULT_SIGBUS;
 	} else if (was_private) {
-		/* The core makes this PTE writable; the store may not land. */
-		if (cp->fresh)
-			cp->unconfirmed = true;
-		cowmap_set_fresh(s, vmf->pgoff, cp, false);
+		/* The core makes this PTE writable. */
 		ret = 0;
 	} else {
 		/*
-		 * The PTE showed the base page: it is zapped now (the only
-		 * legal way to redirect a write is NOPAGE after a zap), and the
-		 * retried write maps the private copy, unless the file shrinks
-		 * before: see cowmap_drop_fresh().
+		 * The PTE showed the base page (or zeros): it is zapped now,
+		 * and the copy is mapped writable in its place after the
+		 * unlock, as a write fault maps it (one fault, not a second
+		 * one for the retried write). VM_FAULT_NOPAGE: the core leaves
+		 * the PTE to us. A copy made for this write is unconfirmed, as
+		 * in cowmap_fault().
 		 */
 		cowmap_zap(s, vmf->pgoff, 1);
-		cowmap_set_fresh(s, vmf->pgoff, cp, created);
+		if (created)
+			cp->unconfirmed = true;
+		wpfn = page_to_pfn(cp->priv);
+		map_gen = cowmap_fault_end(s, vmf->pgoff, gen, vmf->pgoff,
+					   vmf->pgoff + 1);
 		ret = VM_FAULT_NOPAGE;
 	}
 out:
 	mutex_unlock(&s->lock);
+	if (wpfn)
+		ret = cowmap_map_write(vmf, s, wpfn, map_gen);
 	cowmap_free_precopy(s, &pc);
 	if (folio)
 		folio_put(folio);
@@ -1695,9 +1671,7 @@ static void cowmap_walk_bases(struct cowmap_session *s)
 
 /*
  * Catch up with the changes of the backing file counted (s->mod_gen) since
- * the session last looked: its size, and fresh copies, which hold the
- * file's bytes of the moment of the copy (the write they were made for
- * copies the file as it is now). @full: also walk the pinned pages
+ * the session last looked: its size. @full: also walk the pinned pages
  * (cowmap_walk_bases()), once per change. The fsnotify handler only counts
  * the change and queues the walk to a work item; a fault, a view access
  * and status catch up first, so they never act on what the file was.
@@ -1705,8 +1679,6 @@ static void cowmap_walk_bases(struct cowmap_session *s)
  */
 void cowmap_revalidate(struct cowmap_session *s, bool full)
 {
-	struct cowmap_page *cp;
-	unsigned long idx;
 	int gen;
 
 	lockdep_assert_held(&s->lock);
@@ -1716,8 +1688,6 @@ void cowmap_revalidate(struct cowmap_session *s, bool full)
 	if (gen != s->gen_seen) {
 		s->gen_seen = gen;
 		cowmap_sync_size(s);
-		xa_for_each_marked(&s->pages, idx, cp, COWMAP_FRESH)
-			cowmap_drop_fresh(s, idx);
 	}
 	if (full && gen != s->gen_walked) {
 		s->gen_walked = gen;
@@ -1889,18 +1859,11 @@ int cowmap_cut_page(struct cowmap_session *s, loff_t pos)
 			return PTR_ERR(cp);
 	}
 	memzero_page(cp->priv, off, PAGE_SIZE - off);
-	if (cp->twin && made) {
+	if (cp->twin && made)
 		cowmap_drop_twin(s, cp);
-		cowmap_set_fresh(s, pgoff, cp, false);
-	} else if (cp->twin) {
+	else if (cp->twin)
 		memzero_page(cp->twin, off, PAGE_SIZE - off);
-	}
-	/*
-	 * A fresh copy is dropped when the file changes; this one now holds
-	 * the cut, which the file does not have: it stays, as any other.
-	 */
-	if (cp->fresh)
-		cowmap_set_fresh(s, pgoff, cp, false);
+	/* It holds the cut, which the file does not have: it stays. */
 	cp->unconfirmed = false;
 	cowmap_bare_page(s, pgoff, cp);
 	return 0;
@@ -1948,8 +1911,6 @@ struct page *cowmap_write_page(struct cowmap_session *s, pgoff_t pgoff)
 	if (IS_ERR(cp))
 		return ERR_PTR(s->limit_hits != hits ? -ENOSPC : PTR_ERR(cp));
 	/* It holds the session's bytes now, not only the file's. */
-	if (cp->fresh)
-		cowmap_set_fresh(s, pgoff, cp, false);
 	cp->unconfirmed = false;
 	return cp->priv;
 }

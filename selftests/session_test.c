@@ -256,6 +256,31 @@ TEST_F(sess, read_fault_around)
 	EXPECT_EQ(0, st.private_pages);
 }
 
+/*
+ * A write to a page read before goes through ->pfn_mkwrite, which maps the
+ * private copy itself: one fault per page, as MAP_PRIVATE takes, and the
+ * bytes written land in the copy, not in the file.
+ */
+TEST_F(sess, write_after_read_one_fault)
+{
+	struct cowmap_status a, b;
+	volatile uint8_t sum = 0;
+
+	for (size_t i = 0; i < NPAGES; i++)
+		sum += self->map[i * PG];
+	ASSERT_EQ(0, cm_status(self->fd, &a));
+	for (size_t i = 0; i < NPAGES; i++)
+		self->map[i * PG + 7] = (uint8_t)(i + 1);
+	ASSERT_EQ(0, cm_status(self->fd, &b));
+	EXPECT_EQ(NPAGES, b.faults - a.faults);
+	EXPECT_EQ(NPAGES, b.private_pages);
+	for (size_t i = 0; i < NPAGES; i++) {
+		ASSERT_EQ((uint8_t)(i + 1), self->map[i * PG + 7]);
+		ASSERT_EQ(cm_pat(i * PG + 8, 0), self->map[i * PG + 8]);
+	}
+	EXPECT_TRUE(file_is_pristine(self->path, NPAGES * PG));
+}
+
 /* The pagemap entries of @n pages from @addr (PFNs need CAP_SYS_ADMIN). */
 static int read_pagemap(const void *addr, size_t n, uint64_t *ent)
 {
@@ -928,6 +953,31 @@ TEST_F(eofwin, first_write_truncated_before_pte)
 	struct cowmap_status st;
 	size_t i;
 
+	if (cm_param_get("test_unlocked_delay_ms") < 0)
+		SKIP(return, "no test_unlocked_delay_ms parameter");
+	EXPECT_EQ(SIGBUS, eofwin_race_at(_metadata, self, "test_unlocked_delay_ms",
+					 5 * PG + 3, 1, 2));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	EXPECT_EQ(0, st.private_pages) TH_LOG("the unwritten copy stayed");
+	EXPECT_EQ(0, st.cow_copies);
+	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
+	for (i = 2 * PG; i < EOFWIN_PAGES * PG; i++)
+		if (self->map[i])
+			break;
+	EXPECT_EQ(EOFWIN_PAGES * PG, i) TH_LOG("byte %zu shows the old file", i);
+}
+
+/*
+ * The same for a write to a page read before: ->pfn_mkwrite unmaps the
+ * file's page and sleeps before it maps its copy in its place.
+ */
+TEST_F(eofwin, mkwrite_truncated_before_pte)
+{
+	volatile uint8_t v = self->map[5 * PG];
+	struct cowmap_status st;
+	size_t i;
+
+	(void)v;
 	if (cm_param_get("test_unlocked_delay_ms") < 0)
 		SKIP(return, "no test_unlocked_delay_ms parameter");
 	EXPECT_EQ(SIGBUS, eofwin_race_at(_metadata, self, "test_unlocked_delay_ms",
