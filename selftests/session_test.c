@@ -908,6 +908,35 @@ TEST_F(eofwin, first_write_truncated_in_window)
 }
 
 /*
+ * A write to page 5 (offset 3) whose fault sleeps in the delay @knob, the
+ * file cut to 2 pages meanwhile: the write gets SIGBUS, the copy made for
+ * it goes (it holds the file's old bytes and no write), and when the file
+ * grows back with zeros the session shows them. @mkwrite_faults: also
+ * check that the page, read before, took ->pfn_mkwrite and the write's
+ * fault past the end, and nothing else.
+ */
+static void eofwin_cut_unwritten(struct __test_metadata *_metadata,
+				 FIXTURE_DATA(eofwin) *self, const char *knob,
+				 bool mkwrite_faults)
+{
+	struct cowmap_status before, st;
+	size_t i;
+
+	ASSERT_EQ(0, cm_status(self->fd, &before));
+	EXPECT_EQ(SIGBUS, eofwin_race_at(_metadata, self, knob, 5 * PG + 3, 1, 2));
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	if (mkwrite_faults)
+		EXPECT_EQ(2, st.faults - before.faults);
+	EXPECT_EQ(0, st.private_pages) TH_LOG("the unwritten copy stayed");
+	EXPECT_EQ(0, st.cow_copies);
+	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
+	for (i = 2 * PG; i < EOFWIN_PAGES * PG; i++)
+		if (self->map[i])
+			break;
+	EXPECT_EQ(EOFWIN_PAGES * PG, i) TH_LOG("byte %zu shows the old file", i);
+}
+
+/*
  * A first write whose copy is mapped writable, then cut off before the
  * store lands (test_map_delay_ms): the truncation unmaps the copy, the
  * store faults again, past the end now, and gets SIGBUS. The copy holds
@@ -918,22 +947,10 @@ TEST_F(eofwin, first_write_truncated_in_window)
 TEST_F(eofwin, first_write_unmapped_before_store)
 {
 	struct cowmap_status st;
-	size_t i;
 
 	if (cm_param_get("test_map_delay_ms") < 0)
 		SKIP(return, "no test_map_delay_ms parameter");
-	EXPECT_EQ(SIGBUS, eofwin_race_at(_metadata, self, "test_map_delay_ms",
-					 5 * PG + 3, 1, 2));
-	ASSERT_EQ(0, cm_status(self->fd, &st));
-	EXPECT_EQ(0, st.private_pages) TH_LOG("the unwritten copy stayed");
-	EXPECT_EQ(0, st.cow_copies);
-
-	/* The file grows back with zeros: the session shows them. */
-	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
-	for (i = 2 * PG; i < EOFWIN_PAGES * PG; i++)
-		if (self->map[i])
-			break;
-	EXPECT_EQ(EOFWIN_PAGES * PG, i) TH_LOG("byte %zu shows the old file", i);
+	eofwin_cut_unwritten(_metadata, self, "test_map_delay_ms", false);
 	ASSERT_EQ(0, file_write_gen(self->path, 0, EOFWIN_PAGES * PG, 5));
 	EXPECT_TRUE(cm_is_pat(self->map, 0, EOFWIN_PAGES * PG, 5));
 	ASSERT_EQ(0, cm_commit(self->fd, 0));
@@ -950,21 +967,9 @@ TEST_F(eofwin, first_write_unmapped_before_store)
  */
 TEST_F(eofwin, first_write_truncated_before_pte)
 {
-	struct cowmap_status st;
-	size_t i;
-
 	if (cm_param_get("test_unlocked_delay_ms") < 0)
 		SKIP(return, "no test_unlocked_delay_ms parameter");
-	EXPECT_EQ(SIGBUS, eofwin_race_at(_metadata, self, "test_unlocked_delay_ms",
-					 5 * PG + 3, 1, 2));
-	ASSERT_EQ(0, cm_status(self->fd, &st));
-	EXPECT_EQ(0, st.private_pages) TH_LOG("the unwritten copy stayed");
-	EXPECT_EQ(0, st.cow_copies);
-	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
-	for (i = 2 * PG; i < EOFWIN_PAGES * PG; i++)
-		if (self->map[i])
-			break;
-	EXPECT_EQ(EOFWIN_PAGES * PG, i) TH_LOG("byte %zu shows the old file", i);
+	eofwin_cut_unwritten(_metadata, self, "test_unlocked_delay_ms", false);
 }
 
 /*
@@ -974,22 +979,12 @@ TEST_F(eofwin, first_write_truncated_before_pte)
 TEST_F(eofwin, mkwrite_truncated_before_pte)
 {
 	volatile uint8_t v = self->map[5 * PG];
-	struct cowmap_status st;
-	size_t i;
 
 	(void)v;
 	if (cm_param_get("test_unlocked_delay_ms") < 0)
 		SKIP(return, "no test_unlocked_delay_ms parameter");
-	EXPECT_EQ(SIGBUS, eofwin_race_at(_metadata, self, "test_unlocked_delay_ms",
-					 5 * PG + 3, 1, 2));
-	ASSERT_EQ(0, cm_status(self->fd, &st));
-	EXPECT_EQ(0, st.private_pages) TH_LOG("the unwritten copy stayed");
-	EXPECT_EQ(0, st.cow_copies);
-	ASSERT_EQ(0, ftruncate(self->wfd, EOFWIN_PAGES * PG));
-	for (i = 2 * PG; i < EOFWIN_PAGES * PG; i++)
-		if (self->map[i])
-			break;
-	EXPECT_EQ(EOFWIN_PAGES * PG, i) TH_LOG("byte %zu shows the old file", i);
+	/* ->pfn_mkwrite, then the write's fault past the end: no retry between. */
+	eofwin_cut_unwritten(_metadata, self, "test_unlocked_delay_ms", true);
 }
 
 /*
@@ -997,14 +992,13 @@ TEST_F(eofwin, mkwrite_truncated_before_pte)
  * twin. Were the PTE set writable afterwards, the store would land in a
  * page nothing tracks, and the next commit would not record it.
  */
-TEST_F(eofwin, first_write_committed_before_pte)
+static void eofwin_commit_race(struct __test_metadata *_metadata,
+			       FIXTURE_DATA(eofwin) *self)
 {
 	struct eofwin_access a = { self->map + 5 * PG + 3, 1, 0, -1 };
 	struct cowmap_status st;
 	pthread_t t;
 
-	if (cm_param_get("test_unlocked_delay_ms") < 0)
-		SKIP(return, "no test_unlocked_delay_ms parameter");
 	eofwin_start(_metadata, "test_unlocked_delay_ms", &a, &t);
 	ASSERT_EQ(0, cm_commit(self->fd, 0));
 	ASSERT_EQ(0, cm_status(self->fd, &st));
@@ -1017,6 +1011,24 @@ TEST_F(eofwin, first_write_committed_before_pte)
 	EXPECT_EQ(1, cm_commit(self->fd, 0)) TH_LOG("the store was not recorded");
 	ASSERT_EQ(0, cm_status(self->fd, &st));
 	EXPECT_EQ(1, st.journal_records);
+}
+
+TEST_F(eofwin, first_write_committed_before_pte)
+{
+	if (cm_param_get("test_unlocked_delay_ms") < 0)
+		SKIP(return, "no test_unlocked_delay_ms parameter");
+	eofwin_commit_race(_metadata, self);
+}
+
+/* The same commit for a write to a page read before (->pfn_mkwrite). */
+TEST_F(eofwin, mkwrite_committed_before_pte)
+{
+	volatile uint8_t v = self->map[5 * PG];
+
+	(void)v;
+	if (cm_param_get("test_unlocked_delay_ms") < 0)
+		SKIP(return, "no test_unlocked_delay_ms parameter");
+	eofwin_commit_race(_metadata, self);
 }
 
 /*
