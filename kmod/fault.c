@@ -717,9 +717,11 @@ static struct cowmap_page *cowmap_prepare_write(struct cowmap_session *s,
 
 /*
  * PTEs to set in one page-table walk: slot i is the page at @addr + i pages.
- * Slots not in @map are left alone, and so is any PTE already present.
- * @gen, when set: nothing is set if it moved from @gen_seen (a write fault
- * mapping without @lock).
+ * Slots not in @map are left alone, and so is any PTE already present,
+ * unless @upgrade: then the one slot's PTE must be exactly @expect (a
+ * read-only PTE of the page that ->pfn_mkwrite makes writable). @gen, when
+ * set: nothing is set if it moved from @gen_seen (a write fault mapping
+ * without @lock).
  */
 struct cowmap_ptes {
 	struct mm_struct *mm;
@@ -732,6 +734,8 @@ struct cowmap_ptes {
 	pgprot_t wprot;
 	const atomic_t *gen;
 	int gen_seen;
+	bool upgrade;
+	pte_t expect;
 	unsigned long pfn[COWMAP_FAULT_AROUND];
 };
 
@@ -741,7 +745,11 @@ static int cowmap_set_pte(pte_t *pte, unsigned long addr, void *data)
 	unsigned int i = (addr - p->addr) >> PAGE_SHIFT;
 	pgprot_t prot;
 
-	if (!(p->map & BIT(i)) || !pte_none(ptep_get(pte)))
+	pte_t old = ptep_get(pte);
+
+	if (!(p->map & BIT(i)))
+		return 0;
+	if (p->upgrade ? !pte_same(old, p->expect) : !pte_none(old))
 		return 0;
 	if (p->gen) {
 		/*
@@ -784,11 +792,13 @@ static vm_fault_t cowmap_set_ptes(struct cowmap_ptes *p)
  * Map @pfn at @vmf->address, writable (vm_get_page_prot(vm_flags)), for a
  * write fault that dropped @lock: only if the page's unmap counter is
  * still @gen (no unmap since; else the write faults again). A PTE already
- * there is left alone.
+ * there is left alone, unless @upgrade: then it is made writable if it is
+ * still the read-only @vmf->orig_pte. (An upgrade needs no TLB flush: a
+ * stale read-only entry elsewhere only faults once more.)
  */
 static vm_fault_t cowmap_map_write(struct vm_fault *vmf,
 				   struct cowmap_session *s, unsigned long pfn,
-				   int gen)
+				   int gen, bool upgrade)
 {
 	vm_fault_t ret;
 	struct cowmap_ptes p = {
@@ -801,6 +811,8 @@ static vm_fault_t cowmap_map_write(struct vm_fault *vmf,
 		.wprot = vm_get_page_prot(vmf->vma->vm_flags),
 		.gen = cowmap_map_gen(s, vmf->pgoff),
 		.gen_seen = gen,
+		.upgrade = upgrade,
+		.expect = vmf->orig_pte,
 	};
 
 	cowmap_test_sleep(&cowmap_test_unlocked_delay_ms);
@@ -1084,6 +1096,8 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	p.done = 0;
 	p.prot = vma->vm_page_prot;
 	p.wprot = vm_get_page_prot(vma->vm_flags);
+	p.gen = NULL;		/* under @lock: no unmap counter to check */
+	p.gen_seen = 0;
 
 	/*
 	 * Only fault.c changes either xarray, and always under s->lock; @w
@@ -1464,7 +1478,7 @@ static vm_fault_t cowmap_fault(struct vm_fault *vmf)
 out:
 	mutex_unlock(&s->lock);
 	if (wpfn)
-		ret = cowmap_map_write(vmf, s, wpfn, map_gen);
+		ret = cowmap_map_write(vmf, s, wpfn, map_gen, false);
 	cowmap_free_precopy(s, &pc);
 	if (pre)
 		folio_put(pre);
@@ -1517,21 +1531,28 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 	cp = cowmap_prepare_write(s, vmf->pgoff, &pc);
 	if (IS_ERR(cp)) {
 		ret = VM_FAULT_SIGBUS;
-	} else if (was_private) {
-		/* The core makes this PTE writable. */
-		ret = 0;
 	} else {
 		/*
-		 * The PTE showed the base page (or zeros): it is zapped now,
-		 * and the copy is mapped writable in its place after the
+		 * The PTE showed the private page: it is made writable after
+		 * the unlock, if no unmap came meanwhile. Not by the core
+		 * (return 0), which only checks that the PTE is the same: a
+		 * commit may have unmapped the page and dropped the twin just
+		 * rearmed, and a read fault mapped it again, read-only, with
+		 * the same PTE; the store would then land where nothing
+		 * tracks it.
+		 *
+		 * Else the PTE showed the base page (or zeros): it is zapped
+		 * now, and the copy is mapped writable in its place after the
 		 * unlock, as a write fault maps it (one fault, not a second
-		 * one for the retried write). VM_FAULT_NOPAGE: the core leaves
-		 * the PTE to us. A copy made for this write is unconfirmed, as
-		 * in cowmap_fault().
+		 * one for the retried write). A copy made for this write is
+		 * unconfirmed, as in cowmap_fault(). VM_FAULT_NOPAGE either
+		 * way: the core leaves the PTE to us.
 		 */
-		cowmap_zap(s, vmf->pgoff, 1);
-		if (created)
-			cp->unconfirmed = true;
+		if (!was_private) {
+			cowmap_zap(s, vmf->pgoff, 1);
+			if (created)
+				cp->unconfirmed = true;
+		}
 		wpfn = page_to_pfn(cp->priv);
 		map_gen = cowmap_fault_end(s, vmf->pgoff, gen, vmf->pgoff,
 					   vmf->pgoff + 1);
@@ -1540,7 +1561,7 @@ static vm_fault_t cowmap_pfn_mkwrite(struct vm_fault *vmf)
 out:
 	mutex_unlock(&s->lock);
 	if (wpfn)
-		ret = cowmap_map_write(vmf, s, wpfn, map_gen);
+		ret = cowmap_map_write(vmf, s, wpfn, map_gen, was_private);
 	cowmap_free_precopy(s, &pc);
 	if (folio)
 		folio_put(folio);
@@ -1655,12 +1676,15 @@ static void cowmap_walk_bases(struct cowmap_session *s)
 			i = __ffs(bits);
 			bits &= ~BIT(i);
 			idx = win * COWMAP_FAULT_AROUND + i;
-			if (idx < bpg) {
-				/* Decide once: the file may change again. */
-				if (cowmap_base_valid(s, w->page[i]))
-					continue;
+			/* Decide once: the file may change again. */
+			if (idx < bpg && cowmap_base_valid(s, w->page[i]))
+				continue;
+			/*
+			 * Past @bpg too, if the file shrank after @eof was
+			 * read: the pin may hold the folio's last reference.
+			 */
+			if (idx < eof)
 				zap |= BIT(i);
-			}
 			mask |= BIT(i);
 		}
 		cowmap_zap_bases(s, win, zap);

@@ -993,16 +993,22 @@ TEST_F(eofwin, mkwrite_truncated_before_pte)
  * page nothing tracks, and the next commit would not record it.
  */
 static void eofwin_commit_race(struct __test_metadata *_metadata,
-			       FIXTURE_DATA(eofwin) *self)
+			       FIXTURE_DATA(eofwin) *self, bool reread)
 {
 	struct eofwin_access a = { self->map + 5 * PG + 3, 1, 0, -1 };
 	struct cowmap_status st;
+	uint64_t records;
 	pthread_t t;
 
+	ASSERT_EQ(0, cm_status(self->fd, &st));
+	records = st.journal_records;
 	eofwin_start(_metadata, "test_unlocked_delay_ms", &a, &t);
 	ASSERT_EQ(0, cm_commit(self->fd, 0));
 	ASSERT_EQ(0, cm_status(self->fd, &st));
-	EXPECT_EQ(0, st.journal_records) TH_LOG("committed before the store");
+	EXPECT_EQ(records, st.journal_records) TH_LOG("committed before the store");
+	/* Mapped again, read-only, as the sleeping fault found it. */
+	if (reread)
+		EXPECT_EQ(0x11, self->map[5 * PG + 3]);
 	/* The store's second fault need not sleep. */
 	EXPECT_EQ(0, cm_param_set("test_unlocked_delay_ms", 0));
 	pthread_join(t, NULL);
@@ -1010,14 +1016,14 @@ static void eofwin_commit_race(struct __test_metadata *_metadata,
 	EXPECT_EQ(0x55, self->map[5 * PG + 3]);
 	EXPECT_EQ(1, cm_commit(self->fd, 0)) TH_LOG("the store was not recorded");
 	ASSERT_EQ(0, cm_status(self->fd, &st));
-	EXPECT_EQ(1, st.journal_records);
+	EXPECT_EQ(records + 1, st.journal_records);
 }
 
 TEST_F(eofwin, first_write_committed_before_pte)
 {
 	if (cm_param_get("test_unlocked_delay_ms") < 0)
 		SKIP(return, "no test_unlocked_delay_ms parameter");
-	eofwin_commit_race(_metadata, self);
+	eofwin_commit_race(_metadata, self, false);
 }
 
 /* The same commit for a write to a page read before (->pfn_mkwrite). */
@@ -1028,7 +1034,28 @@ TEST_F(eofwin, mkwrite_committed_before_pte)
 	(void)v;
 	if (cm_param_get("test_unlocked_delay_ms") < 0)
 		SKIP(return, "no test_unlocked_delay_ms parameter");
-	eofwin_commit_race(_metadata, self);
+	eofwin_commit_race(_metadata, self, false);
+}
+
+/*
+ * The same for a write to the session's own page, committed and read
+ * again: ->pfn_mkwrite rearms its twin and makes the read-only PTE
+ * writable after the unlock. The commit meanwhile drops that twin and
+ * unmaps the page, and a read maps it again with the same PTE: the PTE
+ * must not be made writable then (the core's own check, the PTE being the
+ * same, would let it).
+ */
+TEST_F(eofwin, mkwrite_private_committed_before_pte)
+{
+	volatile uint8_t v;
+
+	if (cm_param_get("test_unlocked_delay_ms") < 0)
+		SKIP(return, "no test_unlocked_delay_ms parameter");
+	self->map[5 * PG + 3] = 0x11;
+	ASSERT_EQ(1, cm_commit(self->fd, 0));
+	v = self->map[5 * PG];
+	(void)v;
+	eofwin_commit_race(_metadata, self, true);
 }
 
 /*
