@@ -743,9 +743,8 @@ static int cowmap_set_pte(pte_t *pte, unsigned long addr, void *data)
 {
 	struct cowmap_ptes *p = data;
 	unsigned int i = (addr - p->addr) >> PAGE_SHIFT;
-	pgprot_t prot;
-
 	pte_t old = ptep_get(pte);
+	pgprot_t prot;
 
 	if (!(p->map & BIT(i)))
 		return 0;
@@ -1073,7 +1072,7 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	struct cowmap_base_win *w;
 	unsigned long need = 0, new, stale = 0;
 	bool full = false;
-	struct cowmap_ptes p;
+	struct cowmap_ptes p = { };	/* no counter, no upgrade: under @lock */
 	vm_fault_t ret;
 	struct cowmap_page *cp;
 	struct page *page;
@@ -1091,13 +1090,8 @@ static vm_fault_t cowmap_read_fault(struct cowmap_session *s,
 	p.mm = vma->vm_mm;
 	p.addr = vma->vm_start + ((first - vma->vm_pgoff) << PAGE_SHIFT);
 	p.nr = last - first;
-	p.map = 0;
-	p.writable = 0;
-	p.done = 0;
 	p.prot = vma->vm_page_prot;
 	p.wprot = vm_get_page_prot(vma->vm_flags);
-	p.gen = NULL;		/* under @lock: no unmap counter to check */
-	p.gen_seen = 0;
 
 	/*
 	 * Only fault.c changes either xarray, and always under s->lock; @w
